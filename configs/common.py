@@ -1,0 +1,143 @@
+"""Shared presets and defaults for every recipe.
+
+A recipe calls `base_config()` and then sets what differs. Size presets follow the
+ViT paper / big_vision naming (Ti, S, B, L, H, g) for both towers.
+"""
+
+import ml_collections
+
+# name -> (width, depth, heads, mlp_dim)
+VIT_SIZES = {
+    "Ti": (192, 12, 3, 768),
+    "S": (384, 12, 6, 1536),
+    "B": (768, 12, 12, 3072),
+    "L": (1024, 24, 16, 4096),
+    "H": (1280, 32, 16, 5120),
+    "g": (1408, 40, 16, 6144),
+}
+
+# CLIP-style text towers are narrower than the image tower of the same name.
+TEXT_SIZES = {
+    "Ti": (192, 12, 3, 768),
+    "S": (384, 12, 6, 1536),
+    "B": (512, 12, 8, 2048),
+    "L": (768, 12, 12, 3072),
+    "H": (1024, 24, 16, 4096),
+    "g": (1024, 24, 16, 4096),
+}
+
+
+def image_tower(size, patch_size, image_size, pool="cls", posemb="learn"):
+    width, depth, heads, mlp_dim = VIT_SIZES[size]
+    return ml_collections.ConfigDict(
+        dict(
+            image_size=image_size,
+            patch_size=patch_size,
+            width=width,
+            depth=depth,
+            heads=heads,
+            mlp_dim=mlp_dim,
+            pool=pool,  # cls | gap | map
+            posemb=posemb,  # learn | sincos2d
+            proj="linear",  # linear (CLIP) | none (SigLIP: the pooled output is the embedding)
+        )
+    )
+
+
+def text_tower(size, vocab_size, max_len, causal=True, pool="eos"):
+    width, depth, heads, mlp_dim = TEXT_SIZES[size]
+    return ml_collections.ConfigDict(
+        dict(
+            vocab_size=vocab_size,
+            max_len=max_len,
+            width=width,
+            depth=depth,
+            heads=heads,
+            mlp_dim=mlp_dim,
+            causal=causal,
+            pool=pool,  # eos | last | first | mean
+            proj="linear",  # linear (CLIP, no bias) | linear_bias (SigLIP head)
+        )
+    )
+
+
+def base_config():
+    """Defaults shared by every recipe; recipes override what differs."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.batch_size = 256  # global
+    c.total_steps = 1000
+    c.log_every_steps = 10
+    c.checkpoint_every_steps = 500
+    c.keep_checkpoints = 3
+    c.eval_every_steps = 0  # 0 = only at the end
+
+    c.model = ml_collections.ConfigDict()
+    c.model.embed_dim = 512
+    c.model.image = image_tower("B", 16, 224)
+    c.model.text = text_tower("B", 32000, 64)
+    c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
+    c.model.ln_eps = 1e-5
+    c.model.dtype = "float32"  # compute dtype; params are always float32
+    c.model.remat = False
+    c.model.scan = False
+    c.model.scale_init = 1 / 0.07  # stored as log(scale)
+    c.model.bias_init = ml_collections.config_dict.placeholder(float)  # None = no bias
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.kind = "softmax"  # softmax | sigmoid
+    c.loss.impl = "all_gather"  # all_gather | ring | grouped
+    c.loss.chunk = ml_collections.config_dict.placeholder(int)
+    c.loss.group_size = ml_collections.config_dict.placeholder(int)
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.warmup_steps = 100
+    c.optimizer.schedule = "cosine"  # cosine | constant
+    c.optimizer.end_learning_rate_factor = 0.0
+    c.optimizer.b1 = 0.9
+    c.optimizer.b2 = 0.98
+    c.optimizer.eps = 1e-6
+    c.optimizer.weight_decay = 0.1
+    c.optimizer.grad_clip_norm = 1.0
+    c.optimizer.accum_steps = 1
+    c.optimizer.frozen = []  # regexes over "/"-joined param paths, e.g. ["^img/"] for LiT
+    c.optimizer.max_nonfinite_in_a_row = 10
+
+    c.tokenizer = ml_collections.ConfigDict()
+    c.tokenizer.model = ml_collections.config_dict.placeholder(str)  # None = train one
+    c.tokenizer.vocab_size = 32000
+    c.tokenizer.lowercase = False
+
+    c.data = ml_collections.ConfigDict()
+    c.data.data_dir = ml_collections.config_dict.placeholder(str)
+    c.data.train = ml_collections.ConfigDict()
+    c.data.train.dataset = "shapes"  # shapes | tfds:NAME[:SPLIT] | {"tfds:a": 0.7, ...}
+    c.data.train.size = 100_000  # examples in the procedural shapes source
+    c.data.train.lang = "en"  # caption language(s); "any" samples among them
+    c.data.num_workers = 0
+    c.data.prefetch = 2
+
+    c.evals = ml_collections.ConfigDict()
+
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.sharding = ml_collections.ConfigDict()
+    c.sharding.rules = fsdp_rules()
+    return c
+
+
+def fsdp_rules():
+    """Logical axis -> mesh axes. Batch over data x fsdp; the embed dim of params over fsdp."""
+    return [
+        ("batch", ("data", "fsdp")),
+        ("embed", "fsdp"),
+        ("mlp", "tensor"),
+        ("heads", "tensor"),
+        ("kv", None),
+        ("vocab", "tensor"),
+        ("length", None),
+        ("patch", None),
+        ("act_embed", None),
+        ("act_mlp", "tensor"),
+        ("act_heads", "tensor"),
+    ]
