@@ -1,0 +1,141 @@
+"""The optax optimizer built from `config.optimizer`.
+
+    clip by global norm -> AdamW (decay on `kernel` leaves only) -> learning-rate schedule,
+    wrapped in `apply_if_finite`, and, when `frozen` patterns are given, routed through
+    `multi_transform` so that frozen params get zero updates and hold no optimizer state.
+
+Non-finite updates are skipped (params and inner state untouched). `apply_if_finite` gets a
+huge `max_consecutive_errors`: the training loop, not the optimizer, decides when too many
+skips in a row (`max_nonfinite_in_a_row`) should stop the run, reading `nonfinite_counts`.
+Gradient accumulation is the train step's business (microbatches), not the optimizer's.
+
+A skipped update does not advance the optimizer's own step count, so the learning rate that
+was applied at global step t is `learning_rate_schedule(...)(t - skipped_so_far)`.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import optax
+
+# Never let apply_if_finite give up on its own; the loop stops the run first.
+_NEVER = 2**30
+
+TRAINABLE, FROZEN = "trainable", "frozen"
+
+
+def learning_rate_schedule(opt_config, total_steps):
+    """Returns step -> learning rate (jnp float32), usable inside jit.
+
+    Linear warmup from 0 to `learning_rate` over `warmup_steps`, then either constant or a
+    cosine decay that reaches `learning_rate * end_learning_rate_factor` at `total_steps`
+    and stays there.
+    """
+    peak = float(opt_config.learning_rate)
+    warmup = int(opt_config.warmup_steps)
+    kind = opt_config.schedule
+    end = peak * float(opt_config.get("end_learning_rate_factor", 0.0))
+    if kind not in ("cosine", "constant"):
+        raise ValueError(f"optimizer.schedule={kind!r}; expected 'cosine' or 'constant'")
+    decay_steps = max(int(total_steps) - warmup, 1)
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32)
+        warm = peak * step / max(warmup, 1)
+        if kind == "constant":
+            after = jnp.full_like(step, peak)
+        else:
+            progress = jnp.clip((step - warmup) / decay_steps, 0.0, 1.0)
+            after = end + (peak - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+        return jnp.where(step < warmup, warm, after)
+
+    return schedule
+
+
+def path_str(path):
+    """A jax key path as the "/"-joined string that `frozen` patterns are matched against."""
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+        else:
+            parts.append(str(key))
+    return "/".join(parts)
+
+
+def decay_mask(params):
+    """True for leaves named `kernel` (weight matrices); norms, biases, embeddings, position
+    embeddings and the temperature/bias scalars are not decayed."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: path_str(path).split("/")[-1] == "kernel", params
+    )
+
+
+def frozen_labels(params, patterns):
+    """Labels each leaf TRAINABLE or FROZEN; a FROZEN leaf matches one of `patterns`
+    (re.search on its "/"-joined path). A pattern that matches nothing is an error: a typo
+    would otherwise silently train the tower that was meant to stay frozen."""
+    compiled = [re.compile(p) for p in patterns]
+    used = set()
+
+    def label(path, _):
+        name = path_str(path)
+        hits = [c.pattern for c in compiled if c.search(name)]
+        used.update(hits)
+        return FROZEN if hits else TRAINABLE
+
+    labels = jax.tree_util.tree_map_with_path(label, params)
+    unused = [p for p in patterns if p not in used]
+    if unused:
+        raise ValueError(f"optimizer.frozen patterns match no parameter: {unused}")
+    return labels
+
+
+def build_optimizer(opt_config, total_steps) -> optax.GradientTransformation:
+    """The optimizer for `config.optimizer`; see the module docstring."""
+    clip = opt_config.get("grad_clip_norm", None)
+    steps = [optax.clip_by_global_norm(float(clip))] if clip else []
+    steps.append(
+        optax.adamw(
+            learning_rate=learning_rate_schedule(opt_config, total_steps),
+            b1=float(opt_config.b1),
+            b2=float(opt_config.b2),
+            eps=float(opt_config.eps),
+            weight_decay=float(opt_config.weight_decay or 0.0),
+            mask=decay_mask,
+        )
+    )
+    # Only the trainable grads are checked for NaN/Inf: frozen grads are discarded anyway.
+    trainable = optax.apply_if_finite(optax.chain(*steps), max_consecutive_errors=_NEVER)
+    patterns = list(opt_config.get("frozen", None) or [])
+    if not patterns:
+        return trainable
+    return optax.multi_transform(
+        {TRAINABLE: trainable, FROZEN: optax.set_to_zero()},
+        lambda params: frozen_labels(params, patterns),
+    )
+
+
+def _find_if_finite_state(opt_state):
+    found = [
+        s
+        for s in jax.tree_util.tree_leaves(
+            opt_state, is_leaf=lambda x: isinstance(x, optax.ApplyIfFiniteState)
+        )
+        if isinstance(s, optax.ApplyIfFiniteState)
+    ]
+    if len(found) != 1:
+        raise ValueError(
+            f"expected one ApplyIfFiniteState in the optimizer state, found {len(found)}"
+        )
+    return found[0]
+
+
+def nonfinite_counts(opt_state):
+    """dict(consecutive=int32, total=int32): skipped non-finite updates in a row (0 after a
+    good step) and since the start. Pure pytree traversal, so it works inside jit."""
+    state = _find_if_finite_state(opt_state)
+    return dict(consecutive=state.notfinite_count, total=state.total_notfinite)
