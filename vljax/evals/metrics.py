@@ -1,0 +1,95 @@
+"""Retrieval and zero-shot metrics on embeddings (numpy; inputs may be jax arrays).
+
+Ranks are tie-tolerant and order-independent: the rank of the right item is the number of
+wrong items that score strictly higher, and recall@k counts rank < k. (A degenerate model
+whose embeddings are all equal therefore scores perfectly: check for collapse elsewhere.)
+Similarities are plain dot products: pass L2-normalised embeddings for cosine similarity.
+"""
+
+import numpy as np
+
+# Rows of the [N, N] similarity matrix computed at a time, to bound memory for large N.
+_CHUNK = 1024
+
+
+def _ranks_of_diagonal(queries, keys):
+    """For each query i: how many keys j score strictly higher than key i."""
+    queries = np.asarray(queries, np.float32)
+    keys = np.asarray(keys, np.float32)
+    ranks = np.empty(len(queries), np.int64)
+    for start in range(0, len(queries), _CHUNK):
+        sims = queries[start : start + _CHUNK] @ keys.T
+        rows = np.arange(len(sims))
+        right = sims[rows, start + rows]
+        ranks[start : start + len(sims)] = np.sum(sims > right[:, None], axis=1)
+    return ranks
+
+
+def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10)):
+    """Recall@k both ways for N image-text pairs where pair i matches i.
+
+    img_emb, txt_emb: [N, D]. Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats
+    in [0, 1]); txt2img ranks images for each text query, img2txt texts for each image.
+    """
+    img_emb, txt_emb = np.asarray(img_emb), np.asarray(txt_emb)
+    if img_emb.shape != txt_emb.shape or img_emb.ndim != 2:
+        raise ValueError(f"need two [N, D] arrays, got {img_emb.shape} and {txt_emb.shape}")
+    ranks = {
+        "txt2img": _ranks_of_diagonal(txt_emb, img_emb),
+        "img2txt": _ranks_of_diagonal(img_emb, txt_emb),
+    }
+    return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
+
+
+def _label_ranks(img_emb, class_emb, labels):
+    labels = np.asarray(labels, np.int64)
+    img_emb = np.asarray(img_emb, np.float32)
+    class_emb = np.asarray(class_emb, np.float32)
+    if len(labels) != len(img_emb):
+        raise ValueError(f"{len(img_emb)} images but {len(labels)} labels")
+    ranks = np.empty(len(labels), np.int64)
+    for start in range(0, len(labels), _CHUNK):
+        logits = img_emb[start : start + _CHUNK] @ class_emb.T
+        lab = labels[start : start + len(logits)]
+        right = logits[np.arange(len(logits)), lab]
+        ranks[start : start + len(logits)] = np.sum(logits > right[:, None], axis=1)
+    return ranks
+
+
+def zeroshot_topk(img_emb, class_emb, labels, k):
+    """Fraction of images whose true class is among the k best-scoring classes.
+
+    img_emb: [N, D]; class_emb: [C, D] (see `class_embeddings`); labels: int [N] in [0, C).
+    """
+    return float(np.mean(_label_ranks(img_emb, class_emb, labels) < k))
+
+
+def zeroshot_top1(img_emb, class_emb, labels):
+    return zeroshot_topk(img_emb, class_emb, labels, 1)
+
+
+def zeroshot_top5(img_emb, class_emb, labels):
+    return zeroshot_topk(img_emb, class_emb, labels, 5)
+
+
+def _l2_normalise(x, axis=-1):
+    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+
+
+def class_embeddings(encode_texts, classnames, templates, batch_size=256):
+    """Zero-shot classifier weights, [C, D] float32 with unit rows.
+
+    encode_texts: list[str] -> [n, D]. Each class's prompts (`template.format(classname)`)
+    are encoded in batches of at most `batch_size` texts, L2-normalised, averaged over the
+    templates, and the mean is normalised again.
+    """
+    if not classnames or not templates:
+        raise ValueError("need at least one class name and one template")
+    texts = [t.format(c) for c in classnames for t in templates]
+    chunks = [
+        np.asarray(encode_texts(texts[i : i + batch_size]), np.float32)
+        for i in range(0, len(texts), batch_size)
+    ]
+    emb = _l2_normalise(np.concatenate(chunks, axis=0))
+    emb = emb.reshape(len(classnames), len(templates), -1).mean(axis=1)
+    return _l2_normalise(emb).astype(np.float32)
