@@ -1,0 +1,91 @@
+"""Runs every eval in `config.evals` and writes eval.json / eval_history.jsonl.
+
+`config.evals = {name: {"type": "zeroshot" | "retrieval", "dataset": spec, ...}}`; results are
+flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`, ... where `key` defaults to the
+eval's name.
+"""
+
+import json
+import os
+
+from vljax.evals import metrics
+from vljax.evals.templates import default_templates
+
+
+def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
+    from vljax.data.evalsets import load_eval_set
+
+    cache = {} if cache is None else cache
+    results = {"step": int(step)}
+    for name, spec in config.evals.items():
+        kind = spec.get("type")
+        key = spec.get("key", None) or name
+        if spec.dataset not in cache:
+            cache[spec.dataset] = load_eval_set(spec.dataset, config)
+        data = cache[spec.dataset]
+        if kind == "zeroshot":
+            classnames = list(spec.get("classnames", None) or data["classnames"] or [])
+            if not classnames:
+                raise ValueError(
+                    f"eval {name!r}: {spec.dataset} has no class names; set "
+                    f"config.evals.{name}.classnames"
+                )
+            templates = list(
+                spec.get("templates", None) or default_templates(spec.get("lang", "en"))
+            )
+            image_emb = encoder.encode_images(data["images"])
+            class_emb = metrics.class_embeddings(encoder.encode_texts, classnames, templates)
+            results[f"zeroshot/{key}/top1"] = float(
+                metrics.zeroshot_top1(image_emb, class_emb, data["labels"])
+            )
+        elif kind == "retrieval":
+            image_emb = encoder.encode_images(data["images"])
+            text_emb = encoder.encode_texts(data["captions"])
+            for metric, value in metrics.retrieval_recall(image_emb, text_emb).items():
+                results[f"retrieval/{key}/{metric}"] = float(value)
+        else:
+            raise ValueError(f"eval {name!r} has type {kind!r}; expected 'zeroshot' or 'retrieval'")
+    return results
+
+
+def write_results(workdir: str, results: dict, final: bool):
+    with open(os.path.join(workdir, "eval_history.jsonl"), "a") as f:
+        f.write(json.dumps(results) + "\n")
+    if final:
+        tmp = os.path.join(workdir, "eval.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=2)
+        os.replace(tmp, os.path.join(workdir, "eval.json"))
+
+
+def print_results(results: dict):
+    width = max((len(k) for k in results), default=0)
+    for key, value in results.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"  {key:<{width}}  {shown}")
+
+
+class Evaluator:
+    """Evals during and after training, on the live params (no checkpoint round trip)."""
+
+    def __init__(self, config, model, tokenizer, workdir):
+        self.config, self.model, self.tokenizer, self.workdir = config, model, tokenizer, workdir
+        self.cache = {}
+        self._encoder = None
+
+    def run(self, params, step: int, final: bool = False) -> dict:
+        import jax
+
+        from vljax.inference import Encoder
+
+        if not self.config.evals:
+            return {"step": int(step)}
+        if self._encoder is None:
+            self._encoder = Encoder(self.model, self.config.model, params, self.tokenizer)
+        self._encoder.params = params
+        results = run_evals(self.config, self._encoder, step, self.cache)
+        if jax.process_index() == 0:
+            write_results(self.workdir, results, final)
+            print(f"Eval at step {step}:")
+            print_results(results)
+        return results

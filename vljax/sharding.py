@@ -1,0 +1,91 @@
+"""The device mesh and shardings, all derived from config data (mesh, sharding.rules)."""
+
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+
+def make_mesh(mesh_config, devices=None) -> Mesh:
+    """Builds a (data, fsdp, tensor) mesh; one axis may be -1 (= the rest of the devices)."""
+    devices = list(devices if devices is not None else jax.devices())
+    sizes = {axis: int(mesh_config.get(axis, 1)) for axis in MESH_AXES}
+    free = [axis for axis, size in sizes.items() if size == -1]
+    if len(free) > 1:
+        raise ValueError(f"config.mesh: only one axis may be -1, got {free}")
+    known = math.prod(size for size in sizes.values() if size != -1)
+    if free:
+        if len(devices) % known:
+            raise ValueError(
+                f"config.mesh: {len(devices)} devices are not divisible by the fixed axes' "
+                f"product {known}; change config.mesh"
+            )
+        sizes[free[0]] = len(devices) // known
+    total = math.prod(sizes.values())
+    if total != len(devices):
+        raise ValueError(
+            f"config.mesh {sizes} needs {total} devices but {len(devices)} are available; "
+            "set one axis to -1 to use the rest"
+        )
+    shape = tuple(sizes[axis] for axis in MESH_AXES)
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+
+
+def logical_rules(sharding_config):
+    return tuple(
+        (name, tuple(axes) if isinstance(axes, list) else axes)
+        for name, axes in sharding_config.rules
+    )
+
+
+def batch_axes(sharding_config) -> tuple[str, ...]:
+    """The mesh axes the `batch` logical axis is split over (the loss's batch_axes)."""
+    for name, axes in logical_rules(sharding_config):
+        if name == "batch":
+            if axes is None:
+                return ()
+            return (axes,) if isinstance(axes, str) else tuple(axes)
+    return ()
+
+
+def data_parallel_size(mesh: Mesh, sharding_config) -> int:
+    return math.prod(mesh.shape[axis] for axis in batch_axes(sharding_config))
+
+
+def check_batch(global_batch: int, mesh: Mesh, sharding_config, what="config.batch_size"):
+    size = data_parallel_size(mesh, sharding_config)
+    if global_batch % size:
+        raise ValueError(
+            f"{what} = {global_batch} is not divisible by the data-parallel size {size} "
+            f"(mesh axes {batch_axes(sharding_config)} = {size} devices); use a multiple of {size}"
+        )
+    if global_batch % jax.process_count():
+        raise ValueError(
+            f"{what} = {global_batch} is not divisible by the process count {jax.process_count()}"
+        )
+
+
+def batch_sharding(mesh: Mesh, sharding_config) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(batch_axes(sharding_config) or None))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def param_shardings(boxed_params, mesh: Mesh, sharding_config):
+    """NamedShardings for a pytree of logically-partitioned (boxed) params or their shapes."""
+    specs = nn.get_partition_spec(boxed_params)
+    return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(sharding_config))
+
+
+def global_batch(local_batch: dict, mesh: Mesh, sharding_config) -> dict:
+    """Assembles each process's local rows into global arrays sharded over the batch axes."""
+    sharding = batch_sharding(mesh, sharding_config)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+    )

@@ -1,0 +1,212 @@
+"""The training loop: one loop for every method (a method is a config + model/loss modules).
+
+config -> data -> global batch on the mesh -> jitted step -> metrics / checkpoints / evals.
+Resumes exactly from the workdir's latest checkpoint; SIGTERM saves at the next step boundary.
+"""
+
+import json
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from vljax import sharding as shd
+from vljax.config import ConfigError, save_config
+from vljax.models import build_model
+from vljax.train import checkpoint as ckpt
+from vljax.train import optimizer as opt_lib
+from vljax.train.progress import Progress
+from vljax.train.report import MetricsWriter, write_report
+from vljax.train.state import init_state, num_params, state_shardings
+from vljax.train.step import make_train_step
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite updates in a row: the run cannot recover by skipping."""
+
+
+class _StopRequest:
+    """Turns SIGTERM into a flag the loop checks at step boundaries."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def check_resume_compatible(config, workdir):
+    """A resumed run must have the model it saved; anything else would restore garbage."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = ml_collections.ConfigDict(json.load(f))
+    old, new = saved.model.to_dict(), config.model.to_dict()
+    diffs = []
+
+    def walk(a, b, prefix):
+        for key in sorted(set(a) | set(b)):
+            va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
+            if isinstance(va, dict) and isinstance(vb, dict):
+                walk(va, vb, f"{prefix}{key}.")
+            elif va != vb:
+                diffs.append(f"model.{prefix}{key}: checkpoint has {va!r}, config has {vb!r}")
+
+    walk(old, new, "")
+    if diffs:
+        raise ConfigError(
+            f"{workdir} holds checkpoints of a different model; cannot resume:\n  "
+            + "\n  ".join(diffs)
+            + "\nUse a new --workdir, or the checkpoint's model settings."
+        )
+
+
+def ensure_tokenizer(config, workdir):
+    """The run's tokenizer: the configured one, the workdir's copy, or one trained now."""
+    from vljax.data import pipeline
+    from vljax.data.tokenizer import Tokenizer, train_tokenizer
+
+    own = os.path.join(workdir, "tokenizer.model")
+    if not os.path.exists(own):
+        if jax.process_index() == 0:
+            if config.tokenizer.get("model"):
+                with open(config.tokenizer.model, "rb") as src, open(own + ".tmp", "wb") as dst:
+                    dst.write(src.read())
+                os.replace(own + ".tmp", own)
+            else:
+                texts = pipeline.train_captions(config, limit=20_000)
+                train_tokenizer(
+                    texts,
+                    own,
+                    vocab_size=int(config.tokenizer.vocab_size),
+                    lowercase=bool(config.tokenizer.get("lowercase", False)),
+                )
+        multihost_utils.sync_global_devices("tokenizer")
+    tokenizer = Tokenizer(own)
+    if tokenizer.vocab_size > config.model.text.vocab_size:
+        raise ConfigError(
+            f"tokenizer has {tokenizer.vocab_size} ids but config.model.text.vocab_size = "
+            f"{config.model.text.vocab_size}; set --config.model.text.vocab_size="
+            f"{tokenizer.vocab_size}"
+        )
+    return tokenizer
+
+
+def _host(metrics):
+    return {k: float(np.asarray(v)) for k, v in metrics.items()}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Trains (or resumes) the run in `workdir`; returns the final eval results."""
+    from vljax.data.pipeline import make_train_iterator
+    from vljax.evals.run import Evaluator
+
+    os.makedirs(workdir, exist_ok=True)
+    check_resume_compatible(config, workdir)
+    if jax.process_index() == 0:
+        save_config(config, os.path.join(workdir, "config.json"))
+    tokenizer = ensure_tokenizer(config, workdir)
+
+    mesh = shd.make_mesh(config.mesh)
+    shd.check_batch(config.batch_size, mesh, config.sharding)
+    model = build_model(config.model)
+    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
+    abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
+    manager = ckpt.make_manager(workdir, keep=int(config.get("keep_checkpoints", 3)))
+    data_iter = make_train_iterator(config, tokenizer, seed=int(config.seed))
+
+    start = manager.latest_step()
+    if start is not None:
+        state, data_state = ckpt.restore(manager, start, abstract)
+        if data_state:
+            data_iter.set_state(data_state)
+        print(f"Resumed from {workdir} at step {start}.")
+    else:
+        init_params = None
+        if config.get("init_from"):
+            from vljax.export.params_io import load_flat
+
+            init_params = load_flat(os.path.join(config.init_from, "params.safetensors"))
+        state = init_state(model, config.model, tx, int(config.seed), shardings, init_params)
+        start = 0
+    print(
+        f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}; "
+        f"global batch {config.batch_size}; steps {start} -> {config.total_steps}."
+    )
+
+    step_fn = make_train_step(model, tx, config, mesh, shardings)
+    evaluator = Evaluator(config, model, tokenizer, workdir)
+    writer = MetricsWriter(workdir, resume_step=start) if jax.process_index() == 0 else None
+    progress = Progress(config.total_steps, start)
+    stop = _StopRequest()
+    max_bad = int(config.optimizer.get("max_nonfinite_in_a_row", 10))
+    log_every = max(int(config.log_every_steps), 1)
+    ckpt_every = int(config.checkpoint_every_steps)
+    eval_every = int(config.eval_every_steps)
+
+    pending = None  # the previous step's metrics: read one step late to keep dispatch async
+    window_start, window_images = time.perf_counter(), 0
+    step = start
+    try:
+        while step < config.total_steps:
+            batch = shd.global_batch(next(data_iter), mesh, config.sharding)
+            state, metrics = step_fn(state, batch)
+            step += 1
+            window_images += config.batch_size
+            if pending is not None:
+                _check_nonfinite(pending, max_bad)
+            pending = metrics
+            if step % log_every == 0 or step == config.total_steps:
+                host = _host(metrics)
+                _check_nonfinite(metrics, max_bad)
+                elapsed = time.perf_counter() - window_start
+                host["images_per_s"] = window_images / max(elapsed, 1e-9)
+                window_start, window_images = time.perf_counter(), 0
+                if writer:
+                    writer.write(step, host)
+                progress.update(step, loss=host["loss"], images_per_s=host["images_per_s"])
+            if ckpt_every and step % ckpt_every == 0 and step < config.total_steps:
+                ckpt.save(manager, step, state, data_iter.get_state())
+            if eval_every and step % eval_every == 0 and step < config.total_steps:
+                results = evaluator.run(state.params, step)
+                if writer:
+                    writer.write(step, {k: v for k, v in results.items() if k != "step"})
+            if stop.requested:
+                ckpt.save(manager, step, state, data_iter.get_state())
+                manager.wait_until_finished()
+                print(f"SIGTERM: saved a checkpoint at step {step}; resume with the same command.")
+                return {}
+        if pending is not None:
+            _check_nonfinite(pending, max_bad)
+        if manager.latest_step() != step:
+            ckpt.save(manager, step, state, data_iter.get_state())
+        manager.wait_until_finished()
+    finally:
+        stop.restore()
+        progress.close()
+        manager.close()
+    results = evaluator.run(state.params, step, final=True)
+    if writer:
+        writer.close()
+        write_report(workdir)
+    return results
+
+
+def _check_nonfinite(metrics, max_bad):
+    in_a_row = int(np.asarray(metrics["nonfinite_in_a_row"]))
+    if in_a_row >= max_bad:
+        total = int(np.asarray(metrics["nonfinite_total"]))
+        raise NonFiniteError(
+            f"{in_a_row} non-finite updates in a row ({total} skipped in all): the run diverged. "
+            "Lower config.optimizer.learning_rate, raise warmup_steps, or check the data; "
+            "the last good checkpoint is untouched."
+        )

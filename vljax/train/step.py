@@ -1,0 +1,104 @@
+"""One training step: forward, contrastive loss, gradients (with microbatch accumulation), update.
+
+The step is a single `jax.jit` with explicit in/out shardings and a donated state, so the
+same function runs on one CPU, fake CPU devices, a GPU or a pod.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from vljax import sharding as shd
+from vljax.losses import contrastive_loss
+from vljax.train import optimizer as opt_lib
+from vljax.train.state import TrainState
+
+
+def make_loss_fn(model, config, mesh):
+    """params, batch -> (loss, aux); the loss is the configured contrastive objective."""
+    axes = shd.batch_axes(config.sharding)
+
+    def loss_fn(params, batch):
+        out = model.apply({"params": params}, batch["image"], batch["tokens"], train=True)
+        loss = contrastive_loss(
+            out["zimg"],
+            out["ztxt"],
+            scale=out["scale"],
+            bias=out["bias"],
+            kind=config.loss.kind,
+            impl=config.loss.impl,
+            mesh=mesh,
+            batch_axes=axes,
+            chunk=config.loss.get("chunk"),
+            group_size=config.loss.get("group_size"),
+        )
+        aux = {"scale": out["scale"]}
+        if out["bias"] is not None:
+            aux["bias"] = out["bias"]
+        return loss, aux
+
+    return loss_fn
+
+
+def _split_microbatches(batch, accum_steps, mesh, sharding_config):
+    """[B, ...] -> [accum, B/accum, ...] so every microbatch keeps rows on every device.
+
+    Rows are taken with a stride (reshape to [B/accum, accum] then swap) rather than in
+    contiguous blocks, so no device sits idle while another holds a whole microbatch.
+    """
+    spec = PartitionSpec(None, shd.batch_axes(sharding_config) or None)
+
+    def split(x):
+        x = x.reshape((x.shape[0] // accum_steps, accum_steps) + x.shape[1:])
+        x = jnp.swapaxes(x, 0, 1)
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+    return jax.tree.map(split, batch)
+
+
+def make_train_step(model, tx, config, mesh, state_shardings):
+    loss_fn = make_loss_fn(model, config, mesh)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    accum_steps = int(config.optimizer.get("accum_steps", 1))
+    schedule = opt_lib.learning_rate_schedule(config.optimizer, config.total_steps)
+
+    def step(state: TrainState, batch):
+        if accum_steps == 1:
+            (loss, aux), grads = grad_fn(state.params, batch)
+        else:
+            micro = _split_microbatches(batch, accum_steps, mesh, config.sharding)
+
+            def body(carry, mb):
+                (loss, aux), grads = grad_fn(state.params, mb)
+                acc_loss, acc_grads = carry
+                acc_grads = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc_grads, grads)
+                return (acc_loss + loss, acc_grads), aux
+
+            zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
+            (loss, grads), aux = jax.lax.scan(body, (jnp.zeros((), jnp.float32), zeros), micro)
+            loss = loss / accum_steps
+            grads = jax.tree.map(lambda g: g / accum_steps, grads)
+            aux = jax.tree.map(lambda a: a[-1], aux)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        counts = opt_lib.nonfinite_counts(opt_state)
+        metrics = {
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "param_norm": optax.global_norm(params),
+            "learning_rate": schedule(state.step),
+            "nonfinite_in_a_row": counts["consecutive"],
+            "nonfinite_total": counts["total"],
+            **aux,
+        }
+        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
+        return new_state, metrics
+
+    batch_sharding = shd.batch_sharding(mesh, config.sharding)
+    return jax.jit(
+        step,
+        in_shardings=(state_shardings, batch_sharding),
+        out_shardings=(state_shardings, shd.replicated(mesh)),
+        donate_argnums=(0,),
+    )
