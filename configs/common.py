@@ -39,6 +39,7 @@ def image_tower(size, patch_size, image_size, pool="cls", posemb="learn"):
             mlp_dim=mlp_dim,
             pool=pool,  # cls | gap | map
             posemb=posemb,  # learn | sincos2d
+            pre_norm=False,  # LayerNorm on the embeddings before the encoder (HF CLIP)
             proj="linear",  # linear (CLIP) | none (SigLIP: the pooled output is the embedding)
         )
     )
@@ -83,6 +84,7 @@ def base_config():
     c.model.scan = False
     c.model.scale_init = 1 / 0.07  # stored as log(scale)
     c.model.bias_init = ml_collections.config_dict.placeholder(float)  # None = no bias
+    c.init_from = ""  # a folder written by `vljax import` (params.safetensors)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.kind = "softmax"  # softmax | sigmoid

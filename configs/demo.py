@@ -27,6 +27,7 @@ def get_config(arg=None):
             mlp_dim=512,
             pool="gap",
             posemb="sincos2d",
+            pre_norm=False,
             proj="linear",
         )
     )
