@@ -1,0 +1,38 @@
+"""Mesh construction and the batch-divisibility error."""
+
+import jax
+import ml_collections
+import pytest
+
+from configs import common
+from vljax import sharding as shd
+
+
+def test_mesh_fills_the_free_axis():
+    mesh = shd.make_mesh(ml_collections.ConfigDict(dict(data=-1, fsdp=2, tensor=1)))
+    assert dict(mesh.shape) == {"data": 4, "fsdp": 2, "tensor": 1}
+
+
+def test_mesh_that_does_not_fit_the_devices_is_explained():
+    with pytest.raises(ValueError, match="needs 6 devices but 8"):
+        shd.make_mesh(ml_collections.ConfigDict(dict(data=3, fsdp=2, tensor=1)))
+
+
+def test_batch_not_divisible_by_data_parallel_size_names_both_numbers():
+    rules = ml_collections.ConfigDict(dict(rules=common.fsdp_rules()))
+    mesh = shd.make_mesh(ml_collections.ConfigDict(dict(data=4, fsdp=2, tensor=1)))
+    assert shd.batch_axes(rules) == ("data", "fsdp")
+    with pytest.raises(ValueError, match=r"= 12 is not divisible by the data-parallel size 8"):
+        shd.check_batch(12, mesh, rules)
+    shd.check_batch(16, mesh, rules)
+
+
+def test_global_batch_is_sharded_over_the_batch_axes():
+    import numpy as np
+
+    rules = ml_collections.ConfigDict(dict(rules=common.fsdp_rules()))
+    mesh = shd.make_mesh(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)))
+    batch = shd.global_batch({"x": np.arange(16).reshape(16, 1)}, mesh, rules)
+    assert batch["x"].shape == (16, 1)
+    assert len(batch["x"].addressable_shards) == jax.device_count()
+    assert batch["x"].addressable_shards[1].data.shape == (2, 1)
