@@ -1,0 +1,78 @@
+"""Small helpers shared by the sharded contrastive losses (shard_map bodies)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+F32 = jnp.float32
+
+
+def axis_size(mesh, batch_axes) -> int:
+    """Number of devices along the (flattened) batch axes."""
+    return math.prod(mesh.shape[a] for a in batch_axes)
+
+
+def ring_perm(n: int) -> list[tuple[int, int]]:
+    """Device i sends to i + 1 (flattened index over the batch axes)."""
+    return [(i, (i + 1) % n) for i in range(n)]
+
+
+def varying(x, batch_axes):
+    """Marks a fresh (device-invariant) array as per-device, e.g. a loop accumulator."""
+    return lax.pcast(x, tuple(batch_axes), to="varying")
+
+
+def dot_nt(a, b):
+    """a @ b.T with float32 accumulation (bf16 inputs stay bf16 on the MXU/tensor cores)."""
+    return lax.dot_general(a, b, (((1,), (1,)), ((), ())), preferred_element_type=F32)
+
+
+def dot_nn(a, b):
+    """a @ b with float32 accumulation."""
+    return lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=F32)
+
+
+def dot_tn(a, b):
+    """a.T @ b with float32 accumulation."""
+    return lax.dot_general(a, b, (((0,), (0,)), ((), ())), preferred_element_type=F32)
+
+
+def diag_dots(x, y):
+    """x_i . y_i in float32 (exact products of bf16 values, like the matmuls)."""
+    return jnp.sum(x.astype(F32) * y.astype(F32), axis=-1)
+
+
+def tile_start(c, b: int, chunk: int):
+    """Start row of column tile c. The last tile is shifted back so that it stays inside the
+    block (no padded copy of the block); its first columns were already seen and get masked."""
+    return jnp.minimum(c * chunk, b - chunk)
+
+
+def tile_mask(c, b: int, chunk: int):
+    """[chunk] bool: columns of tile c not already covered by tile c - 1, or None if b % chunk
+    == 0 (every tile is fresh)."""
+    if b % chunk == 0:
+        return None
+    return tile_start(c, b, chunk) + jnp.arange(chunk) >= c * chunk
+
+
+def num_tiles(b: int, chunk: int) -> int:
+    return -(-b // chunk)
+
+
+def ring_loop(n: int, step, carry):
+    """Runs `step(carry, last)` for the n steps of a ring.
+
+    A step that is not the last issues the ppermute of its travelling block first, so the
+    transfer can overlap the step's compute; the last step sends no block (nobody needs it
+    again). Steps 0..n-2 run in a fori_loop, so the program size does not grow with n.
+    """
+    if n > 1:
+        carry = lax.fori_loop(0, n - 1, lambda _, c: step(c, False), carry)
+    return step(carry, True)
+
+
+def pspec_batch(batch_axes):
+    return jax.sharding.PartitionSpec(tuple(batch_axes))

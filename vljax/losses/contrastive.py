@@ -1,0 +1,163 @@
+"""The sharded contrastive core: `contrastive_loss` (validation, dispatch) and the all-gather
+implementation.
+
+Notation (see docs/losses.md): B global batch, P devices along the batch axes, b = B / P rows
+per device, logits l = s * zimg @ ztxt.T + bias.
+
+  softmax: 0.5 * (mean_i(lse_j l[i,j] - l[i,i]) + mean_j(lse_i l[i,j] - l[j,j]))
+  sigmoid: -(1/B) * sum_ij log_sigmoid(y[i,j] * l[i,j]),  y = +1 on the diagonal, else -1.
+
+The sigmoid positives are folded in as log_sigmoid(l) = log_sigmoid(-l) + l, so every pair is
+first treated as a negative and the diagonal adds sum_i l[i,i]; implementations then never
+need to locate the diagonal inside a gathered block.
+"""
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.sharding import PartitionSpec as P
+
+from vljax.losses._sharded import F32, axis_size, diag_dots, dot_nt, pspec_batch
+
+KINDS = ("softmax", "sigmoid")
+IMPLS = ("all_gather", "ring", "grouped")
+
+
+def contrastive_loss(
+    zimg,
+    ztxt,
+    *,
+    scale,
+    bias=None,
+    kind: str = "softmax",
+    impl: str = "all_gather",
+    mesh=None,
+    batch_axes: str | Sequence[str] = ("data",),
+    chunk: int | None = None,
+    group_size: int | None = None,
+):
+    """Contrastive loss of L2-normalised embeddings, sharded over `batch_axes` of `mesh`.
+
+    Args:
+      zimg, ztxt: global [B, D] arrays (float32 or bfloat16), rows sharded over batch_axes.
+      scale: scalar logit scale s (e.g. exp(log_scale)).
+      bias: scalar logit bias or None (0). For softmax it cancels (zero gradient).
+      kind: "softmax" (CLIP InfoNCE, both directions) or "sigmoid" (SigLIP).
+      impl: "all_gather" (b x B logits per device), "ring" (exact, O(b * chunk) scratch,
+        custom VJP), "grouped" (M2-Encoder grouped aggregation, a different objective:
+        negatives only within groups of `group_size` devices).
+      mesh: the jax.sharding.Mesh; axes not in batch_axes see replicated inputs.
+      batch_axes: mesh axis name(s) the batch is sharded over, major to minor.
+      chunk: ring only: columns per tile (default min(b, 512)). Ignored by other impls.
+      group_size: grouped only: devices per group, must divide P. Ignored by other impls.
+
+    Returns:
+      The scalar float32 loss (replicated). Differentiable in zimg, ztxt, scale and bias.
+    """
+    batch_axes = _check_axes(mesh, batch_axes)
+    if kind not in KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    if impl not in IMPLS:
+        raise ValueError(f"unknown loss impl {impl!r}; valid impls: {', '.join(IMPLS)}")
+    if zimg.ndim != 2 or zimg.shape != ztxt.shape:
+        raise ValueError(
+            f"zimg and ztxt must both be [B, D] with the same shape; got {zimg.shape} and "
+            f"{ztxt.shape}"
+        )
+    if jnp.ndim(scale) != 0 or (bias is not None and jnp.ndim(bias) != 0):
+        raise ValueError("scale and bias must be scalars")
+    n = axis_size(mesh, batch_axes)
+    batch = zimg.shape[0]
+    if batch % n:
+        raise ValueError(
+            f"global batch {batch} is not divisible by the {n} devices of batch axes "
+            f"{batch_axes} (mesh {dict(mesh.shape)})"
+        )
+    if impl == "ring":
+        if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"chunk must be a positive int or None; got {chunk!r}")
+        if kind == "softmax":
+            from vljax.losses.ring_softmax import ring_softmax_loss
+
+            return ring_softmax_loss(
+                zimg, ztxt, scale, mesh=mesh, batch_axes=batch_axes, chunk=chunk
+            )
+        from vljax.losses.ring_sigmoid import ring_sigmoid_loss
+
+        return ring_sigmoid_loss(
+            zimg, ztxt, scale, bias, mesh=mesh, batch_axes=batch_axes, chunk=chunk
+        )
+    if impl == "grouped":
+        if not isinstance(group_size, int) or group_size < 1 or n % group_size:
+            raise ValueError(
+                f"impl='grouped' needs group_size, a positive int dividing the {n} devices "
+                f"of batch axes {batch_axes}; got {group_size!r}"
+            )
+        from vljax.losses.grouped import grouped_loss
+
+        return grouped_loss(
+            zimg,
+            ztxt,
+            scale,
+            bias,
+            kind=kind,
+            mesh=mesh,
+            batch_axes=batch_axes,
+            group_size=group_size,
+        )
+    return all_gather_loss(zimg, ztxt, scale, bias, kind=kind, mesh=mesh, batch_axes=batch_axes)
+
+
+def _check_axes(mesh, batch_axes) -> tuple[str, ...]:
+    if mesh is None:
+        raise ValueError("contrastive_loss needs mesh= (a jax.sharding.Mesh)")
+    if isinstance(batch_axes, str):
+        batch_axes = (batch_axes,)
+    batch_axes = tuple(batch_axes)
+    if not batch_axes:
+        raise ValueError("batch_axes must name at least one mesh axis")
+    unknown = [a for a in batch_axes if a not in mesh.axis_names]
+    if unknown or len(set(batch_axes)) != len(batch_axes):
+        raise ValueError(
+            f"batch_axes {batch_axes} must be distinct axes of the mesh {mesh.axis_names}"
+        )
+    return batch_axes
+
+
+def all_gather_loss(zimg, ztxt, scale, bias, *, kind, mesh, batch_axes):
+    """Each device scores its b rows against all B gathered columns (and, for softmax, its b
+    columns against all B gathered rows). Plain autodiff: the gather transposes into a
+    reduce-scatter of the gradients."""
+    gather = partial(lax.all_gather, axis_name=batch_axes, tiled=True)
+    return dense_sharded_loss(
+        zimg, ztxt, scale, bias, kind=kind, mesh=mesh, batch_axes=batch_axes, gather=gather
+    )
+
+
+def dense_sharded_loss(zimg, ztxt, scale, bias, *, kind, mesh, batch_axes, gather):
+    """Local rows against `gather`ed columns. `gather` decides who the negatives are (all
+    devices, or a group); the result is always (1/B) * sum over all B rows of the row terms."""
+    batch = zimg.shape[0]
+    has_bias = bias is not None
+    bias = jnp.zeros((), F32) if bias is None else bias
+
+    def local(x, y, s, b):
+        s = s.astype(F32)
+        b = b.astype(F32) if has_bias else jnp.zeros((), F32)
+        pos = s * diag_dots(x, y) + b
+        ltxt = s * dot_nt(x, gather(y)) + b  # [b, B'] image i vs every gathered text
+        if kind == "softmax":
+            limg = s * dot_nt(y, gather(x)) + b  # [b, B'] text j vs every gathered image
+            total = jnp.sum(
+                0.5 * (jax.nn.logsumexp(ltxt, axis=1) + jax.nn.logsumexp(limg, axis=1)) - pos
+            )
+        else:
+            total = -(jnp.sum(jax.nn.log_sigmoid(-ltxt)) + jnp.sum(pos))
+        return lax.psum(total, batch_axes) / batch
+
+    spec = pspec_batch(batch_axes)
+    fn = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, P(), P()), out_specs=P())
+    return fn(zimg, ztxt, scale, bias)
