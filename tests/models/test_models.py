@@ -1,0 +1,197 @@
+"""Model tests: shapes, sharding metadata, scan/remat equivalence, masking, dtypes."""
+
+import pathlib
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # for `configs`
+from configs import common  # noqa: E402
+from vljax.models import build_model, stack_layers, unstack_layers
+
+
+def tiny_config(**over):
+    c = ml_collections.ConfigDict(
+        dict(
+            embed_dim=16,
+            image=dict(
+                image_size=16, patch_size=4, width=32, depth=2, heads=4, mlp_dim=64,
+                pool="cls", posemb="learn", proj="linear", pre_norm=False,
+            ),
+            text=dict(
+                vocab_size=64, max_len=8, width=32, depth=2, heads=4, mlp_dim=64,
+                causal=True, pool="eos", proj="linear",
+            ),
+            activation="gelu", ln_eps=1e-5, dtype="float32", remat=False, scan=False,
+            scale_init=10.0, bias_init=None,
+        )
+    )  # fmt: skip
+    for k, v in over.items():
+        node = c
+        *path, last = k.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = v
+    return c
+
+
+IMAGES = np.random.RandomState(0).uniform(-1, 1, (3, 16, 16, 3)).astype(np.float32)
+TOKENS = np.array(
+    [[5, 6, 7, 1, 0, 0, 0, 0], [9, 1, 0, 0, 0, 0, 0, 0], [3, 4, 5, 6, 7, 8, 9, 1]], np.int32
+)
+
+
+def init(cfg, seed=0):
+    model = build_model(cfg)
+    variables = model.init(jax.random.key(seed), IMAGES, TOKENS)
+    return model, variables
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"image.pool": "gap", "image.posemb": "sincos2d"},
+        {"image.pool": "map", "image.proj": "none", "embed_dim": 32, "text.proj": "linear_bias"},
+        {"image.pre_norm": True, "activation": "quick_gelu"},
+        {"text.causal": False, "text.pool": "last", "activation": "gelu_tanh"},
+        {"text.pool": "first"},
+        {"text.pool": "mean", "bias_init": -10.0},
+    ],
+)
+def test_output_shapes(over):
+    model, variables = init(tiny_config(**over))
+    out = model.apply(variables, IMAGES, TOKENS)
+    assert out["zimg"].shape == (3, model.config["embed_dim"])
+    assert out["ztxt"].shape == (3, model.config["embed_dim"])
+    np.testing.assert_allclose(np.linalg.norm(out["zimg"], axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out["ztxt"], axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(out["scale"], 10.0, rtol=1e-6)
+    assert (out["bias"] is None) == (model.config["bias_init"] is None)
+    zi = model.apply(variables, IMAGES, method="encode_images")
+    np.testing.assert_allclose(zi, out["zimg"], atol=1e-6)
+
+
+def test_param_names_and_layout():
+    _, v = init(tiny_config(**{"image.pool": "map", "bias_init": -10.0}))
+    p = nn.unbox(v["params"])
+    assert set(p) == {"img", "txt", "log_scale", "bias"}
+    blk = p["img"]["encoder"]["encoderblock_0"]
+    assert blk["attn"]["query"]["kernel"].shape == (32, 4, 8)
+    assert blk["attn"]["out"]["kernel"].shape == (4, 8, 32)
+    assert set(blk["ln_1"]) == {"scale", "bias"}
+    assert p["img"]["embedding"]["kernel"].shape == (4, 4, 3, 32)
+    assert p["img"]["map"]["probe"].shape == (1, 1, 32)
+    assert p["txt"]["embedding"]["embedding"].shape == (64, 32)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(p))
+
+
+def test_logical_axes_and_fsdp_sharding():
+    cfg = tiny_config(**{"image.pool": "map", "bias_init": -10.0, "scan": True})
+    _, v = init(cfg)
+    leaves = jax.tree.leaves(v["params"], is_leaf=lambda x: isinstance(x, nn.Partitioned))
+    assert leaves and all(isinstance(x, nn.LogicallyPartitioned) for x in leaves)
+    for x in leaves:
+        assert len(x.names) == x.value.ndim
+    mesh = Mesh(np.array(jax.devices()[:8]).reshape(1, 8, 1), ("data", "fsdp", "tensor"))
+    rules = common.fsdp_rules()
+    specs = nn.get_partition_spec(v)
+    shardings = nn.logical_to_mesh_sharding(specs, mesh, rules)
+    n_sharded = 0
+    for x, s in zip(leaves, jax.tree.leaves(shardings["params"])):
+        if "embed" in x.names and x.value.shape[x.names.index("embed")] % 8 == 0:
+            arr = jax.device_put(x.value, s)
+            shard = arr.addressable_shards[0].data.shape
+            dim = x.names.index("embed")
+            assert shard[dim] == x.value.shape[dim] // 8, (x.names, s)
+            n_sharded += 1
+    assert n_sharded > 20
+
+
+def test_scan_equals_unrolled():
+    model, v = init(tiny_config())
+    p = nn.unbox(v["params"])
+    smodel = build_model(tiny_config(scan=True))
+    sv = nn.unbox(smodel.init(jax.random.key(1), IMAGES, TOKENS))
+    stacked = stack_layers(p)
+    assert jax.tree.map(np.shape, stacked) == jax.tree.map(np.shape, sv["params"])
+    a = model.apply({"params": p}, IMAGES, TOKENS)
+    b = smodel.apply({"params": stacked}, IMAGES, TOKENS)
+    for k in ("zimg", "ztxt"):
+        np.testing.assert_allclose(a[k], b[k], atol=1e-5)
+    back = unstack_layers(stacked)
+    jax.tree.map(np.testing.assert_array_equal, back, p)
+
+
+def test_remat_same_output_and_grads():
+    model, v = init(tiny_config())
+    rmodel = build_model(tiny_config(remat=True))
+    p = nn.unbox(v["params"])
+
+    def loss(m, params):
+        return jnp.sum(m.apply({"params": params}, TOKENS, method="encode_texts") ** 3)
+
+    la, ga = jax.jit(jax.value_and_grad(lambda q: loss(model, q)))(p)
+    lb, gb = jax.jit(jax.value_and_grad(lambda q: loss(rmodel, q)))(p)
+    np.testing.assert_allclose(la, lb, rtol=1e-5)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5), ga, gb)
+
+
+@pytest.mark.parametrize("pool,causal", [("eos", True), ("mean", False), ("eos", False)])
+def test_padding_after_eos_is_ignored(pool, causal):
+    model, v = init(tiny_config(**{"text.pool": pool, "text.causal": causal}))
+    short = np.array([[5, 6, 1, 0, 0, 0]], np.int32)  # shorter than max_len is allowed
+    full = np.array([[5, 6, 1, 0, 0, 0, 0, 0]], np.int32)
+    a = model.apply(v, short, method="encode_texts")
+    b = model.apply(v, full, method="encode_texts")
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_causal_attention_does_not_look_ahead():
+    cfg = tiny_config(**{"text.pool": "first"})
+    model, v = init(cfg)
+    a = np.array([[5, 6, 7, 8, 9, 10, 11, 1]], np.int32)
+    b = a.copy()
+    b[0, 4] = 30
+    za = model.apply(v, a, method="encode_texts")
+    zb = model.apply(v, b, method="encode_texts")
+    np.testing.assert_allclose(za, zb, atol=1e-6)
+    # Bidirectional: the same change does reach position 0.
+    model2, v2 = init(tiny_config(**{"text.pool": "first", "text.causal": False}))
+    za = model2.apply(v2, a, method="encode_texts")
+    zb = model2.apply(v2, b, method="encode_texts")
+    assert np.abs(za - zb).max() > 1e-4
+
+
+def test_bf16_compute_with_fp32_params():
+    model, v = init(tiny_config(dtype="bfloat16", **{"image.pool": "map"}))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nn.unbox(v)))
+    out = model.apply(v, IMAGES, TOKENS)
+    assert out["zimg"].dtype == jnp.float32
+    ref = build_model(tiny_config(**{"image.pool": "map"})).apply(v, IMAGES, TOKENS)
+    np.testing.assert_allclose(out["zimg"], ref["zimg"], atol=5e-2)
+
+
+def test_bad_config_errors():
+    with pytest.raises(ValueError, match="embed_dim"):
+        init(tiny_config(**{"image.proj": "none"}))
+    with pytest.raises(ValueError, match="image.pool"):
+        init(tiny_config(**{"image.pool": "avg"}))
+
+
+def test_full_size_recipe_builds_abstractly():
+    cfg = common.base_config()
+    model = build_model(cfg.model)
+    img = jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32)
+    tok = jax.ShapeDtypeStruct((2, 64), jnp.int32)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), img, tok)
+    n = sum(np.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
+    assert 140e6 < n < 160e6  # ViT-B/16 + text B: ~150M like CLIP ViT-B/16
+    out = jax.eval_shape(model.apply, nn.unbox(shapes), img, tok)
+    assert out["zimg"].shape == (2, 512)

@@ -1,0 +1,217 @@
+"""Transformer building blocks shared by the image and text towers.
+
+Parameter layout is chosen so that Hugging Face CLIP/SigLIP export is a reshape:
+q/k/v/out are separate DenseGeneral kernels `[embed, heads, kv]` / `[heads, kv, embed]`,
+norms keep `scale`/`bias`, every weight matrix is called `kernel` (weight decay keys on it).
+"""
+
+import re
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = jnp.dtype
+
+# Name of the leading axis that `nn.scan` adds to stacked layer params.
+LAYERS_AXIS = "layers"
+
+
+def activation_fn(name: str) -> Callable:
+    if name == "gelu":
+        return lambda x: nn.gelu(x, approximate=False)
+    if name == "gelu_tanh":
+        return lambda x: nn.gelu(x, approximate=True)
+    if name == "quick_gelu":
+        # OpenAI CLIP's approximation; HF calls it "quick_gelu".
+        return lambda x: x * jax.nn.sigmoid(1.702 * x)
+    raise ValueError(f"model.activation={name!r}: expected gelu | gelu_tanh | quick_gelu")
+
+
+def compute_dtype(name: str) -> Dtype:
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f"model.dtype={name!r}: expected float32 | bfloat16")
+    return jnp.dtype(name)
+
+
+def partitioned(init, axes):
+    return nn.with_logical_partitioning(init, axes)
+
+
+def layer_norm(eps: float, dtype: Dtype, name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(
+        epsilon=eps,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        scale_init=partitioned(nn.initializers.ones, ("embed",)),
+        bias_init=partitioned(nn.initializers.zeros, ("embed",)),
+        name=name,
+    )
+
+
+def constrain(x, axes):
+    return nn.with_logical_constraint(x, axes)
+
+
+class MlpBlock(nn.Module):
+    mlp_dim: int
+    activation: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        width = x.shape[-1]
+        dense = lambda feats, axes, name: nn.Dense(
+            feats,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=partitioned(nn.initializers.xavier_uniform(), axes),
+            bias_init=partitioned(nn.initializers.normal(1e-6), axes[-1:]),
+            name=name,
+        )
+        x = dense(self.mlp_dim, ("embed", "mlp"), "fc1")(x)
+        x = activation_fn(self.activation)(x)
+        x = constrain(x, ("batch", "length", "act_mlp"))
+        return dense(width, ("mlp", "embed"), "fc2")(x)
+
+
+class Attention(nn.Module):
+    """Multi-head attention; `mask` is boolean `[B, 1 | heads, Lq, Lk]`, True = attend."""
+
+    heads: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, inputs_q, inputs_kv, mask=None):
+        width = inputs_q.shape[-1]
+        if width % self.heads:
+            raise ValueError(f"width {width} is not divisible by heads {self.heads}")
+        head_dim = width // self.heads
+
+        def proj(name):
+            return nn.DenseGeneral(
+                (self.heads, head_dim),
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                kernel_init=partitioned(nn.initializers.xavier_uniform(), ("embed", "heads", "kv")),
+                bias_init=partitioned(nn.initializers.zeros, ("heads", "kv")),
+                name=name,
+            )
+
+        q = proj("query")(inputs_q)
+        k = proj("key")(inputs_kv)
+        v = proj("value")(inputs_kv)
+        q = constrain(q, ("batch", "length", "act_heads", None))
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(head_dim)
+        if mask is not None:
+            logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+        return nn.DenseGeneral(
+            width,
+            axis=(-2, -1),
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=partitioned(nn.initializers.xavier_uniform(), ("heads", "kv", "embed")),
+            bias_init=partitioned(nn.initializers.zeros, ("embed",)),
+            name="out",
+        )(out)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    heads: int
+    mlp_dim: int
+    activation: str = "gelu"
+    ln_eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+    scanned: bool = False  # nn.scan wants (carry, output)
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        x = constrain(x, ("batch", "length", "act_embed"))
+        y = layer_norm(self.ln_eps, self.dtype, "ln_1")(x)
+        x = x + Attention(self.heads, self.dtype, name="attn")(y, y, mask)
+        y = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
+        x = x + MlpBlock(self.mlp_dim, self.activation, self.dtype, name="mlp")(y)
+        x = constrain(x, ("batch", "length", "act_embed"))
+        return (x, None) if self.scanned else x
+
+
+class Encoder(nn.Module):
+    """A stack of `depth` blocks; `scan` compiles one block, `remat` recomputes in backward.
+
+    Unscanned params live under `encoderblock_{i}`, scanned ones under `encoderblock` with a
+    leading `layers` axis; `stack_layers` / `unstack_layers` convert between the two.
+    """
+
+    depth: int
+    heads: int
+    mlp_dim: int
+    activation: str = "gelu"
+    ln_eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+    remat: bool = False
+    scan: bool = False
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        block = EncoderBlock
+        if self.remat:
+            block = nn.remat(block, prevent_cse=not self.scan)
+        kw = dict(
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+            activation=self.activation,
+            ln_eps=self.ln_eps,
+            dtype=self.dtype,
+        )
+        if self.scan:
+            stack = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=nn.broadcast,
+                length=self.depth,
+                metadata_params={nn.PARTITION_NAME: LAYERS_AXIS},
+            )
+            x, _ = stack(**kw, scanned=True, name="encoderblock")(x, mask)
+            return x
+        for i in range(self.depth):
+            x = block(**kw, name=f"encoderblock_{i}")(x, mask)
+        return x
+
+
+_BLOCK_RE = re.compile(r"^encoderblock_(\d+)$")
+
+
+def unstack_layers(tree):
+    """Scanned `encoderblock` (leading depth axis) -> `encoderblock_{i}`; recursive, pure."""
+    if not isinstance(tree, dict):
+        return tree
+    out = {}
+    for key, sub in tree.items():
+        if key == "encoderblock":
+            depth = jax.tree.leaves(sub)[0].shape[0]
+            for i in range(depth):
+                out[f"encoderblock_{i}"] = jax.tree.map(lambda a, i=i: a[i], sub)
+        else:
+            out[key] = unstack_layers(sub)
+    return out
+
+
+def stack_layers(tree):
+    """Inverse of `unstack_layers`: `encoderblock_{i}` -> `encoderblock` with a depth axis."""
+    if not isinstance(tree, dict):
+        return tree
+    blocks = sorted((int(m.group(1)), k) for k in tree if (m := _BLOCK_RE.match(k)) is not None)
+    out = {k: stack_layers(v) for k, v in tree.items() if not _BLOCK_RE.match(k)}
+    if blocks:
+        if [i for i, _ in blocks] != list(range(len(blocks))):
+            raise ValueError(f"encoder blocks are not numbered 0..n-1: {[k for _, k in blocks]}")
+        subs = [tree[k] for _, k in blocks]
+        out["encoderblock"] = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *subs)
+    return out

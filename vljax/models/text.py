@@ -1,0 +1,98 @@
+"""Transformer text tower (CLIP: causal + EOS pooling; SigLIP: bidirectional + last)."""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vljax.models.layers import Dtype, Encoder, constrain, layer_norm, partitioned
+
+PAD_ID = 0
+EOS_ID = 1  # see docs/internals.md: not 2, so HF CLIP pools at the first EOS
+
+
+class TextTransformer(nn.Module):
+    """Tokens `int32 [N, L]` (0 = padding) -> pooled `[N, width]` -> (projection)."""
+
+    vocab_size: int
+    max_len: int
+    width: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    causal: bool = True
+    pool: str = "eos"  # eos | last | first | mean
+    proj: str = "linear"  # linear (no bias) | linear_bias
+    proj_dim: int | None = None
+    eos_id: int = EOS_ID
+    activation: str = "gelu"
+    ln_eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+    remat: bool = False
+    scan: bool = False
+
+    @nn.compact
+    def __call__(self, tokens):
+        if tokens.ndim != 2 or tokens.shape[1] > self.max_len:
+            raise ValueError(f"tokens must be [N, L<={self.max_len}], got shape {tokens.shape}")
+        n, length = tokens.shape
+        x = nn.Embed(
+            self.vocab_size,
+            self.width,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            embedding_init=partitioned(nn.initializers.normal(0.02), ("vocab", "embed")),
+            name="embedding",
+        )(tokens)
+        pe = self.param(
+            "pos_embedding",
+            partitioned(nn.initializers.normal(0.01), (None, "length", "embed")),
+            (1, self.max_len, self.width),
+            jnp.float32,
+        )
+        x = x + pe[:, :length].astype(x.dtype)
+        x = constrain(x, ("batch", "length", "act_embed"))
+
+        # Keys that are padding are never attended to; queries at padding positions still
+        # produce (ignored) outputs. Causal adds the lower-triangular constraint.
+        valid = tokens != PAD_ID
+        mask = valid[:, None, None, :]
+        if self.causal:
+            mask = mask & jnp.tril(jnp.ones((length, length), bool))[None, None]
+        x = Encoder(
+            depth=self.depth,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+            activation=self.activation,
+            ln_eps=self.ln_eps,
+            dtype=self.dtype,
+            remat=self.remat,
+            scan=self.scan,
+            name="encoder",
+        )(x, mask)
+        x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
+
+        if self.pool == "eos":
+            # First EOS, like HF CLIP with eos_token_id != 2 (position 0 if there is none).
+            idx = jnp.argmax(tokens == self.eos_id, axis=1)
+            x = x[jnp.arange(n), idx]
+        elif self.pool == "last":
+            x = x[:, -1]
+        elif self.pool == "first":
+            x = x[:, 0]
+        elif self.pool == "mean":
+            w = valid.astype(jnp.float32)[..., None]
+            total = jnp.sum(x.astype(jnp.float32) * w, axis=1)
+            x = (total / jnp.maximum(jnp.sum(w, axis=1), 1.0)).astype(x.dtype)
+        else:
+            raise ValueError(f"text.pool={self.pool!r}: expected eos | last | first | mean")
+
+        if self.proj not in ("linear", "linear_bias"):
+            raise ValueError(f"text.proj={self.proj!r}: expected linear | linear_bias")
+        return nn.Dense(
+            self.proj_dim,
+            use_bias=self.proj == "linear_bias",
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=partitioned(nn.initializers.lecun_normal(), ("embed", "mlp")),
+            bias_init=partitioned(nn.initializers.zeros, ("mlp",)),
+            name="head",
+        )(x)

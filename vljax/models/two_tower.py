@@ -1,0 +1,93 @@
+"""Two towers (CLIP / SigLIP): an image and a text encoder meeting in one embedding space."""
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from vljax.models.layers import compute_dtype, partitioned
+from vljax.models.text import TextTransformer
+from vljax.models.vit import VisionTransformer
+
+
+def _l2_normalize(x):
+    x = x.astype(jnp.float32)  # normalise in float32 also under bf16 compute
+    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
+
+
+class TwoTower(nn.Module):
+    """`config` is `config.model` (see configs/common.py); modules are picked by name."""
+
+    config: dict
+
+    def setup(self):
+        c = self.config
+        dtype = compute_dtype(c["dtype"])
+        common = dict(
+            activation=c["activation"],
+            ln_eps=c["ln_eps"],
+            dtype=dtype,
+            remat=c["remat"],
+            scan=c["scan"],
+        )
+        i, t = c["image"], c["text"]
+        if i.get("proj", "linear") == "none" and i["width"] != c["embed_dim"]:
+            raise ValueError(
+                f"model.image.proj='none' uses the pooled output as the embedding, so "
+                f"model.embed_dim ({c['embed_dim']}) must equal model.image.width ({i['width']}); "
+                "set image.proj='linear' or make them equal"
+            )
+        self.img = VisionTransformer(
+            image_size=i["image_size"],
+            patch_size=i["patch_size"],
+            width=i["width"],
+            depth=i["depth"],
+            heads=i["heads"],
+            mlp_dim=i["mlp_dim"],
+            pool=i.get("pool", "cls"),
+            posemb=i.get("posemb", "learn"),
+            pre_norm=i.get("pre_norm", False),
+            proj=i.get("proj", "linear"),
+            proj_dim=c["embed_dim"],
+            **common,
+        )
+        self.txt = TextTransformer(
+            vocab_size=t["vocab_size"],
+            max_len=t["max_len"],
+            width=t["width"],
+            depth=t["depth"],
+            heads=t["heads"],
+            mlp_dim=t["mlp_dim"],
+            causal=t.get("causal", True),
+            pool=t.get("pool", "eos"),
+            proj=t.get("proj", "linear"),
+            proj_dim=c["embed_dim"],
+            **common,
+        )
+        # The temperature is learned in log space so it stays positive.
+        self.log_scale = self.param(
+            "log_scale",
+            partitioned(nn.initializers.constant(np.log(c["scale_init"])), ()),
+            (),
+            jnp.float32,
+        )
+        if c.get("bias_init") is not None:
+            self.bias = self.param(
+                "bias", partitioned(nn.initializers.constant(c["bias_init"]), ()), (), jnp.float32
+            )
+        else:
+            self.bias = None
+
+    def encode_images(self, images):
+        return _l2_normalize(self.img(images))
+
+    def encode_texts(self, tokens):
+        return _l2_normalize(self.txt(tokens))
+
+    def __call__(self, images, tokens, train: bool = False):
+        del train  # no dropout: kept for a uniform call signature
+        return dict(
+            zimg=self.encode_images(images),
+            ztxt=self.encode_texts(tokens),
+            scale=jnp.exp(self.log_scale),
+            bias=self.bias,
+        )

@@ -1,0 +1,164 @@
+"""Vision Transformer image tower (ViT, as in CLIP / SigLIP / big_vision)."""
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from vljax.models.layers import (
+    Attention,
+    Dtype,
+    Encoder,
+    MlpBlock,
+    constrain,
+    layer_norm,
+    partitioned,
+)
+
+
+def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0) -> np.ndarray:
+    """Fixed 2D sin-cos position embedding `[h * w, width]` (MoCo v3 / big_vision)."""
+    if width % 4:
+        raise ValueError(f"image.width={width} must be divisible by 4 for posemb=sincos2d")
+    y, x = np.mgrid[:h, :w]
+    omega = np.arange(width // 4) / (width // 4 - 1)
+    omega = 1.0 / (temperature**omega)
+    y = np.einsum("m,d->md", y.flatten(), omega)
+    x = np.einsum("m,d->md", x.flatten(), omega)
+    pe = np.concatenate([np.sin(x), np.cos(x), np.sin(y), np.cos(y)], axis=1)
+    return pe.astype(np.float32)
+
+
+class MAPHead(nn.Module):
+    """Multihead attention pooling (SigLIP): a learned probe attends over all tokens."""
+
+    heads: int
+    mlp_dim: int
+    activation: str = "gelu"
+    ln_eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        n, _, d = x.shape
+        probe = self.param(
+            "probe",
+            partitioned(nn.initializers.xavier_uniform(), (None, None, "embed")),
+            (1, 1, d),
+            jnp.float32,
+        )
+        probe = jnp.tile(probe, [n, 1, 1]).astype(self.dtype)
+        x = Attention(self.heads, self.dtype, name="attn")(probe, x)
+        y = layer_norm(self.ln_eps, self.dtype, "ln")(x)
+        x = x + MlpBlock(self.mlp_dim, self.activation, self.dtype, name="mlp")(y)
+        return x[:, 0]
+
+
+class VisionTransformer(nn.Module):
+    """Patches -> (+cls) -> +posemb -> (pre-LN) -> encoder -> LN -> pool -> (projection).
+
+    The cls token is prepended *before* the position embedding is added (learned posemb then
+    has num_patches + 1 rows), matching OpenAI CLIP / HF CLIPVisionEmbeddings so that export
+    and import are copies. `pre_norm` is HF CLIP's `pre_layrnorm`.
+    """
+
+    image_size: int
+    patch_size: int
+    width: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    pool: str = "cls"  # cls | gap | map
+    posemb: str = "learn"  # learn | sincos2d
+    pre_norm: bool = False
+    proj: str = "linear"  # linear (no bias) | none
+    proj_dim: int | None = None
+    activation: str = "gelu"
+    ln_eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+    remat: bool = False
+    scan: bool = False
+
+    @nn.compact
+    def __call__(self, images):
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
+        p = self.patch_size
+        x = nn.Conv(
+            self.width,
+            (p, p),
+            strides=(p, p),
+            padding="VALID",
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=partitioned(nn.initializers.lecun_normal(), (None, None, "patch", "embed")),
+            bias_init=partitioned(nn.initializers.zeros, ("embed",)),
+            name="embedding",
+        )(images.astype(self.dtype))
+        n, gh, gw, _ = x.shape
+        x = x.reshape(n, gh * gw, self.width)
+
+        with_cls = self.pool == "cls"
+        if with_cls:
+            cls = self.param(
+                "cls", partitioned(nn.initializers.zeros, (None, None, "embed")),
+                (1, 1, self.width), jnp.float32,
+            )  # fmt: skip
+            x = jnp.concatenate([jnp.tile(cls, [n, 1, 1]).astype(x.dtype), x], axis=1)
+
+        if self.posemb == "learn":
+            pe = self.param(
+                "pos_embedding",
+                partitioned(
+                    nn.initializers.normal(1 / np.sqrt(self.width)), (None, "length", "embed")
+                ),
+                (1, x.shape[1], self.width),
+                jnp.float32,
+            )
+        elif self.posemb == "sincos2d":
+            pe = posemb_sincos_2d(gh, gw, self.width)
+            if with_cls:  # the cls token gets no position
+                pe = np.concatenate([np.zeros((1, self.width), np.float32), pe])
+            pe = pe[None]
+        else:
+            raise ValueError(f"image.posemb={self.posemb!r}: expected learn | sincos2d")
+        x = x + jnp.asarray(pe).astype(x.dtype)
+        x = constrain(x, ("batch", "length", "act_embed"))
+
+        if self.pre_norm:
+            x = layer_norm(self.ln_eps, self.dtype, "pre_norm")(x)
+        x = Encoder(
+            depth=self.depth,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+            activation=self.activation,
+            ln_eps=self.ln_eps,
+            dtype=self.dtype,
+            remat=self.remat,
+            scan=self.scan,
+            name="encoder",
+        )(x)
+        x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
+
+        if self.pool == "cls":
+            x = x[:, 0]
+        elif self.pool == "gap":
+            x = jnp.mean(x, axis=1)
+        elif self.pool == "map":
+            x = MAPHead(
+                self.heads, self.mlp_dim, self.activation, self.ln_eps, self.dtype, name="map"
+            )(x)
+        else:
+            raise ValueError(f"image.pool={self.pool!r}: expected cls | gap | map")
+
+        if self.proj == "linear":
+            x = nn.Dense(
+                self.proj_dim,
+                use_bias=False,
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                kernel_init=partitioned(nn.initializers.lecun_normal(), ("embed", "mlp")),
+                name="head",
+            )(x)
+        elif self.proj != "none":
+            raise ValueError(f"image.proj={self.proj!r}: expected linear | none")
+        return x
