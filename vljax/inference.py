@@ -35,10 +35,15 @@ class Encoder:
 
     def encode_images(self, images) -> np.ndarray:
         """uint8 [N, H, W, 3] (any H, W) -> float32 [N, D]."""
-        from vljax.data.preprocess import inference_images
+        from vljax.data.preprocess import inference_image, normalize
 
-        x = inference_images(np.asarray(images), self.model_config.image.image_size)
-        return self._batched(self._images, x)
+        size = self.model_config.image.image_size
+        images = [np.asarray(im) for im in images]
+        if images and all(im.shape == (size, size, 3) for im in images):
+            pixels = np.stack(images)  # already the model's size: no resampling
+        else:
+            pixels = np.stack([inference_image(im, size) for im in images])
+        return self._batched(self._images, np.asarray(normalize(pixels), np.float32))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """list[str] -> float32 [N, D]."""

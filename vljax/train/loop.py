@@ -71,27 +71,13 @@ def check_resume_compatible(config, workdir):
 
 
 def ensure_tokenizer(config, workdir):
-    """The run's tokenizer: the configured one, the workdir's copy, or one trained now."""
-    from vljax.data import pipeline
-    from vljax.data.tokenizer import Tokenizer, train_tokenizer
+    """The run's tokenizer (WORKDIR/tokenizer.model), made by process 0 and shared."""
+    from vljax.data.tokenizer import Tokenizer, tokenizer_for_run
 
-    own = os.path.join(workdir, "tokenizer.model")
-    if not os.path.exists(own):
-        if jax.process_index() == 0:
-            if config.tokenizer.get("model"):
-                with open(config.tokenizer.model, "rb") as src, open(own + ".tmp", "wb") as dst:
-                    dst.write(src.read())
-                os.replace(own + ".tmp", own)
-            else:
-                texts = pipeline.train_captions(config, limit=20_000)
-                train_tokenizer(
-                    texts,
-                    own,
-                    vocab_size=int(config.tokenizer.vocab_size),
-                    lowercase=bool(config.tokenizer.get("lowercase", False)),
-                )
-        multihost_utils.sync_global_devices("tokenizer")
-    tokenizer = Tokenizer(own)
+    if jax.process_index() == 0:
+        tokenizer_for_run(config, workdir)
+    multihost_utils.sync_global_devices("tokenizer")
+    tokenizer = Tokenizer(os.path.join(workdir, "tokenizer.model"))
     if tokenizer.vocab_size > config.model.text.vocab_size:
         raise ConfigError(
             f"tokenizer has {tokenizer.vocab_size} ids but config.model.text.vocab_size = "

@@ -85,8 +85,8 @@ def make_train_step(model, tx, config, mesh, state_shardings):
         counts = opt_lib.nonfinite_counts(opt_state)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
-            "param_norm": optax.global_norm(params),
+            "grad_norm": optax.tree.norm(grads),
+            "param_norm": optax.tree.norm(params),
             "learning_rate": schedule(state.step),
             "nonfinite_in_a_row": counts["consecutive"],
             "nonfinite_total": counts["total"],

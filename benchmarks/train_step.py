@@ -1,0 +1,138 @@
+"""Train-step throughput: step time, images/s and model FLOPs utilisation for a config.
+
+    python benchmarks/train_step.py --config configs/demo.py [--batch-size N] [--steps N]
+        [--config.key=value ...] [--peak-tflops T] [--devices N] [--write]
+
+FLOPs per step come from the compiled step's `cost_analysis()`. MFU = achieved FLOP/s over
+the device's peak: on GPU pass --peak-tflops (H100 SXM bf16 dense: 989); on CPU the peak is
+measured here as the best float32 matmul rate, so CPU MFU reads "fraction of what this CPU's
+matmul can do".
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def cpu_peak_flops(n=1024, repeats=5):
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def machine_name():
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"{jax.device_count()} x {device.device_kind}"
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from vljax.config import build_config, parse_overrides
+
+    overrides, rest = parse_overrides(argv)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="configs/demo.py")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--devices", type=int, default=None, help="fake CPU devices")
+    parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md")
+    args = parser.parse_args(rest)
+    if args.devices:
+        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+
+    import jax
+    import numpy as np
+
+    from vljax import sharding as shd
+    from vljax.models import build_model
+    from vljax.train import optimizer as opt_lib
+    from vljax.train.state import init_state, num_params, state_shardings
+    from vljax.train.step import make_train_step
+
+    config = build_config(args.config, overrides)
+    if args.batch_size:
+        config.batch_size = args.batch_size
+    mesh = shd.make_mesh(config.mesh)
+    shd.check_batch(config.batch_size, mesh, config.sharding)
+    model = build_model(config.model)
+    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
+    _, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
+    state = init_state(model, config.model, tx, 0, shardings)
+    step_fn = make_train_step(model, tx, config, mesh, shardings)
+
+    rng = np.random.default_rng(0)
+    size, length = config.model.image.image_size, config.model.text.max_len
+    local = {
+        "image": rng.uniform(-1, 1, (config.batch_size, size, size, 3)).astype(np.float32),
+        "tokens": rng.integers(3, config.model.text.vocab_size, (config.batch_size, length)).astype(
+            np.int32
+        ),
+    }
+    batch = shd.global_batch(local, mesh, config.sharding)
+    compiled = step_fn.lower(state, batch).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost.get("flops", 0.0))
+    memory = compiled.memory_analysis()
+
+    state, metrics = step_fn(state, batch)  # warm-up
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        state, metrics = step_fn(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t)
+    step_time = float(np.median(times))
+    # cost_analysis counts the FLOPs of one device's program; all devices run one each.
+    total_flops = flops * jax.device_count()
+    if args.peak_tflops:
+        peak = args.peak_tflops * 1e12 * jax.device_count()
+    elif jax.devices()[0].platform == "cpu":
+        peak = cpu_peak_flops()  # all fake devices share the same cores
+    else:
+        peak = None
+    row = {
+        "config": args.config + "".join(f" {k}={v}" for k, v in overrides),
+        "machine": machine_name(),
+        "devices": jax.device_count(),
+        "params_M": num_params(state.params) / 1e6,
+        "batch": config.batch_size,
+        "dtype": config.model.dtype,
+        "step_ms": step_time * 1e3,
+        "images_per_s": config.batch_size / step_time,
+        "gflops_per_step": total_flops / 1e9,
+        "achieved_tflops": total_flops / step_time / 1e12,
+        "mfu": (total_flops / step_time / peak) if peak else float("nan"),
+        "temp_mib": (memory.temp_size_in_bytes / 2**20) if memory else float("nan"),
+    }
+    for key, value in row.items():
+        print(f"{key:>16}: {value:.4g}" if isinstance(value, float) else f"{key:>16}: {value}")
+    if args.write:
+        from benchmarks.report import upsert_row
+
+        upsert_row("Train step", row, key=("config", "machine", "devices", "batch"))
+    return row
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The trainer end to end: loss falls, exact resume, SIGTERM, 8 -> 4 devices, bad resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from tests.train.tiny import tiny_argv
+from vljax import cli
+from vljax import sharding as shd
+from vljax.config import build_config
+
+
+def losses(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {row["step"]: row["loss"] for row in rows}
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("full")
+    assert cli.main(tiny_argv(workdir, total_steps=12)) == 0
+    return workdir
+
+
+def test_loss_falls_and_run_dir_is_complete(full_run):
+    got = losses(full_run)
+    assert sorted(got) == list(range(1, 13))
+    assert np.mean([got[s] for s in (10, 11, 12)]) < np.mean([got[s] for s in (1, 2, 3)])
+    for name in ("config.json", "tokenizer.model", "report.md"):
+        assert (full_run / name).exists(), name
+    assert any((full_run / "tensorboard").iterdir())
+
+
+def test_resume_after_interruption_is_bit_exact(full_run, tmp_path, monkeypatch):
+    """SIGTERM during step 5 saves at step 5; rerunning continues with identical losses."""
+    import vljax.data.pipeline as pipeline
+
+    real = pipeline.make_train_iterator
+
+    class Interrupting:
+        def __init__(self, inner):
+            self.inner, self.n = inner, 0
+
+        def __next__(self):
+            self.n += 1
+            if self.n == 5:
+                signal.raise_signal(signal.SIGTERM)
+            return next(self.inner)
+
+        def get_state(self):
+            return self.inner.get_state()
+
+        def set_state(self, state):
+            self.inner.set_state(state)
+
+    monkeypatch.setattr(
+        pipeline, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k))
+    )
+    assert cli.main(tiny_argv(tmp_path, total_steps=12)) == 0
+    assert max(losses(tmp_path)) == 5
+    monkeypatch.setattr(pipeline, "make_train_iterator", real)
+    assert cli.main(tiny_argv(tmp_path, total_steps=12)) == 0
+    assert losses(tmp_path) == losses(full_run)  # every step, bit for bit
+
+
+def test_checkpoint_restores_onto_fewer_devices(full_run):
+    """Saved from an 8-device mesh, restored onto a 4-device mesh with the same values."""
+    from vljax.models import build_model
+    from vljax.train import checkpoint as ckpt
+    from vljax.train import optimizer as opt_lib
+    from vljax.train.state import state_shardings
+
+    config = build_config(str(full_run / "config.json"))
+    reference = ckpt.load_run(str(full_run)).params
+    mesh4 = shd.make_mesh(
+        ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=1)), jax.devices()[:4]
+    )
+    model = build_model(config.model)
+    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
+    abstract, _ = state_shardings(model, config.model, tx, mesh4, config.sharding)
+    manager = ckpt.make_manager(str(full_run))
+    state, data_state = ckpt.restore(manager, 12, abstract)
+    manager.close()
+    assert data_state
+    assert int(state.step) == 12
+    for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(reference)):
+        assert len(got.sharding.device_set) == 4
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_resume_with_another_model_fails_clearly(full_run, capsys):
+    code = cli.main(tiny_argv(full_run, total_steps=12, model__image__width=48))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model.image.width: checkpoint has 32, config has 48" in err
+
+
+def test_sigterm_to_a_real_process_saves_and_exits_zero(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    argv = tiny_argv(tmp_path, total_steps=100000, checkpoint_every_steps=0)
+    proc = subprocess.Popen([sys.executable, "-m", "vljax.cli", *argv], env=env)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    steps = os.listdir(tmp_path / "checkpoints")
+    assert [s for s in steps if s.isdigit()], steps
+
+
+def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monkeypatch):
+    """NaN images from the 4th batch on: those updates are skipped and counted, and after
+    10 in a row the run stops with a message instead of training on garbage."""
+    import vljax.data.pipeline as pipeline
+    from vljax.train.loop import NonFiniteError
+
+    real = pipeline.make_train_iterator
+
+    class Poisoned:
+        def __init__(self, inner):
+            self.inner, self.n = inner, 0
+
+        def __next__(self):
+            self.n += 1
+            batch = dict(next(self.inner))
+            if self.n >= 4:
+                batch["image"] = np.full_like(batch["image"], np.nan)
+            return batch
+
+        def get_state(self):
+            return self.inner.get_state()
+
+        def set_state(self, state):
+            self.inner.set_state(state)
+
+    monkeypatch.setattr(pipeline, "make_train_iterator", lambda *a, **k: Poisoned(real(*a, **k)))
+    with pytest.raises(NonFiniteError, match="10 non-finite updates in a row"):
+        cli.main(tiny_argv(tmp_path, total_steps=40, checkpoint_every_steps=0))
+    with open(tmp_path / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert rows[2]["nonfinite_total"] == 0 and rows[3]["nonfinite_total"] == 1
+    assert rows[-1]["step"] <= 13
+    # Skipped steps leave the params alone: the param norm stays at its step-3 value.
+    assert {row["param_norm"] for row in rows[3:]} == {rows[2]["param_norm"]}
