@@ -63,15 +63,16 @@ def num_tiles(b: int, chunk: int) -> int:
 
 
 def ring_loop(n: int, step, carry):
-    """Runs `step(carry, last)` for the n steps of a ring.
+    """Runs `step(t, carry, last)` for the n steps t of a ring (at step t a device holds the
+    block of the device t places before it; t = 0 is its own block).
 
     A step that is not the last issues the ppermute of its travelling block first, so the
     transfer can overlap the step's compute; the last step sends no block (nobody needs it
     again). Steps 0..n-2 run in a fori_loop, so the program size does not grow with n.
     """
     if n > 1:
-        carry = lax.fori_loop(0, n - 1, lambda _, c: step(c, False), carry)
-    return step(carry, True)
+        carry = lax.fori_loop(0, n - 1, lambda t, c: step(t, c, False), carry)
+    return step(n - 1, carry, True)
 
 
 def pspec_batch(batch_axes):
