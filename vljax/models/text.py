@@ -23,6 +23,9 @@ class TextTransformer(nn.Module):
     proj: str = "linear"  # linear (no bias) | linear_bias
     proj_dim: int | None = None
     eos_id: int = EOS_ID
+    # None = no padding mask (checkpoints trained without one, e.g. big_vision SigLIP, or
+    # imported CLIP whose pad id is a real token; causal EOS pooling never sees pads).
+    pad_id: int | None = PAD_ID
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
@@ -53,7 +56,10 @@ class TextTransformer(nn.Module):
 
         # Keys that are padding are never attended to; queries at padding positions still
         # produce (ignored) outputs. Causal adds the lower-triangular constraint.
-        valid = tokens != PAD_ID
+        if self.pad_id is None:
+            valid = jnp.ones(tokens.shape, bool)
+        else:
+            valid = tokens != self.pad_id
         mask = valid[:, None, None, :]
         if self.causal:
             mask = mask & jnp.tril(jnp.ones((length, length), bool))[None, None]

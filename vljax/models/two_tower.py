@@ -61,6 +61,8 @@ class TwoTower(nn.Module):
             pool=t.get("pool", "eos"),
             proj=t.get("proj", "linear"),
             proj_dim=c["embed_dim"],
+            eos_id=t.get("eos_id", 1),
+            pad_id=t.get("pad_id", 0),
             **common,
         )
         # The temperature is learned in log space so it stays positive.

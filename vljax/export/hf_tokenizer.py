@@ -1,0 +1,201 @@
+"""Tokenizers across the vljax / Hugging Face boundary.
+
+Export: the run's SentencePiece model becomes a `tokenizer.json` (the `tokenizers` library)
+that reproduces vljax's ids exactly: SentencePiece normalisation (its precompiled charsmap,
+whitespace cleanup, dummy prefix), the unigram model, EOS appended by the post-processor,
+truncation to `max_len - 1` pieces + EOS, right padding with 0. The SentencePiece file is
+copied alongside (`spiece.model`) so the folder can be imported back.
+
+Import: `HFTokenizer(folder)` wraps a Hugging Face `tokenizer.json` (e.g. CLIP's BPE) behind
+vljax's `.encode(texts, max_len)` interface.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+
+SPIECE_NAME = "spiece.model"
+
+
+def _load_proto(sp_model_path):
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(sp_model_path, "rb") as f:
+        proto.ParseFromString(f.read())
+    return proto
+
+
+def check_sentencepiece_ids(sp_model_path):
+    """vljax's token contract: pad 0, eos 1, unk 2, no BOS (see docs/internals.md)."""
+    t = _load_proto(sp_model_path).trainer_spec
+    got = dict(pad_id=t.pad_id, eos_id=t.eos_id, unk_id=t.unk_id, bos_id=t.bos_id)
+    want = dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    if got != want:
+        raise ValueError(
+            f"SentencePiece model {sp_model_path} has {got}; vljax needs {want}. "
+            "Retrain the tokenizer with `vljax tokenizer` (it sets these ids)."
+        )
+
+
+def sentencepiece_to_tokenizers(sp_model_path, max_len, lowercase=False):
+    """A `tokenizers.Tokenizer` equal to SentencePiece + vljax's EOS/truncation/padding."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import BPE, Unigram
+
+    check_sentencepiece_ids(sp_model_path)
+    proto = _load_proto(sp_model_path)
+    model_type = proto.trainer_spec.model_type  # 1 = UNIGRAM, 2 = BPE
+    if model_type not in (1, 2):
+        raise ValueError(
+            f"{sp_model_path}: SentencePiece model_type={model_type} cannot be exported; "
+            "train the tokenizer with model_type=unigram or bpe (`vljax tokenizer train`)"
+        )
+    ns = proto.normalizer_spec
+    if not ns.escape_whitespaces or proto.trainer_spec.treat_whitespace_as_suffix:
+        raise ValueError(f"{sp_model_path}: unsupported SentencePiece whitespace options")
+
+    # SentencePiece never matches control/unknown pieces (<pad>, </s>, <unk>) against text,
+    # but the `tokenizers` unigram trie would (a literal "</s>" in a caption). Their names get
+    # a trailing space, which never reaches the model (Metaspace turns spaces into "▁"), so
+    # they stay unreachable from text and keep their ids for the post-processor and padding.
+    vocab = []
+    for p in proto.pieces:
+        name = p.piece if p.type in (1, 6) else p.piece + " "  # NORMAL, BYTE stay as they are
+        vocab.append((name, p.score))
+    unk_id = proto.trainer_spec.unk_id
+    byte_fallback = proto.trainer_spec.byte_fallback
+    if model_type == 1:
+        tok = Tokenizer(Unigram(vocab, unk_id=unk_id, byte_fallback=byte_fallback))
+    else:
+        tok = Tokenizer(
+            BPE(
+                {name: i for i, (name, _) in enumerate(vocab)},
+                _bpe_merges(proto),
+                unk_token=vocab[unk_id][0],
+                fuse_unk=True,  # SentencePiece BPE emits one unk per run of unknowns
+                byte_fallback=byte_fallback,
+            )
+        )
+
+    norms = []
+    if lowercase:
+        norms.append(normalizers.Lowercase())
+    if ns.precompiled_charsmap:
+        norms.append(normalizers.Precompiled(ns.precompiled_charsmap))
+    if ns.remove_extra_whitespaces:
+        # SentencePiece strips both ends and collapses runs of spaces.
+        norms += [
+            normalizers.Strip(left=True, right=True),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    if norms:
+        tok.normalizer = normalizers.Sequence(norms)
+    scheme = "always" if ns.add_dummy_prefix else "never"
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=scheme)
+
+    eos, pad, unk = vocab[1][0], vocab[0][0], vocab[unk_id][0]
+    tag = eos.strip()  # the template's own name for id 1 (template syntax splits on spaces)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A:0 {tag}:0", pair=f"$A:0 $B:1 {tag}:1", special_tokens=[(tag, 1)]
+    )
+    # Defaults stored in tokenizer.json; transformers applies its own call arguments on top.
+    tok.enable_truncation(max_length=max_len)
+    tok.enable_padding(direction="right", pad_id=0, pad_token=pad, length=max_len)
+    return tok, dict(eos=eos, pad=pad, unk=unk)
+
+
+def _bpe_merges(proto):
+    """SentencePiece BPE merges in the order SentencePiece applies them.
+
+    SentencePiece BPE repeatedly merges the adjacent pair whose concatenation is the
+    highest-scoring piece; ranking every (left, right) split of each piece by that piece's
+    score gives `tokenizers` BPE the same order (ties: lower piece id first).
+    """
+    normal = {p.piece: i for i, p in enumerate(proto.pieces) if p.type in (1, 6)}
+    ranked = []
+    for piece, i in normal.items():
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in normal and right in normal:
+                ranked.append((-proto.pieces[i].score, i, cut, left, right))
+    ranked.sort()
+    return [(left, right) for *_, left, right in ranked]
+
+
+def write_hf_tokenizer(sp_model_path, out_dir, max_len, lowercase=False):
+    """Writes tokenizer.json + tokenizer_config.json + special_tokens_map.json + spiece.model."""
+    tok, special = sentencepiece_to_tokenizers(sp_model_path, max_len, lowercase)
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    shutil.copyfile(sp_model_path, os.path.join(out_dir, SPIECE_NAME))
+    config = dict(
+        tokenizer_class="PreTrainedTokenizerFast",
+        model_max_length=max_len,
+        padding_side="right",
+        truncation_side="right",
+        eos_token=special["eos"],
+        pad_token=special["pad"],
+        unk_token=special["unk"],
+        model_input_names=["input_ids", "attention_mask"],
+        clean_up_tokenization_spaces=False,
+        # vljax never splits special-token strings out of text; SentencePiece treats "</s>"
+        # inside a caption as characters, so HF must too.
+        split_special_tokens=True,
+        vljax_lowercase=bool(lowercase),
+    )
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+    with open(os.path.join(out_dir, "special_tokens_map.json"), "w") as f:
+        json.dump(
+            dict(eos_token=special["eos"], pad_token=special["pad"], unk_token=special["unk"]),
+            f,
+            indent=2,
+        )
+
+
+class HFTokenizer:
+    """vljax tokenizer interface over a Hugging Face `tokenizer.json` (CLIP BPE, SigLIP...).
+
+    `encode` gives `int32 [N, max_len]`, right-padded with the folder's pad id, truncated so
+    the sequence still ends with the tokenizer's own end token (HF's truncation semantics).
+    """
+
+    def __init__(self, path):
+        from tokenizers import Tokenizer
+
+        file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
+        if not os.path.exists(file):
+            raise FileNotFoundError(
+                f"{file} not found: import needs a Hugging Face `tokenizer.json` "
+                "(save the tokenizer with a recent transformers to get one)"
+            )
+        self._tok = Tokenizer.from_file(file)
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        folder = os.path.dirname(file)
+        cfg_file = os.path.join(folder, "tokenizer_config.json")
+        cfg = json.load(open(cfg_file)) if os.path.exists(cfg_file) else {}
+        self.lowercase = bool(cfg.get("do_lower_case", False))
+        self.pad_id = self._special_id(cfg.get("pad_token"), default=0)
+        self.vocab_size = self._tok.get_vocab_size()
+
+    def _special_id(self, token, default):
+        if isinstance(token, dict):
+            token = token.get("content")
+        if token is None:
+            return default
+        i = self._tok.token_to_id(token)
+        return default if i is None else i
+
+    def encode(self, texts, max_len):
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of strings, not a single string")
+        self._tok.enable_truncation(max_length=max_len)
+        self._tok.enable_padding(direction="right", pad_id=self.pad_id, length=max_len)
+        texts = [t.lower() for t in texts] if self.lowercase else list(texts)
+        encs = self._tok.encode_batch(texts)
+        return np.asarray([e.ids for e in encs], dtype=np.int32)
