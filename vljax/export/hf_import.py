@@ -108,9 +108,13 @@ def check_shapes(params, model_config):
     """Raises ExportError listing every param whose name or shape differs from the model's."""
     import flax.linen as nn
     import jax
+    import ml_collections
 
-    from vljax.models import build_model, unstack_layers
+    from vljax.models import build_model
 
+    # Checkpoints are compared unstacked: build the unscanned twin of the model.
+    model_config = ml_collections.ConfigDict(model_config.to_dict())
+    model_config.scan = False
     model = build_model(model_config)
     i = model_config.image.image_size
     abstract = jax.eval_shape(
@@ -119,7 +123,7 @@ def check_shapes(params, model_config):
         jax.ShapeDtypeStruct((1, i, i, 3), np.float32),
         jax.ShapeDtypeStruct((1, model_config.text.max_len), np.int32),
     )
-    want = _shapes(unstack_layers(_plain(nn.unbox(abstract["params"]))))
+    want = _shapes(_plain(nn.unbox(abstract["params"])))
     got = _shapes(params)
     problems = [
         f"  {k}: checkpoint {got[k]}, config {want[k]}"

@@ -1,0 +1,194 @@
+"""`vljax export` and `vljax import` (dispatched from vljax/cli.py with their own argv)."""
+
+import argparse
+import os
+import shutil
+import sys
+
+# Architecture fields an imported checkpoint fixes; the rest of config.model (dtype, remat,
+# scan) and everything outside it stay the user's choice.
+ARCH_FIELDS = (
+    ["embed_dim", "activation", "ln_eps"]
+    + [
+        f"image.{k}"
+        for k in (
+            "image_size",
+            "patch_size",
+            "width",
+            "depth",
+            "heads",
+            "mlp_dim",
+            "pool",
+            "posemb",
+            "pre_norm",
+            "proj",
+        )  # fmt: skip
+    ]
+    + [
+        f"text.{k}"
+        for k in (
+            "vocab_size",
+            "max_len",
+            "width",
+            "depth",
+            "heads",
+            "mlp_dim",
+            "causal",
+            "pool",
+            "proj",
+        )  # fmt: skip
+    ]
+)
+# Token conventions of the checkpoint's tokenizer: set from the checkpoint, not compared.
+TOKEN_FIELDS = ["text.eos_id", "text.pad_id"]
+_DEFAULTS = {"image.pre_norm": False, "text.eos_id": 1, "text.pad_id": 0}
+
+
+def _fail(prog, err):
+    print(f"{prog}: error: {err}", file=sys.stderr)
+    return 2
+
+
+def export_cli(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="vljax export",
+        description="Export a run as a Hugging Face transformers CLIPModel / SiglipModel folder.",
+    )
+    p.add_argument("--workdir", required=True, help="the run directory (vljax train --workdir)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    p.add_argument("--format", default="hf", choices=["hf"], help="output format")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="saved weights")
+    args = p.parse_args(argv)
+    from vljax.export.hf_config import ExportError
+    from vljax.export.hf_export import export_run
+
+    try:
+        family, step = export_run(args.workdir, args.out, args.step, args.dtype)
+    except (ExportError, FileNotFoundError, ValueError) as e:
+        return _fail("vljax export", e)
+    name = "CLIPModel" if family == "clip" else "SiglipModel"
+    print(f"Exported {args.workdir} step {step} as a transformers {name} to {args.out}")
+    print(f"  AutoModel.from_pretrained({args.out!r}); AutoProcessor.from_pretrained(...)")
+    return 0
+
+
+def _get(model_config, dotted):
+    node = model_config
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node[p]
+    return node.get(last, _DEFAULTS.get(dotted))
+
+
+def _set(model_config, dotted, value):
+    node = model_config
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node[p]
+    with node.unlocked() if hasattr(node, "unlocked") else _nullcontext():
+        node[last] = value
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def architecture_mismatches(user_model_config, ckpt_model_config):
+    """['model.image.width: config 768, checkpoint 1024', ...] for differing fields."""
+    out = []
+    for field in ARCH_FIELDS:
+        want, got = _get(ckpt_model_config, field), _get(user_model_config, field)
+        if isinstance(want, float) and isinstance(got, float | int):
+            same = abs(want - got) <= 1e-12 * max(1.0, abs(want))
+        else:
+            same = want == got
+        if not same:
+            out.append(f"model.{field}: config {got!r}, checkpoint {want!r}")
+    return out
+
+
+def import_cli(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="vljax import",
+        description="Initialise a vljax run from a transformers CLIP / SigLIP folder.",
+    )
+    p.add_argument("--hf", required=True, help="folder written by save_pretrained (safetensors)")
+    p.add_argument("--config", required=True, help="configs/X.py[:arg] matching the checkpoint")
+    p.add_argument("--workdir", required=True, help="the run directory to initialise")
+    args, rest = p.parse_known_args(argv)
+    from vljax.config import ConfigError, build_config, parse_overrides, save_config
+    from vljax.export.hf_config import ExportError
+    from vljax.export.hf_import import check_shapes, import_hf_folder
+    from vljax.export.params_io import save_flat
+    from vljax.models import stack_layers
+
+    try:
+        overrides, unknown = parse_overrides(rest)
+        if unknown:
+            raise ConfigError(f"unknown arguments {unknown}; overrides look like --config.a.b=1")
+        config = build_config(args.config, overrides)
+        ckpt = import_hf_folder(args.hf)
+        problems = architecture_mismatches(config.model, ckpt.model_config)
+        if problems:
+            fix = " ".join(
+                f"--config.{x.split(':')[0]}={x.rsplit('checkpoint ', 1)[1]}" for x in problems
+            )
+            raise ExportError(
+                f"the config's architecture does not match the {ckpt.family} checkpoint "
+                f"{args.hf}:\n  " + "\n  ".join(problems) + f"\nFix the config, e.g. {fix}"
+            )
+        for field in TOKEN_FIELDS:
+            _set(config.model, field, _get(ckpt.model_config, field))
+        check_shapes(ckpt.params, config.model)  # by param name and shape
+        init_dir = os.path.join(args.workdir, "init")
+        os.makedirs(init_dir, exist_ok=True)
+        params = stack_layers(ckpt.params) if config.model.get("scan") else ckpt.params
+        save_flat(params, os.path.join(init_dir, "params.safetensors"))
+        tok_path = _copy_tokenizer(args.hf, init_dir)
+        with config.unlocked():
+            config.init_from = init_dir
+            if tok_path is not None:
+                config.tokenizer.model = tok_path
+                config.tokenizer.vocab_size = config.model.text.vocab_size
+        save_config(config, os.path.join(init_dir, "config.json"))
+    except (ConfigError, ExportError, FileNotFoundError, ValueError, KeyError) as e:
+        return _fail("vljax import", e)
+    print(f"Imported {ckpt.family} checkpoint {args.hf} into {init_dir}")
+    if tok_path is None:
+        print("  (the folder has no tokenizer: set --config.tokenizer.model yourself)")
+    print("Train from it with:")
+    cfg_json = os.path.join(init_dir, "config.json")
+    print(
+        f"  vljax train --config {cfg_json} --workdir {args.workdir} --config.init_from={init_dir}"
+    )
+    print("  (LiT, image tower locked: add --config.optimizer.frozen='[\"^img/\"]')")
+    return 0
+
+
+def _copy_tokenizer(hf_dir, init_dir):
+    """The tokenizer file the run should use, copied into init_dir (None if there is none).
+
+    A vljax export carries its SentencePiece model (spiece.model with vljax's ids) -> copied
+    as tokenizer.model. Other folders (e.g. OpenAI CLIP's BPE) -> tokenizer.json, read by
+    `vljax.export.hf_tokenizer.HFTokenizer`.
+    """
+    from vljax.export.hf_load import _is_vljax_sentencepiece
+    from vljax.export.hf_tokenizer import SPIECE_NAME
+
+    sp = os.path.join(hf_dir, SPIECE_NAME)
+    if os.path.exists(sp) and _is_vljax_sentencepiece(sp):
+        dst = os.path.join(init_dir, "tokenizer.model")
+        shutil.copyfile(sp, dst)
+        return dst
+    tj = os.path.join(hf_dir, "tokenizer.json")
+    if os.path.exists(tj):
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            if os.path.exists(os.path.join(hf_dir, name)):
+                shutil.copyfile(os.path.join(hf_dir, name), os.path.join(init_dir, name))
+        return os.path.join(init_dir, "tokenizer.json")
+    return None
