@@ -86,13 +86,16 @@ def _ring(x, y, s, bias, *, grads, n, batch, chunk, axes):
             logits = s * d + bias
             diag = (t == 0) & (rows == start + jnp.arange(chunk)[None, :])
             z = jnp.where(diag, logits, -logits)
-            terms = jax.nn.log_sigmoid(z)
+            # log_sigmoid(z) and sigmoid(-z) from one exp: e = exp(-|z|).
+            e = jnp.exp(-jnp.abs(z))
+            terms = jnp.minimum(z, 0.0) - jnp.log1p(e)
             if mask is not None:
                 terms = jnp.where(mask[None, :], terms, 0.0)
             if not grads:
                 return carry + jnp.sum(terms)
             total, dx, dy, ds, db = carry
-            g = jnp.where(diag, 1.0, -1.0) * jax.nn.sigmoid(-z)  # d log_sigmoid(z) / dl
+            sig = jnp.where(z >= 0, e, 1.0) / (1.0 + e)  # sigmoid(-z) = d log_sigmoid(z) / dz
+            g = jnp.where(diag, sig, -sig)  # d log_sigmoid(z) / dl
             if mask is not None:
                 g = jnp.where(mask[None, :], g, 0.0)
             dx = dx + dot_nn(g.astype(yt.dtype), yt)
