@@ -25,7 +25,7 @@ def hf_embeddings(folder, images, texts):
         zt = model.get_text_features(
             input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask")
         ).pooler_output
-    norm = lambda z: (z / z.norm(dim=-1, keepdim=True)).numpy()
+    norm = lambda z: (z / z.norm(dim=-1, keepdim=True)).float().numpy()
     return model, norm(zi), norm(zt), inputs
 
 

@@ -1,0 +1,90 @@
+"""Tokenizer parity: the exported tokenizer.json gives vljax's ids, padding and truncation."""
+
+import random
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from tests.export.conftest import CHARS_ZH, _captions
+from vljax.data.tokenizer import Tokenizer, train_tokenizer
+from vljax.export.hf_tokenizer import HFTokenizer, write_hf_tokenizer
+
+MAX_LEN = 16
+
+STRINGS = [
+    "a red circle",
+    "",
+    " ",
+    "   leading and trailing   ",
+    "two  spaces\tand\ttabs\nand newlines",
+    "A Big GREEN Square",
+    "红色的圆形在左边",
+    "一个大的绿色圆形在一个大的绿色十字形的上面",
+    "mixed 红色 and english 123",
+    "ＦＵＬＬ-width １２３ and ﬁ ligature ㎏",
+    "“curly quotes” — dashes… 。、",
+    "unknown chars: 🙂 ∑ Ω ß ü é",
+    "a </s> <pad> <unk> b",
+    "a red circle " * 30,  # longer than the context
+    "x" * 200,
+    "!!!???...",
+]
+
+
+def _random_strings(n=150, seed=0):
+    rnd = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyz ABCXYZ,.!?0123456789" + CHARS_ZH + "éü🙂  "
+    return ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 60))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module", params=["unigram", "bpe", "lowercase", "punct"])
+def tokenizer_pair(request, unigram_tokenizer, bpe_tokenizer, tmp_path_factory):
+    kind = request.param
+    if kind == "unigram":
+        path = unigram_tokenizer
+    elif kind == "bpe":
+        path = bpe_tokenizer
+    else:
+        path = str(tmp_path_factory.mktemp("tok") / f"{kind}.model")
+        train_tokenizer(
+            _captions(seed=1), path, vocab_size=300, lowercase=True, normalize_punct=kind == "punct"
+        )
+    out = tmp_path_factory.mktemp(f"hf_tok_{kind}")
+    write_hf_tokenizer(path, str(out), MAX_LEN)
+    return Tokenizer(path), str(out)
+
+
+def test_auto_tokenizer_gives_vljax_ids(tokenizer_pair):
+    vljax_tok, folder = tokenizer_pair
+    hf = AutoTokenizer.from_pretrained(folder)
+    texts = STRINGS + _random_strings()
+    ours = vljax_tok.encode(texts, MAX_LEN)
+    enc = hf(texts, padding="max_length", truncation=True, return_tensors="np")
+    bad = [(t, a, b) for t, a, b in zip(texts, ours, enc["input_ids"]) if (a != b).any()]
+    assert not bad, bad[:3]
+    np.testing.assert_array_equal(enc["attention_mask"], (ours != 0).astype(np.int64))
+    # max_length defaults to the model's context: the same call without max_length works.
+    assert hf.model_max_length == MAX_LEN
+
+
+def test_hf_tokenizer_wrapper_reads_exported_folder(tokenizer_pair):
+    vljax_tok, folder = tokenizer_pair
+    texts = STRINGS + _random_strings(50, seed=3)
+    np.testing.assert_array_equal(
+        HFTokenizer(folder).encode(texts, 12), vljax_tok.encode(texts, 12)
+    )
+
+
+def test_wrong_ids_are_refused(tmp_path):
+    import io
+
+    import sentencepiece as spm
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_captions(300)), model_writer=buf, vocab_size=100, minloglevel=2
+    )
+    (tmp_path / "default.model").write_bytes(buf.getvalue())
+    with pytest.raises(ValueError, match="pad_id"):
+        write_hf_tokenizer(str(tmp_path / "default.model"), str(tmp_path / "out"), 8)
