@@ -88,3 +88,38 @@ def test_wrong_ids_are_refused(tmp_path):
     (tmp_path / "default.model").write_bytes(buf.getvalue())
     with pytest.raises(ValueError, match="pad_id"):
         write_hf_tokenizer(str(tmp_path / "default.model"), str(tmp_path / "out"), 8)
+
+
+def _bytes_to_unicode():
+    """GPT-2 / CLIP byte -> printable unicode map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def test_hf_tokenizer_wraps_a_clip_bpe_tokenizer(tmp_path):
+    """Import side: a CLIP byte-level BPE tokenizer.json behind vljax's encode(texts, max_len)."""
+    from transformers import CLIPTokenizer
+
+    chars = _bytes_to_unicode()
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    merges = [("r", "e"), ("re", "d</w>"), ("c", "i"), ("ci", "r"), ("l", "e</w>")]
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    tok = CLIPTokenizer(vocab=vocab, merges=merges)
+    tok.save_pretrained(tmp_path)
+    texts = ["a red circle", "", "RED red", "红色 circle", "a red circle " * 10]
+    want = tok(texts, padding="max_length", truncation=True, max_length=10)["input_ids"]
+    got = HFTokenizer(str(tmp_path)).encode(texts, 10)
+    np.testing.assert_array_equal(got, np.array(want))
+    assert got[0].tolist()[:1] == [0] and 1 in got[0].tolist()

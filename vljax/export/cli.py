@@ -59,6 +59,11 @@ def export_cli(argv=None) -> int:
     p.add_argument("--format", default="hf", choices=["hf"], help="output format")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="saved weights")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="load OUT with transformers and compare its embeddings with vljax's on probes",
+    )
     args = p.parse_args(argv)
     from vljax.export.hf_config import ExportError
     from vljax.export.hf_export import export_run
@@ -70,6 +75,22 @@ def export_cli(argv=None) -> int:
     name = "CLIPModel" if family == "clip" else "SiglipModel"
     print(f"Exported {args.workdir} step {step} as a transformers {name} to {args.out}")
     print(f"  AutoModel.from_pretrained({args.out!r}); AutoProcessor.from_pretrained(...)")
+    if args.verify:
+        from vljax.export.verify import verify_export
+        from vljax.inference import load_run_encoder
+
+        res = verify_export(load_run_encoder(args.workdir, args.step), args.out)
+        print(
+            "verify (transformers vs vljax, max abs diff of L2-normalised embeddings): "
+            f"images {res['image_max_abs_diff']:.2e}, texts {res['text_max_abs_diff']:.2e}, "
+            f"token ids equal: {res['token_ids_equal']}"
+        )
+        tol = 1e-4 if args.dtype == "fp32" else 5e-2
+        if (
+            max(res["image_max_abs_diff"], res["text_max_abs_diff"]) > tol
+            or not res["token_ids_equal"]
+        ):
+            return _fail("vljax export", f"verification failed (tolerance {tol}): {res}")
     return 0
 
 
