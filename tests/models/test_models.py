@@ -195,3 +195,34 @@ def test_full_size_recipe_builds_abstractly():
     assert 140e6 < n < 160e6  # ViT-B/16 + text B: ~150M like CLIP ViT-B/16
     out = jax.eval_shape(model.apply, nn.unbox(shapes), img, tok)
     assert out["zimg"].shape == (2, 512)
+
+
+@pytest.mark.parametrize(
+    "recipe,lo,hi", [("clip_vit_b16", 145e6, 155e6), ("siglip_vit_b16", 195e6, 210e6)]
+)
+def test_recipes_build_abstractly(recipe, lo, hi):
+    import importlib
+
+    cfg = importlib.import_module(f"configs.{recipe}").get_config()
+    model = build_model(cfg.model)
+    i, t = cfg.model.image.image_size, cfg.model.text.max_len
+    img = jax.ShapeDtypeStruct((2, i, i, 3), jnp.float32)
+    tok = jax.ShapeDtypeStruct((2, t), jnp.int32)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), img, tok)
+    n = sum(np.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
+    assert lo < n < hi, n  # CLIP ViT-B/16 ~150M, SigLIP B/16 ~203M
+    out = jax.eval_shape(model.apply, nn.unbox(shapes), img, tok)
+    assert out["zimg"].shape == (2, cfg.model.embed_dim) and out["zimg"].dtype == jnp.float32
+
+
+def test_custom_eos_and_no_padding_mask():
+    """Imported CLIP: EOS is another id, pads are a real token and are not masked."""
+    cfg = tiny_config(**{"text.eos_id": 63, "text.pad_id": None})
+    model, v = init(cfg)
+    a = np.array([[5, 6, 63, 63, 63, 63, 63, 63]], np.int32)
+    b = np.array([[5, 6, 63, 9, 9, 9, 9, 9]], np.int32)
+    np.testing.assert_allclose(
+        model.apply(v, a, method="encode_texts"),
+        model.apply(v, b, method="encode_texts"),
+        atol=1e-6,
+    )
