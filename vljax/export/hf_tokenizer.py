@@ -40,8 +40,12 @@ def check_sentencepiece_ids(sp_model_path):
         )
 
 
-def sentencepiece_to_tokenizers(sp_model_path, max_len, lowercase=False):
-    """A `tokenizers.Tokenizer` equal to SentencePiece + vljax's EOS/truncation/padding."""
+def sentencepiece_to_tokenizers(sp_model_path, max_len):
+    """A `tokenizers.Tokenizer` equal to SentencePiece + vljax's EOS/truncation/padding.
+
+    Normalisation (lowercasing, punctuation rules) lives in the .model's precompiled charsmap,
+    so it carries over with it.
+    """
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE, Unigram
 
@@ -63,7 +67,8 @@ def sentencepiece_to_tokenizers(sp_model_path, max_len, lowercase=False):
     # they stay unreachable from text and keep their ids for the post-processor and padding.
     vocab = []
     for p in proto.pieces:
-        name = p.piece if p.type in (1, 6) else p.piece + " "  # NORMAL, BYTE stay as they are
+        # NORMAL, USER_DEFINED, BYTE keep their names; CONTROL, UNKNOWN, UNUSED are hidden.
+        name = p.piece if p.type in (1, 4, 6) else p.piece + " "
         vocab.append((name, p.score))
     unk_id = proto.trainer_spec.unk_id
     byte_fallback = proto.trainer_spec.byte_fallback
@@ -81,8 +86,6 @@ def sentencepiece_to_tokenizers(sp_model_path, max_len, lowercase=False):
         )
 
     norms = []
-    if lowercase:
-        norms.append(normalizers.Lowercase())
     if ns.precompiled_charsmap:
         norms.append(normalizers.Precompiled(ns.precompiled_charsmap))
     if ns.remove_extra_whitespaces:
@@ -126,9 +129,9 @@ def _bpe_merges(proto):
     return [(left, right) for *_, left, right in ranked]
 
 
-def write_hf_tokenizer(sp_model_path, out_dir, max_len, lowercase=False):
+def write_hf_tokenizer(sp_model_path, out_dir, max_len):
     """Writes tokenizer.json + tokenizer_config.json + special_tokens_map.json + spiece.model."""
-    tok, special = sentencepiece_to_tokenizers(sp_model_path, max_len, lowercase)
+    tok, special = sentencepiece_to_tokenizers(sp_model_path, max_len)
     os.makedirs(out_dir, exist_ok=True)
     tok.save(os.path.join(out_dir, "tokenizer.json"))
     shutil.copyfile(sp_model_path, os.path.join(out_dir, SPIECE_NAME))
@@ -145,7 +148,6 @@ def write_hf_tokenizer(sp_model_path, out_dir, max_len, lowercase=False):
         # vljax never splits special-token strings out of text; SentencePiece treats "</s>"
         # inside a caption as characters, so HF must too.
         split_special_tokens=True,
-        vljax_lowercase=bool(lowercase),
     )
     with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
         json.dump(config, f, indent=2, ensure_ascii=False)
