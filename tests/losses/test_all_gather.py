@@ -36,7 +36,7 @@ def check(val, grads, zimg, ztxt, kind, rtol, group_rows=None):
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
-@pytest.mark.parametrize("n_dev,b", [(1, 12), (4, 6), (8, 3)])
+@pytest.mark.parametrize("n_dev,b", [(1, 12), (8, 3)])  # test_ring.py covers P = 2, 4
 def test_matches_dense_reference(kind, n_dev, b):
     zimg, ztxt = embeddings(n_dev * b, 16)
     mesh = mesh_of((n_dev,), ("data",))
