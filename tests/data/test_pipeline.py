@@ -1,0 +1,109 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import small_config
+
+from vljax.data import pipeline, preprocess
+
+
+def _take(it, n):
+    return [next(it) for _ in range(n)]
+
+
+def _same(xs, ys):
+    return all(
+        np.array_equal(a["image"], b["image"]) and np.array_equal(a["tokens"], b["tokens"])
+        for a, b in zip(xs, ys, strict=True)
+    )
+
+
+def test_batches(shapes_tokenizer):
+    c = small_config()
+    b = next(pipeline.make_train_iterator(c, shapes_tokenizer, seed=0))
+    assert b["image"].shape == (8, 32, 32, 3) and b["image"].dtype == np.float32
+    assert b["tokens"].shape == (8, 16) and b["tokens"].dtype == np.int32
+    assert b["image"].min() >= -1 and b["image"].max() <= 1
+    assert ((b["tokens"] == 1).sum(1) == 1).all()  # exactly one EOS per row
+
+
+def test_seeded(shapes_tokenizer):
+    c = small_config()
+    a = _take(pipeline.make_train_iterator(c, shapes_tokenizer, seed=0), 2)
+    b = _take(pipeline.make_train_iterator(c, shapes_tokenizer, seed=0), 2)
+    d = _take(pipeline.make_train_iterator(c, shapes_tokenizer, seed=1), 2)
+    assert _same(a, b) and not _same(a, d)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_exact_resume(shapes_tokenizer, workers):
+    c = small_config(num_workers=workers)
+    it = pipeline.make_train_iterator(c, shapes_tokenizer, seed=0)
+    _take(it, 3)
+    state = json.loads(json.dumps(it.get_state()))  # must survive JSON
+    expected = _take(it, 4)
+    fresh = pipeline.make_train_iterator(c, shapes_tokenizer, seed=0)
+    fresh.set_state(state)
+    assert _same(_take(fresh, 4), expected)
+
+
+def test_resume_mismatch_errors(shapes_tokenizer):
+    c = small_config()
+    it = pipeline.make_train_iterator(c, shapes_tokenizer, seed=0)
+    next(it)
+    state = it.get_state()
+    bad = dict(state, process_count=2)
+    with pytest.raises(ValueError, match="2 JAX processes but this run has 1"):
+        pipeline.make_train_iterator(c, shapes_tokenizer, seed=0).set_state(bad)
+    bad = dict(state, num_workers=3)
+    with pytest.raises(ValueError, match="num_workers=3"):
+        pipeline.make_train_iterator(c, shapes_tokenizer, seed=0).set_state(bad)
+    other = small_config()
+    other.data.train.size = 400
+    with pytest.raises(ValueError, match="does not match"):
+        pipeline.make_train_iterator(other, shapes_tokenizer, seed=0).set_state(state)
+
+
+def test_train_captions_and_languages():
+    c = small_config()
+    caps = list(pipeline.train_captions(c, 50))
+    assert len(caps) == 50 and all(x.isascii() for x in caps)
+    c.data.train.lang = "any"
+    caps = list(pipeline.train_captions(c, 50))
+    assert any(not x.isascii() for x in caps) and any(x.isascii() for x in caps)
+
+
+def test_caption_candidates():
+    cc = pipeline.caption_candidates
+    assert cc({"en": "a", "zh": "b"}, ("zh",)) == ["b"]
+    assert cc({"en": ["a", "c"], "zh": "b"}, None) == ["a", "c", "b"]
+    assert cc(["x", "y"], None) == ["x", "y"]
+    assert cc([("en", "x"), ("de", "y")], ("de",)) == ["y"]
+
+
+def _asym_element(text):
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[:, :16] = (255, 0, 0)  # left half red, right half blue
+    img[:, 16:] = (0, 0, 255)
+    return {"image": img, "captions": {"en": text}}
+
+
+@pytest.mark.parametrize(
+    "text,flippable",
+    [
+        ("a red square to the left of a blue square", False),
+        ("红色在蓝色的左边", False),
+        ("the blue one is on the RIGHT", False),
+        ("a red square above a blue square", True),
+        ("a bright square", True),  # "bright" contains "right" but is not the word
+    ],
+)
+def test_no_flip_when_caption_says_left_or_right(shapes_tokenizer, text, flippable):
+    aug = preprocess.Augment(crop_scale=(1, 1), crop_ratio=(1, 1), brightness=0, contrast=0)
+    t = pipeline.TrainTransform(shapes_tokenizer, 32, 16, None, aug)
+    flipped = 0
+    for s in range(40):
+        out = t.random_map(_asym_element(text), np.random.default_rng(s))["image"]
+        left_is_red = out[:, :8, 0].mean() > out[:, :8, 2].mean()
+        flipped += not left_is_red
+    assert (flipped > 0) == flippable

@@ -1,0 +1,56 @@
+import io
+
+import numpy as np
+from PIL import Image
+
+from vljax.data import preprocess
+
+
+def test_normalize():
+    x = np.array([0, 127, 255], np.uint8)
+    np.testing.assert_allclose(preprocess.normalize(x), [-1, 127 / 127.5 - 1, 1], atol=1e-7)
+
+
+def test_inference_image_matches_reference():
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (50, 80, 3), dtype=np.uint8)
+    out = preprocess.inference_image(arr, 32)
+    # Reference: shorter side 50 -> 32, long side int(32 * 80 / 50) = 51, bicubic, centre crop.
+    ref = Image.fromarray(arr).resize((51, 32), Image.BICUBIC)
+    left = (51 - 32) // 2
+    ref = np.asarray(ref)[:, left : left + 32]
+    assert out.shape == (32, 32, 3) and np.array_equal(out, ref)
+    tall = preprocess.inference_image(arr.transpose(1, 0, 2), 32)
+    assert tall.shape == (32, 32, 3)
+
+
+def test_modes_to_rgb():
+    for mode in ["L", "RGBA", "CMYK", "P", "I;16", "LA"]:
+        img = Image.new(mode, (20, 10))
+        out = preprocess.inference_image(img, 8)
+        assert out.shape == (8, 8, 3) and out.dtype == np.uint8, mode
+    g16 = Image.fromarray(np.full((4, 4), 65535, np.uint16))
+    assert np.asarray(preprocess.to_rgb(g16)).min() == 255
+
+
+def test_decode_bytes_and_draft():
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 300), (10, 200, 30)).save(buf, "JPEG")
+    img = preprocess.decode_image(buf.getvalue(), draft_size=64)
+    assert img.mode == "RGB" and min(img.size) >= 64 and img.size[0] < 400
+
+
+def test_train_image_keeps_colours():
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:] = (240, 220, 40)  # yellow stays yellow: channels scaled alike
+    aug = preprocess.Augment(brightness=0.1, contrast=0.1)
+    for s in range(10):
+        x = preprocess.train_image(img, np.random.default_rng(s), 32, aug, True)
+        rgb = (x.reshape(-1, 3).mean(0) + 1) * 127.5
+        assert rgb[0] > 180 and rgb[1] > 160 and rgb[2] < 60, rgb
+
+
+def test_mentions_left_right():
+    m = preprocess.mentions_left_right
+    assert m("Left of it") and m("在右边") and m("links vom Haus")
+    assert not m("a bright light") and not m("copyright") and not m("above")

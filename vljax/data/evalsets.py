@@ -1,0 +1,111 @@
+"""Evaluation data: `load_eval_set(spec, config)` for zero-shot classification and retrieval.
+
+```python
+ds = load_eval_set("shapes:zeroshot", config)          # or an entry of config.evals
+ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...}
+# dict(images=uint8 [N, S, S, 3], captions=list[str], labels=int32 [N] | None,
+#      classnames=list[str] | None, templates=list[str] | None, lang=str)
+```
+
+`S = config.model.image.image_size`. Specs:
+
+- `shapes:zeroshot`: 1,200 single-shape images (50 per class), labels in the 24 colour x shape
+  classes, `classnames` = `shapes.classnames(lang)`, templates "a big {}" / "a small {}"
+  (the class embedding averages both sizes).
+- `shapes:retrieval`: 1,000 image-caption pairs with distinct captions, 1 or 2 shapes.
+- `tfds:NAME:SPLIT`: a dataset written by `vljax prepare`; images go through
+  `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval the
+  first caption in the chosen language is the image's caption; for zero-shot the labels come
+  from the ClassLabel feature and `classnames` from its names unless the entry gives
+  `classnames`.
+
+Entry options (all optional): `lang` (default: config.data.train.lang, "en" when that is
+"any"), `templates` (list of format strings with "{}"; default `templates.default_templates`),
+`classnames` (list), `size` (number of examples; shapes and tfds). The held-out shapes splits
+use a fixed seed (`EVAL_SEED`) so that runs with different `config.seed` are comparable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vljax.data import shapes
+from vljax.data.pipeline import _get, caption_candidates, languages
+
+EVAL_SEED = 1_000_003
+
+
+def _entry(spec) -> dict:
+    if isinstance(spec, str):
+        return {"dataset": spec}
+    if hasattr(spec, "to_dict"):
+        return spec.to_dict()
+    return dict(spec)
+
+
+def eval_lang(entry: dict, config) -> str:
+    lang = entry.get("lang")
+    if not lang:
+        train_lang = _get(getattr(config, "data", None) and config.data.train, "lang", "en")
+        langs = languages(train_lang)
+        lang = langs[0] if langs else "en"
+    return lang
+
+
+def load_eval_set(spec, config) -> dict:
+    """See the module docstring."""
+    entry = _entry(spec)
+    dataset = entry.get("dataset")
+    if not dataset:
+        raise ValueError(f"eval entry {entry!r} has no 'dataset' (e.g. 'tfds:NAME:SPLIT')")
+    lang = eval_lang(entry, config)
+    size = int(config.model.image.image_size)
+    if dataset.startswith("shapes:"):
+        out = _shapes(dataset.split(":", 1)[1], size, lang, entry.get("size"))
+    elif dataset.startswith("tfds:"):
+        from vljax.data.tfds_source import load_tfds_eval
+
+        out = load_tfds_eval(dataset, entry, config, size, lang)
+    else:
+        raise ValueError(
+            f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval or "
+            "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
+        )
+    if entry.get("classnames"):
+        out["classnames"] = list(entry["classnames"])
+    if entry.get("templates"):
+        out["templates"] = list(entry["templates"])
+    if out.get("classnames") is not None and not out.get("templates"):
+        from vljax.data.templates import default_templates
+
+        out["templates"] = default_templates(lang)
+    for t in out.get("templates") or []:
+        if "{}" not in t:
+            raise ValueError(f"zero-shot template {t!r} has no '{{}}' for the class name")
+    out["lang"] = lang
+    return out
+
+
+def _shapes(split: str, image_size: int, lang: str, n) -> dict:
+    if split not in ("zeroshot", "retrieval"):
+        raise ValueError(f"shapes eval split must be zeroshot or retrieval, got {split!r}")
+    if lang not in shapes.LANGS:
+        raise ValueError(f"shapes captions exist in {shapes.LANGS}, not {lang!r}")
+    src = shapes.ShapesSource(split, size=n, seed=EVAL_SEED, image_size=image_size)
+    images = np.empty((len(src), image_size, image_size, 3), np.uint8)
+    captions = []
+    labels = np.empty((len(src),), np.int32)
+    for i in range(len(src)):
+        ex = src[i]
+        images[i] = ex["image"]
+        captions.append(caption_candidates(ex["captions"], (lang,))[0])
+        labels[i] = ex["label"]
+    if split == "zeroshot":
+        return dict(
+            images=images,
+            captions=captions,
+            labels=labels,
+            classnames=shapes.classnames(lang),
+            templates=list(shapes.SHAPES_TEMPLATES[lang]),
+        )
+    return dict(images=images, captions=captions, labels=None, classnames=None, templates=None)

@@ -1,0 +1,293 @@
+"""The grain training pipeline: source -> per-process shard -> seeded shuffle -> decode,
+augment, pick a caption, tokenise -> batch. Checkpointable.
+
+```python
+it = make_train_iterator(config, tokenizer, seed)
+batch = next(it)   # dict(image=float32 [b, H, W, 3], tokens=int32 [b, L]), b = B // processes
+state = it.get_state()   # a JSON-serialisable dict; store it with every checkpoint
+it.set_state(state)      # on a fresh iterator: the following batches are bit-identical
+```
+
+Sources (`config.data.train.dataset`): `"shapes"` (procedural, `config.data.train.size`
+examples, seeded by `config.seed`), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
+`config.data.data_dir`), or a mixture `{"tfds:a": 0.7, "tfds:b": 0.3}`.
+
+Every process reads only its shard (`ShardByJaxProcess(drop_remainder=True)`); the sampler
+shuffles globally with `seed` and repeats forever (`num_epochs=None`); randomness of the
+per-example transform comes from grain's per-record seed, so it is reproduced on resume and
+does not depend on the number of workers. `config.data.num_workers` decoding processes
+(0 = in this process), each keeping `config.data.prefetch` batches ready.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import grain.python as grain
+import jax
+import numpy as np
+
+from vljax.data import preprocess
+from vljax.data.shapes import ShapesSource
+
+_STATE_VERSION = 1
+
+
+def _get(cfg, key, default):
+    """cfg.key when the config has it (ConfigDict or dict), else default."""
+    if cfg is None:
+        return default
+    try:
+        value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+    except AttributeError:
+        return default
+    return default if value is None else value
+
+
+def augment_for(config) -> preprocess.Augment:
+    """Augmentation parameters from `config.data.augment.*` (all optional)."""
+    a = _get(config.data, "augment", None)
+    d = preprocess.Augment()
+    return preprocess.Augment(
+        crop_scale=tuple(_get(a, "crop_scale", d.crop_scale)),
+        crop_ratio=tuple(_get(a, "crop_ratio", d.crop_ratio)),
+        brightness=float(_get(a, "brightness", d.brightness)),
+        contrast=float(_get(a, "contrast", d.contrast)),
+        flip=bool(_get(a, "flip", d.flip)),
+    )
+
+
+def languages(lang) -> tuple[str, ...] | None:
+    """config.data.train.lang -> allowed languages; None = any."""
+    if lang is None or lang == "any":
+        return None
+    if isinstance(lang, str):
+        return tuple(x.strip() for x in lang.split(",") if x.strip())
+    return tuple(lang)
+
+
+def caption_candidates(captions, langs: tuple[str, ...] | None) -> list[str]:
+    """All captions of an example in the allowed languages.
+
+    captions: str | {lang: str | [str]} | [str] | [(lang, str)]; an unknown language ("")
+    counts as allowed only when any language is.
+    """
+    if isinstance(captions, str):
+        pairs = [("", captions)]
+    elif isinstance(captions, dict):
+        pairs = []
+        for lang, text in captions.items():
+            texts = [text] if isinstance(text, str) else list(text)
+            pairs += [(lang, t) for t in texts]
+    else:
+        pairs = [c if isinstance(c, tuple | list) else ("", c) for c in captions]
+    if langs is None:
+        return [t for _, t in pairs if t]
+    return [t for lang, t in pairs if t and lang in langs]
+
+
+class TrainTransform(grain.RandomMapTransform):
+    """Raw example -> dict(image=float32 [S, S, 3], tokens=int32 [L]).
+
+    Picks one caption (seeded) among those in the configured languages, decodes the image
+    (encoded bytes or a uint8 array), augments it keeping the caption true, tokenises.
+    """
+
+    def __init__(self, tokenizer, image_size: int, max_len: int, langs, aug):
+        self.tokenizer = tokenizer
+        self.image_size = image_size
+        self.max_len = max_len
+        self.langs = langs
+        self.aug = aug
+
+    def random_map(self, element, rng: np.random.Generator):
+        cands = caption_candidates(element["captions"], self.langs)
+        if not cands:
+            raise ValueError(
+                f"an example has no caption in languages {self.langs}; choose "
+                "config.data.train.lang among the dataset's languages (or 'any')"
+            )
+        text = cands[int(rng.integers(len(cands)))] if len(cands) > 1 else cands[0]
+        img = element["image"]
+        if isinstance(img, bytes | bytearray):
+            img = preprocess.decode_image(bytes(img), draft_size=self.image_size)
+        image = preprocess.train_image(
+            img, rng, self.image_size, self.aug, not preprocess.mentions_left_right(text)
+        )
+        tokens = self.tokenizer.encode([text], self.max_len)[0]
+        return dict(image=image, tokens=tokens)
+
+
+def make_source(spec, config, split: str = "train"):
+    """A grain RandomAccessDataSource for a dataset spec (str or {spec: weight})."""
+    if isinstance(spec, dict) or hasattr(spec, "to_dict"):
+        from vljax.data.mixture import MixtureSource
+
+        weights = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+        parts = {name: make_source(name, config, split) for name in weights}
+        return MixtureSource(parts, weights, seed=int(config.seed))
+    if not isinstance(spec, str):
+        raise ValueError(f"dataset spec must be a string or a dict of weights, got {spec!r}")
+    if spec == "shapes" or spec == "shapes:train":
+        return ShapesSource(
+            "train",
+            size=int(_get(config.data.train, "size", 100_000)),
+            seed=int(config.seed),
+            image_size=int(config.model.image.image_size),
+        )
+    if spec.startswith("tfds:"):
+        from vljax.data.tfds_source import TfdsSource, parse_tfds_spec
+
+        name, sp = parse_tfds_spec(spec, default_split=split)
+        return TfdsSource(name, sp, data_dir=_get(config.data, "data_dir", None))
+    raise ValueError(
+        f"unknown dataset {spec!r}: use 'shapes', 'tfds:NAME[:SPLIT]' (prepared with "
+        "`vljax prepare`), or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
+    )
+
+
+class TrainIterator(Iterator):
+    """A grain DataLoader iterator whose state is a JSON-serialisable dict.
+
+    The state records the process count: restoring it under another count (or another
+    worker count, or another source/sampler) raises a ValueError naming what changed.
+    """
+
+    def __init__(self, loader: grain.DataLoader, meta: dict):
+        self._loader = loader
+        self._it = iter(loader)
+        self._meta = meta
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        return next(self._it)
+
+    def get_state(self) -> dict:
+        return dict(version=_STATE_VERSION, **self._meta, loader=json.loads(self._it.get_state()))
+
+    def set_state(self, state: dict) -> None:
+        if isinstance(state, bytes | str):
+            state = json.loads(state)
+        for key, now in self._meta.items():
+            then = state.get(key)
+            if then != now:
+                raise ValueError(_mismatch_message(key, then, now))
+        try:
+            self._it.set_state(json.dumps(state["loader"]).encode())
+        except ValueError as e:
+            raise ValueError(
+                "the data iterator state in the checkpoint does not match this run's data "
+                f"pipeline ({e}); resume with the same config.data and seed"
+            ) from e
+
+
+def _absl_flags_parsed() -> None:
+    """grain's worker processes read absl flags; outside an absl app they are never parsed."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def _mismatch_message(key, then, now) -> str:
+    if key == "process_count":
+        return (
+            f"the checkpoint's data iterator was saved with {then} JAX processes but this run "
+            f"has {now}: the per-process shards differ, so the data order cannot be resumed "
+            f"exactly. Resume with {then} processes (or start a new workdir)"
+        )
+    if key == "process_index":
+        return (
+            f"this process (index {now}) was given the iterator state of process {then}; "
+            "restore each process's own state"
+        )
+    if key == "num_workers":
+        return (
+            f"the checkpoint's data iterator used config.data.num_workers={then} but this run "
+            f"uses {now}; resume with --config.data.num_workers={then}"
+        )
+    return f"data iterator state mismatch on {key}: saved {then!r}, now {now!r}"
+
+
+def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
+    """Per-process training batches; see the module docstring."""
+    pc = jax.process_count()
+    if config.batch_size % pc:
+        raise ValueError(
+            f"config.batch_size={config.batch_size} is not divisible by the {pc} JAX processes"
+        )
+    local_batch = config.batch_size // pc
+    source = make_source(config.data.train.dataset, config, "train")
+    shard = grain.ShardByJaxProcess(drop_remainder=True)
+    if len(source) // pc < local_batch:
+        raise ValueError(
+            f"the training source has {len(source)} examples, fewer than one batch of "
+            f"{local_batch} per process"
+        )
+    sampler = grain.IndexSampler(
+        num_records=len(source),
+        shard_options=shard,
+        shuffle=True,
+        num_epochs=None,
+        seed=int(seed) % (2**31),
+    )
+    transform = TrainTransform(
+        tokenizer,
+        image_size=int(config.model.image.image_size),
+        max_len=int(config.model.text.max_len),
+        langs=languages(_get(config.data.train, "lang", "any")),
+        aug=augment_for(config),
+    )
+    workers = int(_get(config.data, "num_workers", 0))
+    if workers > 0:
+        _absl_flags_parsed()
+    loader = grain.DataLoader(
+        data_source=source,
+        sampler=sampler,
+        operations=[transform, grain.Batch(local_batch, drop_remainder=True)],
+        worker_count=workers,
+        worker_buffer_size=max(1, int(_get(config.data, "prefetch", 2))),
+        shard_options=shard,
+    )
+    meta = dict(process_count=pc, process_index=jax.process_index(), num_workers=workers)
+    return TrainIterator(loader, meta)
+
+
+def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_000, config=None):
+    """Up to `limit` caption strings of a dataset (for tokenizer training), in order."""
+    langs = languages(lang)
+    if spec in ("shapes", "shapes:train"):
+        size = int(_get(config.data.train, "size", 100_000)) if config is not None else 100_000
+        seed = int(config.seed) if config is not None else 0
+        src = ShapesSource("train", size=size, seed=seed)
+        n = 0
+        for i in range(len(src)):
+            for text in caption_candidates(src.captions(i), langs):
+                if n >= limit:
+                    return
+                n += 1
+                yield text
+        return
+    if spec.startswith("tfds:"):
+        from vljax.data.tfds_source import iter_captions
+
+        yield from iter_captions(spec, data_dir, langs, limit)
+        return
+    raise ValueError(f"unknown dataset {spec!r}: use 'shapes' or 'tfds:NAME[:SPLIT]'")
+
+
+def train_captions(config, limit: int = 100_000):
+    """Up to `limit` captions of the run's training data, in its languages."""
+    spec = config.data.train.dataset
+    lang = _get(config.data.train, "lang", "any")
+    data_dir = _get(config.data, "data_dir", None)
+    if isinstance(spec, str):
+        yield from dataset_captions(spec, data_dir, lang, limit, config)
+        return
+    weights = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+    total = sum(weights.values())
+    for name, w in weights.items():  # each part in proportion to its weight
+        yield from dataset_captions(name, data_dir, lang, max(1, int(limit * w / total)), config)
