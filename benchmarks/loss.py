@@ -261,10 +261,11 @@ def markdown(args, rows, maxb=None, big=None):
     lines = [
         f"Command: `python benchmarks/loss.py{' --gpu' if args.gpu else ''}"
         f"{' --quick' if args.quick else ''}`; D = {dim}, inputs {dtype},"
-        f" ring chunk {args.chunk or 'default (min(b, 512))'}, grouped: G = P/2."
-        f" Scratch = compiled `temp_size_in_bytes` per device (MiB); time = fwd+bwd median of"
-        f" {args.repeats} runs (ms); comm = bytes received per device (MiB, derived:"
-        f" `comm_bytes`).",
+        f" ring chunk {args.chunk or 'default (min(b, 512))'}"
+        + ("" if args.gpu else ", grouped: G = P/2")
+        + ". Scratch = compiled `temp_size_in_bytes` per device (MiB); time = fwd+bwd median"
+        f" of {args.repeats} runs after a warm-up (ms)"
+        + ("." if args.gpu else "; comm = bytes received per device (MiB, derived: `comm_bytes`)."),
         "",
     ]
     cols = ["kind", "impl"] + (["dtype"] if args.gpu else []) + ["P", "b", "B"]
