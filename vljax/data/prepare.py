@@ -1,0 +1,502 @@
+"""`vljax prepare`: local image-text files -> a tfds dataset in ArrayRecord format, without TF.
+
+```
+vljax prepare --manifest FILE.jsonl       --name NAME --data-dir DIR [--max-side N] [--workers K]
+vljax prepare --from-folder IMAGES_DIR    --name NAME --data-dir DIR [--label-from-dir]
+vljax prepare --from-webdataset 'a-*.tar' --name NAME --data-dir DIR
+```
+
+Manifest lines: `{"image": path (relative to the manifest's folder, or absolute),
+"caption": str | {lang: str | [str]} | [str, ...], "label": optional class name,
+"split": optional, default "train"}`. A line needs an image and a caption or a label.
+Folder: every image file with a sidecar `STEM.txt` (one caption per non-empty line); with
+`--label-from-dir` the image's folder name is its label. WebDataset: tar shards whose members
+share a key, `KEY.jpg|jpeg|png|webp` plus `KEY.txt` or `KEY.json` (a manifest-like object
+with `caption` / `captions` / `label`).
+
+Each image is fully decoded to check it; non-RGB images (grayscale, RGBA, CMYK, palette,
+16-bit) are converted to RGB, and images with a side above `--max-side` are downscaled
+(bicubic); converted or resized images are re-encoded as JPEG (quality 95); RGB JPEG/PNG
+files that need neither keep their original bytes.
+
+Features: `image` (Image), `captions` (Sequence(Text)), `langs` (Sequence(Text), "" where the
+manifest gave no language), `id` (Text: where the example came from), and `label`
+(ClassLabel with the sorted label names) when any example has a label (-1 where one has none).
+
+Bad data never stops a prepare: unreadable, truncated, empty, missing or non-image files and
+manifest lines that are not JSON objects or lack fields are skipped; the summary counts them
+by reason and `DIR/NAME/skipped.jsonl` lists them (`{"source", "reason", "detail"}`). The
+dataset is written under `DIR/.NAME.incomplete-*` and renamed to `DIR/NAME` when complete, so
+a crash leaves no dataset that reads as whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image, UnidentifiedImageError
+
+from vljax.data.preprocess import to_rgb
+
+VERSION = "1.0.0"
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+@dataclass
+class Record:
+    """One candidate example before its image is checked."""
+
+    source: str  # for reports: "manifest.jsonl:12", "shard-0.tar:key", a path
+    captions: list[tuple[str, str]]  # (lang or "", text)
+    label: str | None = None
+    split: str = "train"
+    path: str | None = None  # image on disk, or
+    data: bytes | None = None  # image bytes (webdataset)
+
+
+@dataclass
+class Skip:
+    source: str
+    reason: str
+    detail: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            dict(source=self.source, reason=self.reason, detail=self.detail), ensure_ascii=False
+        )
+
+
+@dataclass
+class Report:
+    written: Counter = field(default_factory=Counter)  # split -> count
+    skipped: list[Skip] = field(default_factory=list)
+
+
+# -- captions ---------------------------------------------------------------------------------
+
+
+def parse_captions(value) -> list[tuple[str, str]]:
+    """str | {lang: str | [str]} | [str | {lang: str}] -> [(lang, text)] (empty texts dropped)."""
+    out = []
+    if isinstance(value, str):
+        out.append(("", value))
+    elif isinstance(value, dict):
+        for lang, text in value.items():
+            texts = [text] if isinstance(text, str) else text
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"caption for language {lang!r} must be a string or list")
+            out += [(str(lang), t) for t in texts]
+    elif isinstance(value, list):
+        for item in value:
+            out += parse_captions(item)
+    else:
+        raise ValueError(
+            f"caption must be a string, a {{lang: text}} object or a list, got {value!r}"
+        )
+    return [(lang, t.strip()) for lang, t in out if t and t.strip()]
+
+
+# -- input forms ------------------------------------------------------------------------------
+
+
+def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
+    base = os.path.dirname(os.path.abspath(path))
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            src = f"{os.path.basename(path)}:{lineno}"
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                skips.append(Skip(src, "bad json", str(e)))
+                continue
+            rec = _record_from_obj(obj, src, skips)
+            if rec is None:
+                continue
+            image = obj.get("image")
+            if not isinstance(image, str) or not image:
+                skips.append(Skip(src, "missing field", "no 'image' path"))
+                continue
+            rec.path = image if os.path.isabs(image) else os.path.join(base, image)
+            rec.source = f"{src} {image}"
+            yield rec
+
+
+def _record_from_obj(obj, src: str, skips: list[Skip]) -> Record | None:
+    if not isinstance(obj, dict):
+        skips.append(Skip(src, "bad json", f"expected an object, got {type(obj).__name__}"))
+        return None
+    value = obj.get("caption", obj.get("captions"))
+    try:
+        captions = parse_captions(value) if value is not None else []
+    except ValueError as e:
+        skips.append(Skip(src, "bad field", str(e)))
+        return None
+    label = obj.get("label")
+    if label is not None and not isinstance(label, str | int):
+        skips.append(Skip(src, "bad field", f"label must be a class name, got {label!r}"))
+        return None
+    label = None if label is None or label == "" else str(label)
+    if not captions and label is None:
+        skips.append(Skip(src, "missing field", "no caption and no label"))
+        return None
+    split = obj.get("split") or "train"
+    if not isinstance(split, str) or not split.replace("_", "").isalnum():
+        skips.append(Skip(src, "bad field", f"split must be a word like 'train', got {split!r}"))
+        return None
+    return Record(source=src, captions=captions, label=label, split=split)
+
+
+def folder_records(root: str, skips: list[Skip], split: str, label_from_dir: bool):
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in IMAGE_EXTS:
+                continue
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            txt = os.path.join(dirpath, stem + ".txt")
+            captions = []
+            if os.path.exists(txt):
+                with open(txt, encoding="utf-8", errors="replace") as f:
+                    captions = [("", line.strip()) for line in f if line.strip()]
+            label = os.path.basename(dirpath) if label_from_dir and dirpath != root else None
+            if not captions and label is None:
+                skips.append(Skip(rel, "missing field", f"no caption file {stem}.txt"))
+                continue
+            yield Record(source=rel, captions=captions, label=label, split=split, path=path)
+
+
+def webdataset_records(patterns: Sequence[str], skips: list[Skip], split: str):
+    paths = sorted({p for pat in patterns for p in glob.glob(pat)})
+    if not paths:
+        raise FileNotFoundError(f"no tar shards match {list(patterns)}")
+    for shard in paths:
+        try:
+            tar = tarfile.open(shard)
+        except (tarfile.TarError, OSError) as e:
+            skips.append(Skip(os.path.basename(shard), "unreadable shard", str(e)))
+            continue
+        groups: dict[str, dict[str, bytes]] = {}
+        order = []
+        try:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                base = os.path.basename(m.name)
+                if "." not in base or base.startswith("."):
+                    continue
+                stem, ext = base.split(".", 1)
+                key = os.path.join(os.path.dirname(m.name), stem)
+                if key not in groups:
+                    groups[key] = {}
+                    order.append(key)
+                groups[key][ext.lower()] = tar.extractfile(m).read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            skips.append(Skip(os.path.basename(shard), "truncated shard", str(e)))
+        tar.close()
+        for key in order:
+            yield from _wds_record(os.path.basename(shard), key, groups[key], skips, split)
+
+
+def _wds_record(shard, key, parts, skips, split):
+    src = f"{shard}:{key}"
+    image_ext = next((e for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
+    if image_ext is None:
+        skips.append(Skip(src, "missing field", f"no image member (has {sorted(parts)})"))
+        return
+    obj = {}
+    if "json" in parts:
+        try:
+            obj = json.loads(parts["json"].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            skips.append(Skip(src, "bad json", str(e)))
+            return
+    if "txt" in parts and "caption" not in obj and "captions" not in obj:
+        obj = dict(obj) if isinstance(obj, dict) else {}
+        obj["caption"] = parts["txt"].decode("utf-8", errors="replace")
+    obj = dict(obj) if isinstance(obj, dict) else obj
+    if isinstance(obj, dict):
+        obj.setdefault("split", split)
+    rec = _record_from_obj(obj, src, skips)
+    if rec is not None:
+        rec.data = parts[image_ext]
+        yield rec
+
+
+# -- images -----------------------------------------------------------------------------------
+
+
+def check_image(args) -> tuple[bytes | None, str, str]:
+    """(path, data, max_side) -> (encoded RGB bytes | None, skip reason, detail). In a worker."""
+    path, data, max_side = args
+    try:
+        if data is None:
+            if not os.path.exists(path):
+                return None, "missing file", path
+            with open(path, "rb") as f:
+                data = f.read()
+        if not data:
+            return None, "empty file", path or ""
+        img = Image.open(io.BytesIO(data))
+        fmt = img.format
+        img.load()  # a full decode: truncated files fail here
+        w, h = img.size
+        if w < 1 or h < 1:
+            return None, "not an image", f"size {w}x{h}"
+        resize = max_side is not None and max(w, h) > max_side
+        if fmt in ("JPEG", "PNG") and img.mode == "RGB" and not resize:
+            return data, "", ""
+        img = to_rgb(img)
+        if resize:
+            s = max_side / max(w, h)
+            img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=95)
+        return out.getvalue(), "", ""
+    except UnidentifiedImageError as e:
+        return None, "not an image", str(e)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return None, "unreadable image", f"{type(e).__name__}: {e}"
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _builder_class(name: str, label_names: list[str] | None, splits: list[str], gen_fn):
+    import tensorflow_datasets as tfds
+
+    feats = {
+        "image": tfds.features.Image(),
+        "captions": tfds.features.Sequence(tfds.features.Text()),
+        "langs": tfds.features.Sequence(tfds.features.Text()),
+        "id": tfds.features.Text(),
+    }
+    if label_names is not None:
+        feats["label"] = tfds.features.ClassLabel(names=label_names)
+
+    class PreparedDataset(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        VERSION = tfds.core.Version(VERSION)
+        # No source-code path: tfds would otherwise look for checksum files next to this
+        # module (and, to do so, import the optional importlib_resources).
+        code_path = None
+        url_infos = None
+
+        def _info(self):
+            return tfds.core.DatasetInfo(
+                builder=self,
+                description="Prepared by `vljax prepare` from local files.",
+                features=tfds.features.FeaturesDict(feats),
+            )
+
+        def _split_generators(self, dl_manager):
+            return {s: self._generate_examples(s) for s in splits}
+
+        def _generate_examples(self, split):
+            yield from gen_fn(split)
+
+    PreparedDataset.name = name
+    return PreparedDataset
+
+
+def prepare(
+    records: Sequence[Record],
+    name: str,
+    data_dir: str,
+    skips: list[Skip],
+    max_side: int | None = None,
+    workers: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Report:
+    """Check/convert the records' images and write DIR/NAME atomically; returns the report."""
+    if not name.isidentifier() or name.lower() != name:
+        raise ValueError(f"--name must be a lower-case identifier like 'my_pairs', got {name!r}")
+    data_dir = os.path.abspath(data_dir)
+    final = os.path.join(data_dir, name)
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(f"{final} exists; pass --overwrite to replace it")
+    os.makedirs(data_dir, exist_ok=True)
+    report = Report(skipped=skips)
+    by_split: dict[str, list[Record]] = {}
+    for r in records:
+        by_split.setdefault(r.split, []).append(r)
+    labels = sorted({r.label for r in records if r.label is not None})
+    label_names = labels or None
+    total = sum(len(v) for v in by_split.values())
+    tmp = tempfile.mkdtemp(prefix=f".{name}.incomplete-", dir=data_dir)
+    pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
+    bar = _Progress(total, enabled=progress)
+
+    def gen(split):
+        recs = by_split[split]
+        args = ((r.path, r.data, max_side) for r in recs)
+        results = pool.imap(check_image, args, chunksize=8) if pool else map(check_image, args)
+        for i, (r, (data, reason, detail)) in enumerate(zip(recs, results, strict=True)):
+            bar.advance()
+            if data is None:
+                skips.append(Skip(r.source, reason, detail))
+                continue
+            report.written[split] += 1
+            ex = dict(
+                image=data,
+                captions=[t for _, t in r.captions],
+                langs=[lang for lang, _ in r.captions],
+                id=r.source,
+            )
+            if label_names is not None:
+                ex["label"] = -1 if r.label is None else labels.index(r.label)
+            yield i, ex
+
+    try:
+        splits = sorted(by_split)
+        if not splits:
+            raise ValueError("no usable examples: every input was skipped (see the report)")
+        builder_cls = _builder_class(name, label_names, splits, gen)
+        builder = builder_cls(data_dir=tmp, file_format="array_record")
+        builder.download_and_prepare()
+        empty = [s for s in splits if report.written[s] == 0]
+        if not sum(report.written.values()):
+            raise ValueError("no usable examples: every input was skipped (see the report)")
+        if empty:
+            print(f"note: splits with no good examples: {empty}", file=sys.stderr)
+        with open(os.path.join(tmp, name, "skipped.jsonl"), "w", encoding="utf-8") as f:
+            for s in skips:
+                f.write(s.to_json() + "\n")
+        shutil.rmtree(os.path.join(tmp, "downloads"), ignore_errors=True)
+        old = None
+        if os.path.exists(final):
+            old = os.path.join(data_dir, f".{name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(final, old)
+        os.rename(os.path.join(tmp, name), final)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        bar.close()
+        if pool:
+            pool.close()
+            pool.join()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+class _Progress:
+    """A rich progress bar with examples/s (plain text when rich is off)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.n, self.total, self.t0 = 0, total, time.time()
+        self._p = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(
+                TextColumn("prepare"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} ex/s"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._task = self._p.add_task("prepare", total=total, rate="-")
+            self._p.start()
+
+    def advance(self):
+        self.n += 1
+        if self._p is not None:
+            rate = self.n / max(time.time() - self.t0, 1e-9)
+            self._p.update(self._task, advance=1, rate=f"{rate:.0f}")
+
+    def close(self):
+        if self._p is not None:
+            self._p.stop()
+            self._p = None
+
+
+def summary(report: Report, name: str, data_dir: str, seconds: float) -> str:
+    n = sum(report.written.values())
+    lines = [
+        f"wrote {n} examples to {os.path.join(data_dir, name)} in {seconds:.1f} s "
+        f"({n / max(seconds, 1e-9):.0f} examples/s): "
+        + ", ".join(f"{s}={c}" for s, c in sorted(report.written.items()))
+    ]
+    if report.skipped:
+        reasons = Counter(s.reason for s in report.skipped)
+        lines.append(
+            f"skipped {len(report.skipped)}: "
+            + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+            + f" (list in {os.path.join(data_dir, name, 'skipped.jsonl')})"
+        )
+    else:
+        lines.append("skipped 0")
+    return "\n".join(lines)
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="vljax prepare",
+        description="Write a tfds ArrayRecord dataset from local image-text files.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="JSONL file, one example per line")
+    src.add_argument("--from-folder", help="folder of images with sidecar .txt captions")
+    src.add_argument("--from-webdataset", nargs="+", help="tar shards (paths or globs)")
+    p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
+    p.add_argument("--data-dir", required=True, help="tfds data dir to write NAME into")
+    p.add_argument("--max-side", type=int, default=None, help="downscale larger images")
+    p.add_argument("--workers", type=int, default=0, help="image-checking processes")
+    p.add_argument("--split", default="train", help="split for folder/webdataset inputs")
+    p.add_argument("--label-from-dir", action="store_true", help="folder name = class label")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    skips: list[Skip] = []
+    t0 = time.time()
+    try:
+        if args.manifest:
+            if not os.path.exists(args.manifest):
+                raise FileNotFoundError(f"manifest {args.manifest!r} does not exist")
+            records = list(manifest_records(args.manifest, skips))
+        elif args.from_folder:
+            if not os.path.isdir(args.from_folder):
+                raise FileNotFoundError(f"folder {args.from_folder!r} does not exist")
+            records = list(folder_records(args.from_folder, skips, args.split, args.label_from_dir))
+        else:
+            records = list(webdataset_records(args.from_webdataset, skips, args.split))
+        report = prepare(
+            records,
+            args.name,
+            args.data_dir,
+            skips,
+            max_side=args.max_side,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"vljax prepare: error: {e}", file=sys.stderr)
+        for s in skips[:20]:
+            print(f"  skipped {s.source}: {s.reason} {s.detail}", file=sys.stderr)
+        return 2
+    print(summary(report, args.name, os.path.abspath(args.data_dir), time.time() - t0))
+    return 0

@@ -1,0 +1,147 @@
+"""Prepared tfds datasets as grain sources, caption iterators and eval sets.
+
+`TfdsSource(name, split, data_dir)` is a picklable grain RandomAccessDataSource over
+`tfds.data_source(name, data_dir=...)` (ArrayRecord, random access, no TensorFlow). Images are
+left encoded (decoded in the pipeline's transform, in the worker processes), captions come
+back as `[(lang, text)]`, and `label` as int (-1 when absent).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def parse_tfds_spec(spec: str, default_split: str = "train") -> tuple[str, str]:
+    """'tfds:NAME[:SPLIT]' -> (NAME, SPLIT)."""
+    if not spec.startswith("tfds:"):
+        raise ValueError(f"expected 'tfds:NAME[:SPLIT]', got {spec!r}")
+    parts = spec[len("tfds:") :].split(":")
+    if not parts[0] or len(parts) > 2:
+        raise ValueError(f"expected 'tfds:NAME[:SPLIT]', got {spec!r}")
+    return parts[0], (parts[1] if len(parts) == 2 and parts[1] else default_split)
+
+
+def _text(v) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def open_builder(name: str, data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    if not data_dir:
+        raise ValueError(
+            f"dataset tfds:{name} needs config.data.data_dir (the --data-dir given to "
+            "`vljax prepare`)"
+        )
+    if not os.path.isdir(os.path.join(data_dir, name)):
+        raise FileNotFoundError(
+            f"no prepared dataset {name!r} in {data_dir!r}; create it with `vljax prepare "
+            f"--manifest FILE.jsonl --name {name} --data-dir {data_dir}` (nothing is "
+            "downloaded at run time)"
+        )
+    return tfds.builder(name, data_dir=data_dir)
+
+
+class TfdsSource:
+    """grain RandomAccessDataSource of dict(image=bytes, captions=[(lang, text)], label=int)."""
+
+    def __init__(self, name: str, split: str = "train", data_dir: str | None = None):
+        self.name, self.split = name, split
+        self.data_dir = os.path.abspath(data_dir) if data_dir else data_dir
+        builder = open_builder(name, self.data_dir)
+        splits = builder.info.splits
+        if split not in splits:
+            raise ValueError(
+                f"tfds:{name} has splits {sorted(splits)}, not {split!r}; use tfds:{name}:SPLIT"
+            )
+        self._len = int(splits[split].num_examples)
+        feats = builder.info.features
+        self.classnames = list(feats["label"].names) if "label" in feats else None
+        self._ds = None
+
+    def _source(self):
+        if self._ds is None:
+            import tensorflow_datasets as tfds
+
+            self._ds = tfds.data_source(
+                self.name,
+                split=self.split,
+                data_dir=self.data_dir,
+                decoders={"image": tfds.decode.SkipDecoding()},
+            )
+        return self._ds
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_ds"} | {"_ds": None}
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"TfdsSource(name={self.name!r}, split={self.split!r}, n={self._len})"
+
+    def __getitem__(self, index: int) -> dict:
+        ex = self._source()[int(index)]
+        caps = [_text(c) for c in ex["captions"]]
+        langs = [_text(x) for x in ex["langs"]]
+        return dict(
+            image=ex["image"],
+            captions=list(zip(langs, caps, strict=True)),
+            label=int(ex.get("label", -1)),
+        )
+
+
+def iter_captions(spec: str, data_dir, langs, limit: int):
+    """Captions of a prepared split in the given languages (None = any), at most limit."""
+    from vljax.data.pipeline import caption_candidates
+
+    name, split = parse_tfds_spec(spec)
+    src = TfdsSource(name, split, data_dir)
+    n = 0
+    for i in range(len(src)):
+        for text in caption_candidates(src[i]["captions"], langs):
+            if n >= limit:
+                return
+            n += 1
+            yield text
+
+
+def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str) -> dict:
+    """An eval set from a prepared split; see evalsets.load_eval_set."""
+    from vljax.data import preprocess
+    from vljax.data.pipeline import _get, caption_candidates
+
+    name, split = parse_tfds_spec(dataset, default_split="test")
+    src = TfdsSource(name, split, _get(config.data, "data_dir", None))
+    kind = entry.get("type", "retrieval")
+    n = min(len(src), int(entry.get("size") or len(src)))
+    images, captions, labels = [], [], []
+    for i in range(n):
+        ex = src[i]
+        if kind == "zeroshot":
+            if ex["label"] < 0:
+                continue
+            cands = caption_candidates(ex["captions"], (lang,)) or [""]
+        else:
+            # The first caption in the eval's language (any language when "" is untagged).
+            cands = caption_candidates(ex["captions"], (lang, ""))
+            if not cands:
+                continue
+        images.append(preprocess.inference_image(ex["image"], image_size))
+        captions.append(cands[0])
+        labels.append(ex["label"])
+    if not images:
+        raise ValueError(
+            f"{dataset} has no usable examples for a {kind} eval"
+            + (" (no labelled examples)" if kind == "zeroshot" else f" (no {lang!r} captions)")
+        )
+    has_labels = src.classnames is not None and kind == "zeroshot"
+    return dict(
+        images=np.stack(images).astype(np.uint8),
+        captions=captions,
+        labels=np.asarray(labels, np.int32) if has_labels else None,
+        classnames=src.classnames,
+        templates=None,
+    )
