@@ -71,6 +71,7 @@ def test_no_bias_and_abstract_inputs():
         (dict(batch_axes=("batch",)), "must be distinct axes of the mesh"),
         (dict(impl="grouped", group_size=3), "group_size"),
         (dict(impl="grouped"), "group_size"),
+        (dict(impl="grouped", group_size=0), "group_size"),
         (dict(impl="ring", chunk=0), "chunk must be a positive int"),
         (dict(mesh=None), "needs mesh="),
     ],

@@ -19,7 +19,7 @@ from vljax.losses import contrastive_loss
     [(1, 10, 4), (2, 7, 3), (4, 6, None), (8, 5, 2)],  # b not a power of two, ragged tiles
 )
 def test_matches_dense_reference(kind, n_dev, b, chunk):
-    zimg, ztxt = embeddings(n_dev * b, 32, seed=n_dev)
+    zimg, ztxt = embeddings(n_dev * b, 512, seed=n_dev)  # D = 512 as in docs/losses.md
     mesh = mesh_of((n_dev,), ("data",))
     val, grads = run(zimg, ztxt, mesh, ("data",), kind, impl="ring", chunk=chunk)
     check(val, grads, zimg, ztxt, kind, 1e-5)
@@ -63,6 +63,16 @@ def test_value_without_gradient(kind):
     )
     want, _ = reference(zimg, ztxt, SCALE, BIAS, kind)
     assert_close(fn(shard(zimg, mesh, ("data",)), shard(ztxt, mesh, ("data",))), want, 1e-5)
+
+
+def test_compiles_on_abstract_inputs_without_bias():
+    mesh = mesh_of((4,), ("data",))
+    fn = lambda zi, zt, s: contrastive_loss(
+        zi, zt, scale=s, kind="softmax", impl="ring", mesh=mesh, chunk=3
+    )
+    spec = jax.ShapeDtypeStruct((20, 8), jnp.bfloat16)
+    scalar = jax.ShapeDtypeStruct((), jnp.float32)
+    assert jax.jit(jax.grad(fn, argnums=(0, 1, 2))).lower(spec, spec, scalar).compile()
 
 
 def scratch_bytes(impl, kind, n_dev, b, dim, chunk):

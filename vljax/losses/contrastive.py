@@ -12,6 +12,7 @@ first treated as a negative and the diagonal adds sum_i l[i,i]; implementations 
 need to locate the diagonal inside a gathered block.
 """
 
+import operator
 from collections.abc import Sequence
 from functools import partial
 
@@ -77,8 +78,7 @@ def contrastive_loss(
             f"{batch_axes} (mesh {dict(mesh.shape)})"
         )
     if impl == "ring":
-        if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
-            raise ValueError(f"chunk must be a positive int or None; got {chunk!r}")
+        chunk = None if chunk is None else _positive_int(chunk, "chunk must be a positive int")
         if kind == "softmax":
             from vljax.losses.ring_softmax import ring_softmax_loss
 
@@ -91,11 +91,13 @@ def contrastive_loss(
             zimg, ztxt, scale, bias, mesh=mesh, batch_axes=batch_axes, chunk=chunk
         )
     if impl == "grouped":
-        if not isinstance(group_size, int) or group_size < 1 or n % group_size:
-            raise ValueError(
-                f"impl='grouped' needs group_size, a positive int dividing the {n} devices "
-                f"of batch axes {batch_axes}; got {group_size!r}"
-            )
+        message = (
+            f"impl='grouped' needs group_size, a positive int dividing the {n} devices of "
+            f"batch axes {batch_axes}"
+        )
+        group_size = _positive_int(group_size, message)
+        if n % group_size:
+            raise ValueError(f"{message}; got {group_size!r}")
         from vljax.losses.grouped import grouped_loss
 
         return grouped_loss(
@@ -109,6 +111,18 @@ def contrastive_loss(
             group_size=group_size,
         )
     return all_gather_loss(zimg, ztxt, scale, bias, kind=kind, mesh=mesh, batch_axes=batch_axes)
+
+
+def _positive_int(value, message) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{message}; got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{message}; got {value!r}")
+    return number
 
 
 def _check_axes(mesh, batch_axes) -> tuple[str, ...]:
