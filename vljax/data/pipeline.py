@@ -10,7 +10,9 @@ it.set_state(state)      # on a fresh iterator: the following batches are bit-id
 
 Sources (`config.data.train.dataset`): `"shapes"` (procedural, `config.data.train.size`
 examples, seeded by `config.seed`), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
-`config.data.data_dir`), or a mixture `{"tfds:a": 0.7, "tfds:b": 0.3}`.
+`config.data.data_dir`), or a mixture: `{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the
+config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
+`'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
 
 Every process reads only its shard (`ShardByJaxProcess(drop_remainder=True)`); the sampler
 shuffles globally with `seed` and repeats forever (`num_epochs=None`); randomness of the
@@ -119,12 +121,33 @@ class TrainTransform(grain.RandomMapTransform):
         return dict(image=image, tokens=tokens)
 
 
+def parse_mixture(spec):
+    """{spec: weight} | ConfigDict | 'a=0.7,b=0.3' | JSON object string -> dict, else None."""
+    if isinstance(spec, dict) or hasattr(spec, "to_dict"):
+        return dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):
+        try:
+            return {str(k): float(v) for k, v in json.loads(spec).items()}
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
+            raise ValueError(f"mixture {spec!r} is not a JSON object of weights: {e}") from e
+    if isinstance(spec, str) and "=" in spec:
+        out = {}
+        for part in spec.split(","):
+            name, _, w = part.strip().rpartition("=")
+            try:
+                out[name] = float(w)
+            except ValueError:
+                raise ValueError(f"mixture {spec!r}: write it as 'tfds:a=0.7,tfds:b=0.3'") from None
+        return out
+    return None
+
+
 def make_source(spec, config, split: str = "train"):
     """A grain RandomAccessDataSource for a dataset spec (str or {spec: weight})."""
-    if isinstance(spec, dict) or hasattr(spec, "to_dict"):
+    weights = parse_mixture(spec)
+    if weights is not None:
         from vljax.data.mixture import MixtureSource
 
-        weights = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
         parts = {name: make_source(name, config, split) for name in weights}
         return MixtureSource(parts, weights, seed=int(config.seed))
     if not isinstance(spec, str):
@@ -284,10 +307,10 @@ def train_captions(config, limit: int = 100_000):
     spec = config.data.train.dataset
     lang = _get(config.data.train, "lang", "any")
     data_dir = _get(config.data, "data_dir", None)
-    if isinstance(spec, str):
+    weights = parse_mixture(spec)
+    if weights is None:
         yield from dataset_captions(spec, data_dir, lang, limit, config)
         return
-    weights = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
     total = sum(weights.values())
     for name, w in weights.items():  # each part in proportion to its weight
         yield from dataset_captions(name, data_dir, lang, max(1, int(limit * w / total)), config)
