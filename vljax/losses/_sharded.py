@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax import lax
 
 F32 = jnp.float32
+DEFAULT_CHUNK = 512  # ring tile: columns per [b, chunk] logit tile when chunk=None
 
 
 def axis_size(mesh, batch_axes) -> int:

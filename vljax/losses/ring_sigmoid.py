@@ -16,6 +16,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from vljax.losses._sharded import (
+    DEFAULT_CHUNK,
     F32,
     axis_size,
     dot_nn,
@@ -29,8 +30,6 @@ from vljax.losses._sharded import (
     tile_start,
     varying,
 )
-
-DEFAULT_CHUNK = 512
 
 
 def ring_sigmoid_loss(zimg, ztxt, scale, bias, *, mesh, batch_axes, chunk=None):

@@ -18,6 +18,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from vljax.losses._sharded import (
+    DEFAULT_CHUNK,
     F32,
     axis_size,
     diag_dots,
@@ -32,8 +33,6 @@ from vljax.losses._sharded import (
     tile_start,
     varying,
 )
-
-DEFAULT_CHUNK = 512
 
 
 def ring_softmax_loss(zimg, ztxt, scale, *, mesh, batch_axes, chunk=None):
@@ -75,7 +74,8 @@ def ring_softmax_loss(zimg, ztxt, scale, *, mesh, batch_axes, chunk=None):
 
 
 def _tiles(x, blk, s, chunk, body, carry):
-    """Folds `body(carry, start, mask, yt, l)` over the column tiles of the block."""
+    """Folds `body(carry, start, mask, yt, d, logits)` over the column tiles of the block:
+    start row, fresh-column mask (or None), the tile [chunk, D], x . tile and its logits."""
     b = blk.shape[0]
 
     def step(c, carry):
