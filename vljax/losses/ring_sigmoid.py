@@ -56,16 +56,16 @@ def ring_sigmoid_loss(zimg, ztxt, scale, bias, *, mesh, batch_axes, chunk=None):
 
     def loss_fwd(x, y, s, c):
         value, *grads = grad_map(x, y, s, c)
-        return value, (grads, (x, y, s, c))
+        return value, grads  # the gradients are the only residuals
 
-    def loss_bwd(res, ct):
-        grads, primals = res
-        return tuple((ct * g).astype(p.dtype) for g, p in zip(grads, primals))
+    def loss_bwd(grads, ct):
+        return tuple((ct * g).astype(dtype) for g, dtype in zip(grads, dtypes))
 
     loss.defvjp(loss_fwd, loss_bwd)
-    if bias is None:
-        bias = jnp.zeros((), F32)
-    return loss(zimg, ztxt, scale, jnp.asarray(bias))
+    scale = jnp.asarray(scale)
+    bias = jnp.zeros((), F32) if bias is None else jnp.asarray(bias)
+    dtypes = (zimg.dtype, ztxt.dtype, scale.dtype, bias.dtype)
+    return loss(zimg, ztxt, scale, bias)
 
 
 def _ring(x, y, s, bias, *, grads, n, batch, chunk, axes):
