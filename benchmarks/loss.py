@@ -18,8 +18,10 @@ machine, so a GPU run keeps the CPU figures and vice versa) and to a PNG next to
 """
 
 import argparse
+import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -80,6 +82,72 @@ def comm_bytes(impl, kind, n, b, dim, elem, group_size):
     return (n - 1) * b * dim * elem + hops * b * dim * f32
 
 
+_DTYPE_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "f64": 8, "s32": 4, "u32": 4, "pred": 1}
+_COLLECTIVES = ("collective-permute", "all-gather", "all-reduce", "reduce-scatter", "all-to-all")
+
+
+def _shape_bytes(shape):
+    """Bytes of the first array shape in an HLO type string, e.g. 'f32[64,512]{1,0}'."""
+    m = re.search(r"(\w+)\[([\d,]*)\]", shape)
+    if not m or m.group(1) not in _DTYPE_BYTES:
+        return 0
+    dims = [int(d) for d in m.group(2).split(",") if d]
+    return _DTYPE_BYTES[m.group(1)] * math.prod(dims)
+
+
+def hlo_comm_bytes(hlo: str) -> int:
+    """Bytes one device receives, read off the compiled (SPMD, per-device) HLO text.
+
+    Collectives in a while body count `known_trip_count` times. Per op, with n devices in its
+    replica group and S the bytes of its (per-device) result: collective-permute S,
+    all-gather S (n-1)/n, reduce-scatter S (n-1), all-to-all S (n-1)/n, all-reduce
+    2 S (n-1)/n (ring algorithms). Async pairs count at their -start.
+    """
+    comps, name, body = {}, None, []
+    for line in hlo.splitlines():
+        head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+        if head and not line.startswith(" "):
+            name, body = head.group(1), []
+            comps[name] = body
+            if line.startswith("ENTRY"):
+                comps["__entry__"] = body
+        elif name is not None:
+            body.append(line)
+
+    def count(comp, seen=()):
+        total = 0
+        for line in comps.get(comp, ()):
+            m = re.match(r"\s*(?:ROOT )?%[\w.\-]+ = (.+?) ([\w\-]+)\(", line)
+            if not m:
+                continue
+            shape, op = m.groups()
+            base = op.removesuffix("-start")
+            if base in _COLLECTIVES and not op.endswith("-done"):
+                groups = re.search(r"replica_groups=\{\{([\d,]*)\}", line)
+                n = len(groups.group(1).split(",")) if groups else 1
+                size = _shape_bytes(shape.split("(", 1)[-1] if op.endswith("-start") else shape)
+                total += {
+                    "collective-permute": size,
+                    "all-gather": size * (n - 1) // max(n, 1),
+                    "reduce-scatter": size * (n - 1),
+                    "all-to-all": size * (n - 1) // max(n, 1),
+                    "all-reduce": 2 * size * (n - 1) // max(n, 1),
+                }[base]
+            called = re.search(r"body=%([\w.\-]+)", line)
+            if op == "while" and called and called.group(1) not in seen:
+                trips = re.search(r'"known_trip_count":\{"n":"(\d+)"', line)
+                trips = int(trips.group(1)) if trips else 1
+                total += trips * count(called.group(1), seen + (comp,))
+            elif op in ("call", "conditional"):
+                for callee in re.findall(
+                    r"(?:to_apply|calls|branch_computations)=\{?%([\w.\-]+)", line
+                ):
+                    total += count(callee, seen + (comp,))
+        return total
+
+    return count("__entry__")
+
+
 def group_size_for(n):
     """The grouped impl's group in this benchmark: half the devices (two "hosts")."""
     return max(1, n // 2)
@@ -121,12 +189,17 @@ class Bench:
         scalar = self.jax.ShapeDtypeStruct((), self.jnp.float32)
         return step.lower(emb, emb, scalar, scalar).compile()
 
-    def scratch(self, impl, kind, n, b, chunk=None):
+    def analyse(self, impl, kind, n, b, chunk=None):
+        """(scratch bytes, bytes received per device from the HLO), or (None, None)."""
         try:
-            return self.compile(impl, kind, n, b, chunk).memory_analysis().temp_size_in_bytes
+            compiled = self.compile(impl, kind, n, b, chunk)
         except Exception as e:  # e.g. an allocation that cannot even be planned
             print(f"  compile failed for {impl} {kind} P={n} b={b}: {type(e).__name__}")
-            return None
+            return None, None
+        return compiled.memory_analysis().temp_size_in_bytes, hlo_comm_bytes(compiled.as_text())
+
+    def scratch(self, impl, kind, n, b, chunk=None):
+        return self.analyse(impl, kind, n, b, chunk)[0]
 
     def inputs(self, n, b):
         from jax.sharding import NamedSharding
@@ -176,20 +249,20 @@ def mib(x):
 def cpu_sweep(bench, args):
     ns = (1, 2, 4, 8) if not args.quick else (2, 8)
     ns = tuple(n for n in ns if n <= args.devices)
-    mem_bs = (1024, 2048) if not args.quick else (256,)
+    bs = (256, 1024, 2048) if not args.quick else (128, 256)
     time_bs = (256, 1024) if not args.quick else (128,)
     elem = bench.dtype.itemsize
     rows = []
     for kind in KINDS:
         for n in ns:
-            for b in sorted(set(mem_bs + time_bs)):
+            for b in bs:
                 t = bench.times([(i, kind) for i in IMPLS], n, b) if b in time_bs else {}
                 for impl in IMPLS:
-                    s = bench.scratch(impl, kind, n, b, args.chunk) if b in mem_bs else None
+                    s, hlo = bench.analyse(impl, kind, n, b, args.chunk)
                     g = group_size_for(n)
                     rows.append(dict(
                         kind=kind, impl=impl, P=n, b=b, B=n * b,
-                        scratch=s, time=t.get((impl, kind)),
+                        scratch=s, time=t.get((impl, kind)), comm_hlo=hlo,
                         comm=comm_bytes(impl, kind, n, b, args.dim, elem, g),
                     ))  # fmt: skip
                     print(fmt_row(rows[-1]), flush=True)
@@ -241,7 +314,7 @@ def fmt_row(r):
         f"{r['kind']:8s} {r['impl']:10s} {r.get('dtype', '')}"
         f" P={r['P']} b={r['b']} scratch={mib(r.get('scratch'))} MiB"
         f" time={'-' if t is None else f'{t * 1e3:.0f} ms'}"
-        + (f" comm={r['comm'] / 2**20:.1f} MiB" if "comm" in r else "")
+        + (f" comm={mib(r.get('comm_hlo'))} MiB (derived {mib(r['comm'])})" if "comm" in r else "")
     )
 
 
@@ -265,17 +338,24 @@ def markdown(args, rows, maxb=None, big=None):
         + ("" if args.gpu else ", grouped: G = P/2")
         + ". Scratch = compiled `temp_size_in_bytes` per device (MiB); time = fwd+bwd median"
         f" of {args.repeats} runs after a warm-up (ms)"
-        + ("." if args.gpu else "; comm = bytes received per device (MiB, derived: `comm_bytes`)."),
+        + (
+            "."
+            if args.gpu
+            else "; comm = MiB received per device, read off the compiled HLO (collectives"
+            " times while-loop trip counts, `hlo_comm_bytes`), and as derived (`comm_bytes`;"
+            " no scalars; at P = 2 XLA merges the forward's and backward's identical first"
+            " ppermute of the text block, which the derivation counts twice)."
+        ),
         "",
     ]
     cols = ["kind", "impl"] + (["dtype"] if args.gpu else []) + ["P", "b", "B"]
-    cols += ["scratch MiB", "time ms"] + ([] if args.gpu else ["comm MiB"])
+    cols += ["scratch MiB", "time ms"] + ([] if args.gpu else ["comm MiB (HLO)", "derived"])
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = [r["kind"], r["impl"]] + ([r["dtype"]] if args.gpu else [])
         cells += [r["P"], r["b"], r["B"], mib(r.get("scratch"))]
         cells += ["-" if r.get("time") is None else f"{r['time'] * 1e3:.0f}"]
-        cells += [] if args.gpu else [f"{r['comm'] / 2**20:.1f}"]
+        cells += [] if args.gpu else [mib(r.get("comm_hlo")), mib(r["comm"])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if maxb:
         n = max(r["P"] for r in rows)
