@@ -34,18 +34,27 @@ def test_several_batch_axes_and_replicated_tensor_axis(kind):
     check(val, grads, zimg, ztxt, kind, 1e-5)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
-def test_bfloat16_inputs(kind):
+@pytest.mark.parametrize(
+    "impl,kind",
+    [("ring", "softmax"), ("ring", "sigmoid"), ("all_gather", "softmax"), ("grouped", "sigmoid")],
+)
+def test_bfloat16_inputs(impl, kind):
     """bf16 embeddings, float32 accumulation: compare against the reference evaluated at the
     same (bf16-rounded) inputs, with a bf16-sized tolerance on the gradients."""
     zimg, ztxt = embeddings(4 * 6, 32, seed=5)
     zimg = jnp.asarray(zimg, jnp.bfloat16)
     ztxt = jnp.asarray(ztxt, jnp.bfloat16)
     mesh = mesh_of((4,), ("data",))
-    val, grads = run(zimg, ztxt, mesh, ("data",), kind, impl="ring", chunk=4)
+    kw = dict(chunk=4) if impl == "ring" else dict(group_size=2) if impl == "grouped" else {}
+    val, grads = run(zimg, ztxt, mesh, ("data",), kind, impl=impl, **kw)
     assert grads[0].dtype == jnp.bfloat16 and grads[1].dtype == jnp.bfloat16
     ref_val, ref_grads = reference(
-        np.asarray(zimg, np.float32), np.asarray(ztxt, np.float32), SCALE, BIAS, kind
+        np.asarray(zimg, np.float32),
+        np.asarray(ztxt, np.float32),
+        SCALE,
+        BIAS,
+        kind,
+        group_rows=2 * 6 if impl == "grouped" else None,
     )
     assert_close(val, ref_val, 1e-5, "loss")  # inputs are exact, sums are float32
     for name, g, r in zip(("zimg", "ztxt", "scale", "bias"), grads, ref_grads):
