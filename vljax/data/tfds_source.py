@@ -115,7 +115,9 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
 
     name, split = parse_tfds_spec(dataset, default_split="test")
     src = TfdsSource(name, split, _get(config.data, "data_dir", None))
-    kind = entry.get("type", "retrieval")
+    # The integrator's eval runner may pass only the dataset string: without a "type", a
+    # labelled split is read as a zero-shot set, an unlabelled one as a retrieval set.
+    kind = entry.get("type") or ("zeroshot" if src.classnames is not None else "retrieval")
     n = min(len(src), int(entry.get("size") or len(src)))
     images, captions, labels = [], [], []
     for i in range(n):
@@ -123,9 +125,9 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
         if kind == "zeroshot":
             if ex["label"] < 0:
                 continue
-            cands = caption_candidates(ex["captions"], (lang,)) or [""]
+            cands = caption_candidates(ex["captions"], (lang, "")) or [""]
         else:
-            # The first caption in the eval's language (any language when "" is untagged).
+            # The first caption in the eval's language (untagged captions count as any).
             cands = caption_candidates(ex["captions"], (lang, ""))
             if not cands:
                 continue
@@ -137,7 +139,7 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
             f"{dataset} has no usable examples for a {kind} eval"
             + (" (no labelled examples)" if kind == "zeroshot" else f" (no {lang!r} captions)")
         )
-    has_labels = src.classnames is not None and kind == "zeroshot"
+    has_labels = src.classnames is not None and min(labels) >= 0
     return dict(
         images=np.stack(images).astype(np.uint8),
         captions=captions,

@@ -1,0 +1,172 @@
+"""Data loader throughput: decode + augment + tokenise + batch, images/s.
+
+    .venv/bin/python benchmarks/loader.py [--images 512] [--batches 12] [--workers 0 1 2]
+        [--write-docs]
+
+1. 224 px from JPEG: writes `--images` JPEG files (320x240, smooth photo-like content, quality
+   90), prepares them with `vljax prepare` into a temporary tfds ArrayRecord dataset, and
+   times `make_train_iterator` at image_size 224, batch 64, for each worker count.
+2. The demo's shapes data at 64 px (batch 128), 0 workers: procedural drawing instead of
+   JPEG decoding.
+
+The first batch (worker start-up, file opening) is not timed. `--write-docs` replaces the
+`## Data loader` section of docs/benchmarks.md with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def photo_like(rng, w=320, h=240) -> Image.Image:
+    """Gradients + blobs + mild noise: decodes like a natural photo, not like white noise."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        a, b, p = rng.uniform(-1, 1, 3)
+        img[..., c] = 128 + 60 * np.sin(a * x / 40 + p) * np.cos(b * y / 30)
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(10, 60)
+        mask = (x - cx) ** 2 + (y - cy) ** 2 < r * r
+        img[mask] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 6, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_corpus(root: str, n: int) -> str:
+    import json
+
+    rng = np.random.default_rng(0)
+    words = "red green blue small big dog cat tree house car sky river photo of a the".split()
+    os.makedirs(os.path.join(root, "img"), exist_ok=True)
+    with open(os.path.join(root, "manifest.jsonl"), "w") as f:
+        for i in range(n):
+            name = f"img/{i:05d}.jpg"
+            photo_like(rng).save(os.path.join(root, name), quality=90)
+            cap = " ".join(rng.choice(words, size=int(rng.integers(5, 15))))
+            f.write(json.dumps({"image": name, "caption": cap}) + "\n")
+    return os.path.join(root, "manifest.jsonl")
+
+
+def config_for(dataset: str, data_dir, image_size: int, batch: int, workers: int):
+    import ml_collections
+
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.batch_size = batch
+    c.model = ml_collections.ConfigDict(
+        dict(image=dict(image_size=image_size), text=dict(max_len=64 if image_size > 64 else 32))
+    )
+    c.data = ml_collections.ConfigDict(
+        dict(
+            data_dir=data_dir,
+            train=dict(dataset=dataset, size=200_000, lang="any"),
+            num_workers=workers,
+            prefetch=2,
+        )
+    )
+    return c
+
+
+def time_loader(config, tokenizer, batches: int) -> float:
+    from vljax.data.pipeline import make_train_iterator
+
+    it = make_train_iterator(config, tokenizer, seed=0)
+    next(it)  # start-up not timed
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    dt = time.perf_counter() - t0
+    del it
+    return batches * config.batch_size / dt
+
+
+def write_docs(lines: list[str]) -> None:
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+    path = os.path.join(path, "benchmarks.md")
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    section = "## Data loader\n\n" + "\n".join(lines) + "\n"
+    pattern = re.compile(r"^## Data loader\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda m: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"wrote the '## Data loader' section of {path}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--images", type=int, default=512)
+    p.add_argument("--batches", type=int, default=12)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--write-docs", action="store_true")
+    args = p.parse_args()
+
+    from vljax.data import prepare, tokenizer
+    from vljax.data.pipeline import train_captions
+
+    cores = os.cpu_count()
+    machine = f"{platform.processor() or platform.machine()}, {cores} CPU cores"
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_corpus(tmp, args.images)
+        t0 = time.perf_counter()
+        prepare.cli(
+            [
+                "--manifest",
+                manifest,
+                "--name",
+                "bench",
+                "--data-dir",
+                os.path.join(tmp, "d"),
+                "--no-progress",
+            ]
+        )
+        prep_rate = args.images / (time.perf_counter() - t0)
+        c = config_for("tfds:bench", os.path.join(tmp, "d"), 224, 64, 0)
+        tok = tokenizer.train_tokenizer(train_captions(c, 10_000), os.path.join(tmp, "t.model"), 64)
+        for w in args.workers:
+            c = config_for("tfds:bench", os.path.join(tmp, "d"), 224, 64, w)
+            rate = time_loader(c, tok, args.batches)
+            results.append((f"224 px from JPEG (320x240), batch 64, {w} workers", rate))
+            print(f"224px JPEG  workers={w}: {rate:8.0f} images/s", flush=True)
+        c = config_for("shapes", None, 64, 128, 0)
+        shapes_tok = tokenizer.train_tokenizer(
+            train_captions(c, 5000), os.path.join(tmp, "s.model"), 512
+        )
+        rate = time_loader(c, shapes_tok, args.batches)
+        results.append(("shapes demo, 64 px, batch 128, 0 workers", rate))
+        print(f"shapes 64px workers=0: {rate:8.0f} images/s", flush=True)
+    print(f"vljax prepare: {prep_rate:.0f} images/s (one process, JPEGs kept as they are)")
+    if args.write_docs:
+        load = os.getloadavg()[0]
+        lines = [
+            f"`.venv/bin/python benchmarks/loader.py --write-docs` on this machine ({machine}; "
+            f"load average {load:.1f} while measuring: the cores were shared with other jobs, "
+            "so these are lower bounds). Decode (PIL) + random resized crop + colour jitter + "
+            "flip + tokenise + batch to float32, after the first batch. Each worker is one "
+            "process; 0 workers = in the training process.",
+            "",
+            "| pipeline | images/s |",
+            "|---|---|",
+            *[f"| {name} | {rate:.0f} |" for name, rate in results],
+            f"| `vljax prepare` (check + write, 1 process) | {prep_rate:.0f} |",
+        ]
+        write_docs(lines)
+
+
+if __name__ == "__main__":
+    main()
