@@ -99,7 +99,8 @@ def _get(model_config, dotted):
     *parents, last = dotted.split(".")
     for p in parents:
         node = node[p]
-    return node.get(last, _DEFAULTS.get(dotted))
+    value = node.get(last, _DEFAULTS.get(dotted))
+    return "none" if dotted == "image.proj" and value is None else value
 
 
 def _set(model_config, dotted, value):

@@ -55,7 +55,10 @@ def _lookup(config, dotted):
         node = node[part]
     last = dotted.split(".")[-1]
     defaults = {"pre_norm": False, "pad_id": 0, "eos_id": 1}
-    return node.get(last, defaults.get(last))
+    value = node.get(last, defaults.get(last))
+    if dotted == "model.image.proj" and value is None:
+        return "none"  # `--config.model.image.proj=none` parses to None
+    return value
 
 
 def hf_family(config):

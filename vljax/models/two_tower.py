@@ -30,7 +30,9 @@ class TwoTower(nn.Module):
             scan=c["scan"],
         )
         i, t = c["image"], c["text"]
-        if i.get("proj", "linear") == "none" and i["width"] != c["embed_dim"]:
+        # `--config.model.image.proj=none` arrives as None from the command line.
+        img_proj = i.get("proj", "linear") or "none"
+        if img_proj == "none" and i["width"] != c["embed_dim"]:
             raise ValueError(
                 f"model.image.proj='none' uses the pooled output as the embedding, so "
                 f"model.embed_dim ({c['embed_dim']}) must equal model.image.width ({i['width']}); "
@@ -46,7 +48,7 @@ class TwoTower(nn.Module):
             pool=i.get("pool", "cls"),
             posemb=i.get("posemb", "learn"),
             pre_norm=i.get("pre_norm", False),
-            proj=i.get("proj", "linear"),
+            proj=img_proj,
             proj_dim=c["embed_dim"],
             **common,
         )
