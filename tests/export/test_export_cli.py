@@ -29,8 +29,9 @@ def test_export_cli_then_auto_classes_match_vljax(trained_run, tmp_path, capsys)
     from vljax.export.cli import export_cli
 
     out = str(tmp_path / "hf")
-    assert export_cli(["--workdir", trained_run, "--format", "hf", "--out", out]) == 0
-    assert "CLIPModel" in capsys.readouterr().out
+    assert export_cli(["--workdir", trained_run, "--format", "hf", "--out", out, "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "CLIPModel" in printed and "token ids equal: True" in printed
     run_enc = vljax.load(trained_run)
     images = random_images()
     model, zi, zt, _ = hf_embeddings(out, images, TEXTS)

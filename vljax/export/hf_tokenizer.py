@@ -167,8 +167,13 @@ class HFTokenizer:
     """
 
     def __init__(self, path):
+        self.path = os.fspath(path)
+        self._load()
+
+    def _load(self):
         from tokenizers import Tokenizer
 
+        path = self.path
         file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
         if not os.path.exists(file):
             raise FileNotFoundError(
@@ -180,10 +185,20 @@ class HFTokenizer:
         self._tok.no_padding()
         folder = os.path.dirname(file)
         cfg_file = os.path.join(folder, "tokenizer_config.json")
-        cfg = json.load(open(cfg_file)) if os.path.exists(cfg_file) else {}
+        cfg = {}
+        if os.path.exists(cfg_file):
+            with open(cfg_file) as f:
+                cfg = json.load(f)
         self.lowercase = bool(cfg.get("do_lower_case", False))
         self.pad_id = self._special_id(cfg.get("pad_token"), default=0)
         self.vocab_size = self._tok.get_vocab_size()
+
+    def __getstate__(self):  # picklable for data-loader workers
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.path = state["path"]
+        self._load()
 
     def _special_id(self, token, default):
         if isinstance(token, dict):
