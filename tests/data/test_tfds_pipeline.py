@@ -142,3 +142,15 @@ def test_eval_sets_from_prepared_split(data_dir):
         dict(dataset="tfds:colours:test", type="zeroshot", classnames=["b", "g", "r"]), c
     )
     assert custom["classnames"] == ["b", "g", "r"]
+
+
+def test_tokenizer_cli_on_prepared(data_dir, tmp_path):
+    from vljax.data import tokenizer
+
+    out = tmp_path / "zh.model"
+    args = ["train", "--dataset", "tfds:colours", "--data-dir", data_dir, "--vocab-size", "64"]
+    assert tokenizer.cli(args + ["--out", str(out), "--lang", "zh", "--lowercase"]) == 0
+    tok = tokenizer.Tokenizer(out)
+    assert tok.decode(tok.encode(["一张红色的图片"], 16)[0]) == "一张红色的图片"
+    missing = ["train", "--dataset", "tfds:nope", "--data-dir", data_dir, "--vocab-size", "64"]
+    assert tokenizer.cli(missing + ["--out", str(tmp_path / "x.model")]) == 2

@@ -22,6 +22,8 @@ they never share a random stream with `train`.
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -157,17 +159,21 @@ class ShapesSource:
 
     # -- scene sampling -------------------------------------------------------------------
 
-    def _rng(self, index: int, purpose: int) -> np.random.Generator:
+    def _rng(self, index: int, purpose: int) -> random.Random:
+        # Python's Mersenne Twister seeded by one integer made of (seed, split, index, purpose):
+        # deterministic across platforms, and ~20x cheaper per scalar draw than numpy's.
         if not 0 <= index < self.size:
             raise IndexError(f"index {index} out of range for {self!r}")
-        return np.random.default_rng([self.seed, SPLITS[self.split], int(index), purpose])
+        key = (((self.seed * 4 + SPLITS[self.split]) << 48) + int(index)) * 4 + purpose
+        return random.Random(key)
 
     def scene(self, index: int) -> dict:
         """Objects, layout axis, label, and per-object boxes (cx, cy, side) of example index."""
         rng = self._rng(index, 0)
         label = -1
         if self.split == "train":
-            n = int(rng.choice(3, p=[0.3, 0.5, 0.2])) + 1
+            u = rng.random()
+            n = 1 if u < 0.3 else (2 if u < 0.8 else 3)
             objs = [_random_obj(rng) for _ in range(n)]
             axis = "h" if rng.random() < 0.5 else "v"
         elif self.split == "zeroshot":
@@ -197,7 +203,7 @@ class ShapesSource:
             sides.append(rng.uniform(lo, hi) * scale)
         # Along the row: shapes in order, the free space split at random into the gaps.
         free = w - 2 * margin - sum(sides) - margin * (len(objs) - 1)
-        cuts = np.sort(rng.uniform(0, free, size=len(objs)))
+        cuts = sorted(rng.uniform(0, free) for _ in objs)
         along, pos = [], margin
         for i, s in enumerate(sides):
             pos += cuts[i] - (cuts[i - 1] if i else 0.0)
@@ -209,7 +215,7 @@ class ShapesSource:
         boxes = []
         for a, s in zip(along, sides, strict=True):
             c = centre + rng.uniform(-4, 4) * scale
-            c = float(np.clip(c, margin + s / 2, w - margin - s / 2))
+            c = min(max(c, margin + s / 2), w - margin - s / 2)
             boxes.append((a, c, s) if axis == "h" else (c, a, s))
         return boxes
 
@@ -218,13 +224,13 @@ class ShapesSource:
     def render(self, scene: dict, index: int) -> np.ndarray:
         rng = self._rng(index, 1)
         w = self.image_size
-        grey = int(rng.integers(*_BACKGROUND))
-        bg = tuple(int(v) for v in np.clip(grey + rng.integers(-6, 7, size=3), 0, 255))
+        grey = rng.randrange(*_BACKGROUND)
+        bg = tuple(min(max(grey + rng.randint(-6, 6), 0), 255) for _ in range(3))
         img = Image.new("RGB", (w, w), bg)
         draw = ImageDraw.Draw(img)
         for (_, colour, shape), (cx, cy, s) in zip(scene["objs"], scene["boxes"], strict=True):
-            rgb = np.asarray(COLOURS[colour][0]) + rng.integers(-_JITTER, _JITTER + 1, size=3)
-            fill = tuple(int(v) for v in np.clip(rgb, 0, 255))
+            base = COLOURS[colour][0]
+            fill = tuple(min(max(v + rng.randint(-_JITTER, _JITTER), 0), 255) for v in base)
             _draw_shape(draw, shape, cx, cy, s, fill)
         return np.asarray(img, dtype=np.uint8)
 
@@ -232,8 +238,8 @@ class ShapesSource:
 def _random_obj(rng) -> tuple[str, str, str]:
     return (
         "big" if rng.random() < 0.5 else "small",
-        COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))],
-        SHAPE_NAMES[int(rng.integers(len(SHAPE_NAMES)))],
+        COLOUR_NAMES[rng.randrange(len(COLOUR_NAMES))],
+        SHAPE_NAMES[rng.randrange(len(SHAPE_NAMES))],
     )
 
 
