@@ -125,3 +125,35 @@ def test_hf_tokenizer_wraps_a_clip_bpe_tokenizer(tmp_path):
     got = pickle.loads(pickle.dumps(HFTokenizer(str(tmp_path)))).encode(texts, 10)
     np.testing.assert_array_equal(got, np.array(want))
     assert got[0].tolist()[:1] == [0] and 1 in got[0].tolist()
+
+
+def test_siglip_sentencepiece_folder_is_not_mistaken_for_a_vljax_export(
+    unigram_tokenizer, tmp_path
+):
+    """SigLIP's spiece.model has vljax's ids, but its tokenizer lowercases, strips punctuation
+    and pads with EOS: such folders go through transformers' tokenizer, not vljax's."""
+    from transformers import SiglipTokenizer
+
+    from vljax.export.hf_load import load_folder_tokenizer
+    from vljax.export.hf_tokenizer import is_vljax_export
+
+    SiglipTokenizer(vocab_file=unigram_tokenizer, model_max_length=MAX_LEN).save_pretrained(
+        tmp_path
+    )
+    assert not is_vljax_export(str(tmp_path))
+    tok = load_folder_tokenizer(str(tmp_path))
+    assert isinstance(tok, HFTokenizer)
+    ids = tok.encode(["A Red Circle!", ""], MAX_LEN)
+    hf = SiglipTokenizer.from_pretrained(tmp_path)
+    want = hf(["A Red Circle!", ""], padding="max_length", truncation=True, max_length=MAX_LEN)
+    np.testing.assert_array_equal(ids, np.array(want["input_ids"]))
+    assert ids[1, -1] == hf.pad_token_id == 1
+
+
+def test_vljax_export_folder_is_recognised(tokenizer_pair):
+    from vljax.export.hf_load import load_folder_tokenizer
+    from vljax.export.hf_tokenizer import is_vljax_export
+
+    _, folder = tokenizer_pair
+    assert is_vljax_export(folder)
+    assert isinstance(load_folder_tokenizer(folder), Tokenizer)

@@ -193,24 +193,28 @@ def import_cli(argv=None) -> int:
 
 
 def _copy_tokenizer(hf_dir, init_dir):
-    """The tokenizer file the run should use, copied into init_dir (None if there is none).
+    """The tokenizer the run should use, copied into init_dir (None if the folder has none).
 
-    A vljax export carries its SentencePiece model (spiece.model with vljax's ids) -> copied
-    as tokenizer.model. Other folders (e.g. OpenAI CLIP's BPE) -> tokenizer.json, read by
-    `vljax.export.hf_tokenizer.HFTokenizer`.
+    A vljax export carries its SentencePiece model -> `tokenizer.model` (vljax's Tokenizer).
+    Other folders (OpenAI CLIP's BPE, SigLIP's SentencePiece) -> their tokenizer files, and
+    the returned path is `init_dir/tokenizer` (a folder), read by
+    `vljax.export.hf_tokenizer.HFTokenizer` (transformers' own tokenizer).
     """
-    from vljax.export.hf_load import _is_vljax_sentencepiece
-    from vljax.export.hf_tokenizer import SPIECE_NAME
+    from vljax.export.hf_tokenizer import SPIECE_NAME, is_vljax_export
 
-    sp = os.path.join(hf_dir, SPIECE_NAME)
-    if os.path.exists(sp) and _is_vljax_sentencepiece(sp):
+    if is_vljax_export(hf_dir):
         dst = os.path.join(init_dir, "tokenizer.model")
-        shutil.copyfile(sp, dst)
+        shutil.copyfile(os.path.join(hf_dir, SPIECE_NAME), dst)
         return dst
-    tj = os.path.join(hf_dir, "tokenizer.json")
-    if os.path.exists(tj):
-        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-            if os.path.exists(os.path.join(hf_dir, name)):
-                shutil.copyfile(os.path.join(hf_dir, name), os.path.join(init_dir, name))
-        return os.path.join(init_dir, "tokenizer.json")
-    return None
+    names = [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+        "merges.txt", SPIECE_NAME, "added_tokens.json",
+    ]  # fmt: skip
+    present = [n for n in names if os.path.exists(os.path.join(hf_dir, n))]
+    if not any(n in present for n in ("tokenizer.json", "vocab.json", SPIECE_NAME)):
+        return None
+    dst_dir = os.path.join(init_dir, "tokenizer")
+    os.makedirs(dst_dir, exist_ok=True)
+    for name in present:
+        shutil.copyfile(os.path.join(hf_dir, name), os.path.join(dst_dir, name))
+    return dst_dir

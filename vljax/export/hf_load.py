@@ -8,7 +8,7 @@ def load_hf_encoder(path, batch_size=256):
 
     The checkpoint is imported (`hf_import.import_params`) and run with the vljax model; the
     folder's tokenizer is used as it is: vljax's SentencePiece model when the folder was
-    exported by vljax (`spiece.model`), else its `tokenizer.json` (`HFTokenizer`).
+    exported by vljax (`spiece.model`), else transformers' tokenizer (`HFTokenizer`).
     """
     from vljax.export.hf_import import import_hf_folder
     from vljax.inference import Encoder
@@ -23,21 +23,11 @@ def load_hf_encoder(path, batch_size=256):
 
 
 def load_folder_tokenizer(path):
-    from vljax.export.hf_tokenizer import SPIECE_NAME, HFTokenizer
+    """vljax's Tokenizer for folders vljax exported, else transformers' own (HFTokenizer)."""
+    from vljax.export.hf_tokenizer import SPIECE_NAME, HFTokenizer, is_vljax_export
 
-    sp = os.path.join(path, SPIECE_NAME)
-    if os.path.exists(sp) and _is_vljax_sentencepiece(sp):
+    if is_vljax_export(path):
         from vljax.data.tokenizer import Tokenizer
 
-        return Tokenizer(sp)
+        return Tokenizer(os.path.join(path, SPIECE_NAME))
     return HFTokenizer(path)
-
-
-def _is_vljax_sentencepiece(sp_path):
-    from vljax.export.hf_tokenizer import check_sentencepiece_ids
-
-    try:
-        check_sentencepiece_ids(sp_path)
-        return True
-    except ValueError:
-        return False

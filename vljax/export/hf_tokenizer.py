@@ -6,8 +6,8 @@ whitespace cleanup, dummy prefix), the unigram model, EOS appended by the post-p
 truncation to `max_len - 1` pieces + EOS, right padding with 0. The SentencePiece file is
 copied alongside (`spiece.model`) so the folder can be imported back.
 
-Import: `HFTokenizer(folder)` wraps a Hugging Face `tokenizer.json` (e.g. CLIP's BPE) behind
-vljax's `.encode(texts, max_len)` interface.
+Import: `HFTokenizer(folder)` puts transformers' own tokenizer of any HF folder (e.g. CLIP's
+BPE, SigLIP's SentencePiece) behind vljax's `.encode(texts, max_len)` interface.
 """
 
 import json
@@ -17,6 +17,8 @@ import shutil
 import numpy as np
 
 SPIECE_NAME = "spiece.model"
+# Marker in tokenizer_config.json of folders vljax exported (SentencePiece ids, EOS, pad 0).
+VLJAX_TOKENS = "sentencepiece pieces + eos 1, cut to max_len - 1 pieces + eos, right pad 0"
 
 
 def _load_proto(sp_model_path):
@@ -148,6 +150,7 @@ def write_hf_tokenizer(sp_model_path, out_dir, max_len):
         # vljax never splits special-token strings out of text; SentencePiece treats "</s>"
         # inside a caption as characters, so HF must too.
         split_special_tokens=True,
+        vljax_tokens=VLJAX_TOKENS,
     )
     with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
         json.dump(config, f, indent=2, ensure_ascii=False)
@@ -159,60 +162,57 @@ def write_hf_tokenizer(sp_model_path, out_dir, max_len):
         )
 
 
-class HFTokenizer:
-    """vljax tokenizer interface over a Hugging Face `tokenizer.json` (CLIP BPE, SigLIP...).
+def is_vljax_export(folder):
+    """True for a folder whose tokenizer vljax wrote (its SentencePiece model + contract)."""
+    cfg_file = os.path.join(folder, "tokenizer_config.json")
+    if not os.path.exists(os.path.join(folder, SPIECE_NAME)) or not os.path.exists(cfg_file):
+        return False
+    with open(cfg_file) as f:
+        return json.load(f).get("vljax_tokens") == VLJAX_TOKENS
 
-    `encode` gives `int32 [N, max_len]`, right-padded with the folder's pad id, truncated so
-    the sequence still ends with the tokenizer's own end token (HF's truncation semantics).
+
+class HFTokenizer:
+    """vljax's tokenizer interface over a Hugging Face tokenizer folder (CLIP BPE, SigLIP...).
+
+    Runs transformers' own `AutoTokenizer` the way HF models are fed at inference:
+    `padding="max_length", truncation=True, max_length=max_len`, so ids (BOS/EOS, pad id,
+    lowercasing, SigLIP's text canonicalisation) are exactly transformers'.
     """
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        path = os.fspath(path)
+        self.path = os.path.dirname(path) if path.endswith(".json") else path
         self._load()
 
     def _load(self):
-        from tokenizers import Tokenizer
-
-        path = self.path
-        file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
-        if not os.path.exists(file):
+        if not os.path.isdir(self.path):
             raise FileNotFoundError(
-                f"{file} not found: import needs a Hugging Face `tokenizer.json` "
-                "(save the tokenizer with a recent transformers to get one)"
+                f"{self.path} is not a Hugging Face tokenizer folder; pass the folder that "
+                "holds tokenizer.json / tokenizer_config.json"
             )
-        self._tok = Tokenizer.from_file(file)
-        self._tok.no_truncation()
-        self._tok.no_padding()
-        folder = os.path.dirname(file)
-        cfg_file = os.path.join(folder, "tokenizer_config.json")
-        cfg = {}
-        if os.path.exists(cfg_file):
-            with open(cfg_file) as f:
-                cfg = json.load(f)
-        self.lowercase = bool(cfg.get("do_lower_case", False))
-        self.pad_id = self._special_id(cfg.get("pad_token"), default=0)
-        self.vocab_size = self._tok.get_vocab_size()
+        from transformers import AutoTokenizer
 
-    def __getstate__(self):  # picklable for data-loader workers
+        self._tok = AutoTokenizer.from_pretrained(self.path)
+        self.pad_id = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
+        self.vocab_size = len(self._tok)
+
+    def __getstate__(self):  # picklable for data-loader workers: rebuilt from the folder
         return {"path": self.path}
 
     def __setstate__(self, state):
         self.path = state["path"]
         self._load()
 
-    def _special_id(self, token, default):
-        if isinstance(token, dict):
-            token = token.get("content")
-        if token is None:
-            return default
-        i = self._tok.token_to_id(token)
-        return default if i is None else i
-
     def encode(self, texts, max_len):
         if isinstance(texts, str):
-            raise TypeError("encode takes a list of strings, not a single string")
-        self._tok.enable_truncation(max_length=max_len)
-        self._tok.enable_padding(direction="right", pad_id=self.pad_id, length=max_len)
-        texts = [t.lower() for t in texts] if self.lowercase else list(texts)
-        encs = self._tok.encode_batch(texts)
-        return np.asarray([e.ids for e in encs], dtype=np.int32)
+            texts = [texts]
+        if not len(texts):
+            return np.zeros((0, max_len), np.int32)
+        enc = self._tok(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=max_len,
+            return_attention_mask=False,
+        )
+        return np.asarray(enc["input_ids"], dtype=np.int32)
