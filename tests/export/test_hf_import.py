@@ -218,3 +218,18 @@ def test_exported_then_imported_vljax_run_round_trips(bpe_tokenizer, tmp_path):
     enc = load_hf_encoder(str(tmp_path))
     assert enc.encode_images(imgs).shape == (2, 24)
     assert enc.encode_texts(TEXTS).shape == (len(TEXTS), 24)
+
+
+@pytest.mark.parametrize("recipe", ["clip_vit_b16", "siglip_vit_b16"])
+def test_public_b16_architectures_match_the_recipes(recipe):
+    """openai/clip-vit-base-patch16 and google/siglip-base-patch16-224 (transformers' defaults)
+    import into configs/clip_vit_b16.py and configs/siglip_vit_b16.py without overrides."""
+    import importlib
+
+    from vljax.export.cli import architecture_mismatches
+    from vljax.export.hf_config import vljax_model_config
+
+    hf = CLIPConfig(vision_config=dict(patch_size=16)) if "clip" in recipe else SiglipConfig()
+    _, ckpt = vljax_model_config(hf)
+    config = importlib.import_module(f"configs.{recipe}").get_config()
+    assert architecture_mismatches(config.model, ckpt) == []

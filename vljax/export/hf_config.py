@@ -205,8 +205,9 @@ def vljax_model_config(hf_config):
             eos = tc.vocab_size - 1
         pad_id = None
     else:
-        # big_vision SigLIP trained without a padding mask (pad == eos); otherwise mask pads.
-        pad_id = None if pad is None or pad == eos else pad
+        # vljax-trained SigLIPs pad with 0 and were trained with a padding mask; public
+        # big_vision SigLIPs pad with "</s>" (id 1) and were trained attending to padding.
+        pad_id = 0 if pad == 0 and eos != 0 else None
     m.text = ml_collections.ConfigDict(
         dict(
             vocab_size=tc.vocab_size,
