@@ -27,7 +27,7 @@ def losses(workdir):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("full")
-    assert cli.main(tiny_argv(workdir, total_steps=12)) == 0
+    assert cli.main(tiny_argv(workdir, with_evals=True, total_steps=12)) == 0
     return workdir
 
 
@@ -38,6 +38,23 @@ def test_loss_falls_and_run_dir_is_complete(full_run):
     for name in ("config.json", "tokenizer.model", "report.md"):
         assert (full_run / name).exists(), name
     assert any((full_run / "tensorboard").iterdir())
+
+
+def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(full_run):
+    with open(full_run / "eval.json") as f:
+        at_end = json.load(f)
+    assert at_end["step"] == 12
+    keys = {"zeroshot/shapes/top1"} | {
+        f"retrieval/shapes/{d}_r{k}" for d in ("txt2img", "img2txt") for k in (1, 5, 10)
+    }
+    assert keys <= set(at_end)
+    assert all(0.0 <= at_end[k] <= 1.0 for k in keys)
+    os.remove(full_run / "eval.json")
+    assert cli.main(["eval", "--workdir", str(full_run)]) == 0
+    with open(full_run / "eval.json") as f:
+        again = json.load(f)
+    # Evals on the checkpoint read back from disk equal those on the live params.
+    assert again == pytest.approx(at_end, abs=1e-6)
 
 
 def test_resume_after_interruption_is_bit_exact(full_run, tmp_path, monkeypatch):
@@ -65,10 +82,11 @@ def test_resume_after_interruption_is_bit_exact(full_run, tmp_path, monkeypatch)
     monkeypatch.setattr(
         pipeline, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k))
     )
-    assert cli.main(tiny_argv(tmp_path, total_steps=12)) == 0
+    argv = tiny_argv(tmp_path, total_steps=12)
+    assert cli.main(argv) == 0
     assert max(losses(tmp_path)) == 5
     monkeypatch.setattr(pipeline, "make_train_iterator", real)
-    assert cli.main(tiny_argv(tmp_path, total_steps=12)) == 0
+    assert cli.main(argv) == 0
     assert losses(tmp_path) == losses(full_run)  # every step, bit for bit
 
 

@@ -27,12 +27,15 @@ TINY = {
 }
 
 
-def tiny_overrides(**changes) -> list[tuple[str, str]]:
+def tiny_overrides(with_evals=False, **changes) -> list[tuple[str, str]]:
+    """TINY plus `changes` (`a__b=1` sets a.b); `with_evals` keeps the demo's shapes evals."""
     merged = dict(TINY)
+    if with_evals:
+        del merged["evals"]
     merged.update({k.replace("__", "."): str(v) for k, v in changes.items()})
     return list(merged.items())
 
 
-def tiny_argv(workdir, **changes) -> list[str]:
+def tiny_argv(workdir, with_evals=False, **changes) -> list[str]:
     argv = ["train", "--config", "configs/demo.py", "--workdir", str(workdir)]
-    return argv + [f"--config.{k}={v}" for k, v in tiny_overrides(**changes)]
+    return argv + [f"--config.{k}={v}" for k, v in tiny_overrides(with_evals, **changes)]

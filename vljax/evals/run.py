@@ -9,7 +9,6 @@ import json
 import os
 
 from vljax.evals import metrics
-from vljax.evals.templates import default_templates
 
 
 def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
@@ -20,19 +19,18 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
     for name, spec in config.evals.items():
         kind = spec.get("type")
         key = spec.get("key", None) or name
-        if spec.dataset not in cache:
-            cache[spec.dataset] = load_eval_set(spec.dataset, config)
-        data = cache[spec.dataset]
+        if kind not in ("zeroshot", "retrieval"):
+            raise ValueError(f"eval {name!r} has type {kind!r}; expected 'zeroshot' or 'retrieval'")
+        if name not in cache:
+            cache[name] = load_eval_set(spec, config)
+        data = cache[name]
         if kind == "zeroshot":
-            classnames = list(spec.get("classnames", None) or data["classnames"] or [])
+            classnames, templates = data.get("classnames"), data.get("templates")
             if not classnames:
                 raise ValueError(
                     f"eval {name!r}: {spec.dataset} has no class names; set "
                     f"config.evals.{name}.classnames"
                 )
-            templates = list(
-                spec.get("templates", None) or default_templates(spec.get("lang", "en"))
-            )
             image_emb = encoder.encode_images(data["images"])
             class_emb = metrics.class_embeddings(encoder.encode_texts, classnames, templates)
             results[f"zeroshot/{key}/top1"] = float(
@@ -43,8 +41,6 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             text_emb = encoder.encode_texts(data["captions"])
             for metric, value in metrics.retrieval_recall(image_emb, text_emb).items():
                 results[f"retrieval/{key}/{metric}"] = float(value)
-        else:
-            raise ValueError(f"eval {name!r} has type {kind!r}; expected 'zeroshot' or 'retrieval'")
     return results
 
 
