@@ -47,9 +47,12 @@ def contrastive_loss(
       scale: scalar logit scale s (e.g. exp(log_scale)).
       bias: scalar logit bias or None (0). For softmax it cancels (zero gradient).
       kind: "softmax" (CLIP InfoNCE, both directions) or "sigmoid" (SigLIP).
-      impl: "all_gather" (b x B logits per device), "ring" (exact, O(b * chunk) scratch,
-        custom VJP), "grouped" (M2-Encoder grouped aggregation, a different objective:
-        negatives only within groups of `group_size` devices).
+      impl: "all_gather" (b x B logits per device), "ring" (exact, O(b * chunk + b * D)
+        scratch, custom VJP), "grouped" (M2-Encoder grouped aggregation, a different
+        objective: negatives only within groups of G = `group_size` consecutive devices of
+        the flattened batch axes; the loss is the mean over the P / G groups of each group's
+        own loss on its G * b rows, i.e. (1/B) * sum of all row terms normalised within
+        their group; equal to all_gather when G = P).
       mesh: the jax.sharding.Mesh; axes not in batch_axes see replicated inputs.
       batch_axes: mesh axis name(s) the batch is sharded over, major to minor.
       chunk: ring only: columns per tile (default min(b, 512)). Ignored by other impls.
