@@ -42,7 +42,9 @@ def host_params(params):
     return unstack_layers(to_dict(params))
 
 
-def export_params(config, params, tokenizer_path, out_dir, dtype="float32", eval_results=None):
+def export_params(
+    config, params, tokenizer_path, out_dir, dtype="float32", eval_results=None, step=None
+):
     """Writes the HF folder for a run config + params; returns the family (clip | siglip)."""
     from safetensors.numpy import save_file
 
@@ -75,7 +77,7 @@ def export_params(config, params, tokenizer_path, out_dir, dtype="float32", eval
         _update_json(os.path.join(out_dir, "tokenizer_config.json"),
                      model_input_names=["input_ids"])  # fmt: skip
     write_preprocessor_config(out_dir, config.model.image.image_size, family)
-    _write_model_card(out_dir, config, family, eval_results)
+    _write_model_card(out_dir, config, family, eval_results, step)
     return family
 
 
@@ -88,7 +90,9 @@ def export_run(workdir, out_dir, step=None, dtype="float32"):
     if os.path.exists(eval_path):
         with open(eval_path) as f:
             eval_results = json.load(f)
-    family = export_params(run.config, run.params, run.tokenizer_path, out_dir, dtype, eval_results)
+    family = export_params(
+        run.config, run.params, run.tokenizer_path, out_dir, dtype, eval_results, run.step
+    )
     return family, run.step
 
 
@@ -128,7 +132,7 @@ def _copy_hf_tokenizer(src, out_dir):
         raise FileNotFoundError(f"no tokenizer files found in {folder}")
 
 
-def _write_model_card(out_dir, config, family, eval_results):
+def _write_model_card(out_dir, config, family, eval_results, step=None):
     name = "CLIPModel" if family == CLIP else "SiglipModel"
     m = config.model
     lines = [
@@ -141,7 +145,8 @@ def _write_model_card(out_dir, config, family, eval_results):
         "",
         f"# vljax {name} export",
         "",
-        f"Trained with [vljax](https://github.com/) and exported as a transformers `{name}`.",
+        f"Trained with vljax ({config.loss.kind} loss) and exported as a transformers `{name}`"
+        + (f" from checkpoint step {step}." if step is not None else "."),
         f"Image tower ViT width {m.image.width}, depth {m.image.depth}, patch "
         f"{m.image.patch_size}, {m.image.image_size}px; text tower width {m.text.width}, "
         f"depth {m.text.depth}, context {m.text.max_len}; embedding {m.embed_dim}.",
