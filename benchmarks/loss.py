@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--chunk", type=int, default=None, help="ring tile (default: the loss's)")
     p.add_argument("--budget-gib", type=float, default=1.0)
-    p.add_argument("--budget-chunk", type=int, default=128, help="ring chunk for the max batch")
+    p.add_argument("--budget-chunk", type=int, default=None, help="ring chunk, large batches")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="small sweep (smoke test)")
     p.add_argument("--gpu", action="store_true", help="P = 1 on the default GPU, large B")
@@ -329,12 +329,14 @@ def machine(args):
 
 
 def markdown(args, rows, maxb=None, big=None):
+    from vljax.losses._sharded import ring_chunk
+
     dim = args.dim
     dtype = "see column" if args.gpu else args.dtype
     lines = [
         f"Command: `python benchmarks/loss.py{' --gpu' if args.gpu else ''}"
         f"{' --quick' if args.quick else ''}`; D = {dim}, inputs {dtype},"
-        f" ring chunk {args.chunk or 'default (min(b, 512))'}"
+        f" ring chunk {args.chunk or 'default (512 here)'}"
         + ("" if args.gpu else ", grouped: G = P/2")
         + ". Scratch = compiled `temp_size_in_bytes` per device (MiB); time = fwd+bwd median"
         f" of {args.repeats} runs after a warm-up (ms)"
@@ -362,7 +364,8 @@ def markdown(args, rows, maxb=None, big=None):
         lines += [
             "",
             f"Largest global batch whose scratch fits {args.budget_gib:g} GiB per device, P = {n}"
-            f" (ring chunk {args.budget_chunk}, searched in steps of 256 rows per device):",
+            f" (ring chunk {args.budget_chunk or 'default, 128 from b = 131,072 on'},"
+            " searched in steps of 256 rows per device):",
             "",
             "| kind | " + " | ".join(IMPLS) + " |",
             "|---|" + "---|" * len(IMPLS),
@@ -374,7 +377,7 @@ def markdown(args, rows, maxb=None, big=None):
         lines += [
             "",
             f"Ring at B = 1,048,576 over {n} devices (b = {2**20 // n:,}, chunk "
-            f"{args.budget_chunk}): scratch "
+            f"{args.budget_chunk or ring_chunk(2**20 // n, None)}): scratch "
             + ", ".join(f"{k} {mib(v)} MiB" for k, v in big.items())
             + ".",
         ]

@@ -7,7 +7,14 @@ import jax.numpy as jnp
 from jax import lax
 
 F32 = jnp.float32
-DEFAULT_CHUNK = 512  # ring tile: columns per [b, chunk] logit tile when chunk=None
+
+
+def ring_chunk(b: int, chunk: int | None) -> int:
+    """Columns per [b, chunk] float32 logit tile of the ring. Default: 512, lowered for very
+    large b so that one tile stays <= 64 MiB (but >= 128 columns, for matmul efficiency)."""
+    if chunk is None:
+        chunk = min(512, max(128, 2**24 // b))
+    return min(b, chunk)
 
 
 def axis_size(mesh, batch_axes) -> int:

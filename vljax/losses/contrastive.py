@@ -55,7 +55,8 @@ def contrastive_loss(
         their group; equal to all_gather when G = P).
       mesh: the jax.sharding.Mesh; axes not in batch_axes see replicated inputs.
       batch_axes: mesh axis name(s) the batch is sharded over, major to minor.
-      chunk: ring only: columns per tile (default min(b, 512)). Ignored by other impls.
+      chunk: ring only: columns per [b, chunk] logit tile (default 512, fewer for b > 32k so
+        that a tile stays <= 64 MiB; at most b). Ignored by other impls.
       group_size: grouped only: devices per group, must divide P. Ignored by other impls.
 
     Returns:

@@ -16,7 +16,6 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from vljax.losses._sharded import (
-    DEFAULT_CHUNK,
     F32,
     axis_size,
     dot_nn,
@@ -24,6 +23,7 @@ from vljax.losses._sharded import (
     dot_tn,
     num_tiles,
     pspec_batch,
+    ring_chunk,
     ring_loop,
     ring_perm,
     tile_mask,
@@ -36,7 +36,7 @@ def ring_sigmoid_loss(zimg, ztxt, scale, bias, *, mesh, batch_axes, chunk=None):
     n = axis_size(mesh, batch_axes)
     batch = zimg.shape[0]
     b = batch // n
-    chunk = min(b, chunk or DEFAULT_CHUNK)
+    chunk = ring_chunk(b, chunk)
     spec = pspec_batch(batch_axes)
     kw = dict(n=n, batch=batch, chunk=chunk, axes=batch_axes)
     in_specs = (spec, spec, P(), P())

@@ -18,7 +18,6 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from vljax.losses._sharded import (
-    DEFAULT_CHUNK,
     F32,
     axis_size,
     diag_dots,
@@ -27,6 +26,7 @@ from vljax.losses._sharded import (
     dot_tn,
     num_tiles,
     pspec_batch,
+    ring_chunk,
     ring_loop,
     ring_perm,
     tile_mask,
@@ -39,7 +39,7 @@ def ring_softmax_loss(zimg, ztxt, scale, *, mesh, batch_axes, chunk=None):
     n = axis_size(mesh, batch_axes)
     batch = zimg.shape[0]
     b = batch // n
-    chunk = min(b, chunk or DEFAULT_CHUNK)
+    chunk = ring_chunk(b, chunk)
     spec = pspec_batch(batch_axes)
     kw = dict(n=n, batch=batch, chunk=chunk, axes=batch_axes)
 
