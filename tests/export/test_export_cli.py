@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.export.conftest import TEXTS, random_images, tiny_config
+from tests.export.helpers import TEXTS, random_images, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
-from tests.export.conftest import TEXTS, random_images, random_params, tiny_config
+from tests.export.helpers import TEXTS, random_images, random_params, tiny_config
 from vljax.data.tokenizer import Tokenizer
 from vljax.export.hf_config import ExportError, hf_family
 from vljax.export.hf_export import export_params

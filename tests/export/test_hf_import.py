@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
-from tests.export.conftest import TEXTS, random_images, tiny_config
+from tests.export.helpers import TEXTS, random_images, tiny_config
 from vljax.data.tokenizer import Tokenizer
 from vljax.export.hf_config import ExportError
 from vljax.export.hf_import import import_hf_folder
@@ -199,7 +199,7 @@ def test_not_clip_or_siglip_is_refused(tmp_path):
 
 def test_exported_then_imported_vljax_run_round_trips(bpe_tokenizer, tmp_path):
     """vljax -> HF -> vljax params are equal (CLIP conv bias folds into the posemb)."""
-    from tests.export.conftest import random_params
+    from tests.export.helpers import random_params
     from vljax.export.hf_export import export_params
 
     tok = Tokenizer(bpe_tokenizer)

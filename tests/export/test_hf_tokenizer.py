@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from tests.export.conftest import CHARS_ZH, _captions
+from tests.export.helpers import CHARS_ZH, captions
 from vljax.data.tokenizer import Tokenizer, train_tokenizer
 from vljax.export.hf_tokenizer import HFTokenizer, write_hf_tokenizer
 
@@ -48,7 +48,7 @@ def tokenizer_pair(request, unigram_tokenizer, bpe_tokenizer, tmp_path_factory):
     else:
         path = str(tmp_path_factory.mktemp("tok") / f"{kind}.model")
         train_tokenizer(
-            _captions(seed=1), path, vocab_size=300, lowercase=True, normalize_punct=kind == "punct"
+            captions(seed=1), path, vocab_size=300, lowercase=True, normalize_punct=kind == "punct"
         )
     out = tmp_path_factory.mktemp(f"hf_tok_{kind}")
     write_hf_tokenizer(path, str(out), MAX_LEN)
@@ -83,7 +83,7 @@ def test_wrong_ids_are_refused(tmp_path):
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_captions(300)), model_writer=buf, vocab_size=100, minloglevel=2
+        sentence_iterator=iter(captions(300)), model_writer=buf, vocab_size=100, minloglevel=2
     )
     (tmp_path / "default.model").write_bytes(buf.getvalue())
     with pytest.raises(ValueError, match="pad_id"):

@@ -1,0 +1,79 @@
+"""Helpers shared by the export tests: captions, tiny CLIP-/SigLIP-style configs, probes."""
+
+import random
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from configs import demo
+
+CHARS_ZH = "红色的圆形绿色正方形蓝三角一个黄星紫橙大小左右上下在旁边"
+
+
+def captions(n=2000, seed=0):
+    rnd = random.Random(seed)
+    colors = ["red", "green", "blue", "yellow", "purple", "orange", "Big", "small"]
+    shapes = ["circle", "square", "triangle", "star", "hexagon"]
+    word = lambda: "".join(
+        rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 8))
+    )
+    en = [
+        f"a {rnd.choice(colors)} {rnd.choice(shapes)} {word()} {word()}, at {rnd.randint(0, 99)}!"
+        for _ in range(n)
+    ]
+    zh = ["".join(rnd.choice(CHARS_ZH) for _ in range(8)) for _ in range(n // 3)]
+    return en + zh
+
+
+def tiny_config(family, vocab_size):
+    """demo.py shrunk further and switched to a CLIP- or SigLIP-style architecture."""
+    c = demo.get_config("sigmoid" if family == "siglip" else None)
+    m = c.model
+    m.image.update(image_size=32, patch_size=8, width=32, depth=2, heads=4, mlp_dim=64)
+    m.text.update(vocab_size=vocab_size, max_len=16, width=32, depth=2, heads=4, mlp_dim=64)
+    if family == "clip":
+        m.embed_dim = 24
+        m.image.update(pool="cls", posemb="sincos2d", pre_norm=True, proj="linear")
+        m.text.update(causal=True, pool="eos", proj="linear")
+        m.activation = "quick_gelu"
+    else:
+        m.embed_dim = 32
+        m.image.update(pool="map", posemb="learn", pre_norm=False, proj="none")
+        m.text.update(causal=False, pool="last", proj="linear_bias")
+        m.activation = "gelu_tanh"
+        m.ln_eps = 1e-6
+    return c
+
+
+def random_params(config, seed=0):
+    """Initialised params plus noise, so biases, norms and the conv bias are all non-trivial."""
+    from vljax.models import build_model
+
+    model = build_model(config.model)
+    i = config.model.image.image_size
+    v = model.init(
+        jax.random.key(seed), np.zeros((1, i, i, 3), np.float32), np.ones((1, 4), np.int32)
+    )
+    params = jax.tree.map(np.asarray, nn.unbox(v["params"]))
+    rs = np.random.RandomState(seed)
+    return model, jax.tree.map(
+        lambda x: (x + 0.05 * rs.standard_normal(x.shape)).astype(np.float32), params
+    )
+
+
+TEXTS = [
+    "a red circle",
+    "a big green square to the left of a small blue star",
+    "",
+    "红色的圆形在左边",
+    "一个大的绿色圆形在一个大的绿色十字形的上面",
+    "a red circle " * 20,  # longer than the context
+    "Mixed 红色 text, with punctuation!!",
+]
+
+
+def random_images(n=5, seed=0):
+    rs = np.random.RandomState(seed)
+    sizes = [(32, 32), (40, 31), (17, 64), (100, 90), (33, 300)]
+    return [rs.randint(0, 256, sizes[k % len(sizes)] + (3,), dtype=np.uint8) for k in range(n)]
