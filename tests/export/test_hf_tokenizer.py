@@ -157,3 +157,15 @@ def test_vljax_export_folder_is_recognised(tokenizer_pair):
     _, folder = tokenizer_pair
     assert is_vljax_export(folder)
     assert isinstance(load_folder_tokenizer(folder), Tokenizer)
+
+
+def test_load_tokenizer_dispatches(tokenizer_pair, tmp_path):
+    from transformers import SiglipTokenizer
+
+    from vljax.export.hf_tokenizer import load_tokenizer
+
+    vljax_tok, folder = tokenizer_pair
+    assert isinstance(load_tokenizer(vljax_tok.path), Tokenizer)
+    assert isinstance(load_tokenizer(folder), Tokenizer)  # a vljax export folder
+    SiglipTokenizer(vocab_file=vljax_tok.path).save_pretrained(tmp_path)
+    assert isinstance(load_tokenizer(str(tmp_path)), HFTokenizer)

@@ -1,6 +1,5 @@
 """`vljax.load(HF folder)`: a transformers CLIP/SigLIP folder run by vljax's own JAX model."""
 
-import os
 
 
 def load_hf_encoder(path, batch_size=256):
@@ -24,10 +23,6 @@ def load_hf_encoder(path, batch_size=256):
 
 def load_folder_tokenizer(path):
     """vljax's Tokenizer for folders vljax exported, else transformers' own (HFTokenizer)."""
-    from vljax.export.hf_tokenizer import SPIECE_NAME, HFTokenizer, is_vljax_export
+    from vljax.export.hf_tokenizer import load_tokenizer
 
-    if is_vljax_export(path):
-        from vljax.data.tokenizer import Tokenizer
-
-        return Tokenizer(os.path.join(path, SPIECE_NAME))
-    return HFTokenizer(path)
+    return load_tokenizer(path)

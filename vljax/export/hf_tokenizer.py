@@ -216,3 +216,22 @@ class HFTokenizer:
             return_attention_mask=False,
         )
         return np.asarray(enc["input_ids"], dtype=np.int32)
+
+
+def load_tokenizer(path):
+    """Dispatch for `config.tokenizer.model` / a run's tokenizer path.
+
+    A SentencePiece `.model` file -> `vljax.data.tokenizer.Tokenizer`; a Hugging Face tokenizer
+    folder (what `vljax import` writes to DIR/init/tokenizer) or a `tokenizer.json` ->
+    `HFTokenizer`. Both have `.encode(texts, max_len)` and `.vocab_size`, and pickle.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(".json"):
+        if os.path.isdir(path) and is_vljax_export(path):
+            from vljax.data.tokenizer import Tokenizer
+
+            return Tokenizer(os.path.join(path, SPIECE_NAME))
+        return HFTokenizer(path)
+    from vljax.data.tokenizer import Tokenizer
+
+    return Tokenizer(path)
