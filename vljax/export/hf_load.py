@@ -1,11 +1,10 @@
 """`vljax.load(HF folder)`: a transformers CLIP/SigLIP folder run by vljax's own JAX model."""
 
 
-
 def load_hf_encoder(path, batch_size=256):
     """An encoder with `encode_images(uint8 [N,H,W,3])` / `encode_texts(list[str])`.
 
-    The checkpoint is imported (`hf_import.import_params`) and run with the vljax model; the
+    The checkpoint is imported (`hf_import.import_hf_folder`) and run with the vljax model; the
     folder's tokenizer is used as it is: vljax's SentencePiece model when the folder was
     exported by vljax (`spiece.model`), else transformers' tokenizer (`HFTokenizer`).
     """
