@@ -6,8 +6,8 @@
 
 What an image holds (sizes scale with `image_size`; numbers below are for 64 px):
 
-- 6 colours x 4 shapes = 24 classes (`classnames(lang)`), two sizes: big (20-26 px) and
-  small (10-13 px), drawn on a plain dark-grey background with a small colour jitter.
+- 6 colours x 4 shapes = 24 classes (`classnames(lang)`), two sizes: big (21-27 px) and
+  small (12-15 px), drawn on a plain dark-grey background with a small colour jitter.
 - Two shapes sit side by side (`"A to the left of B"`) or one above the other
   (`"A above B"`), three in a row (`"from left to right: A, B and C"`). The caption always
   names the left / top shape first, so one scene has one caption. Shapes never overlap and
@@ -52,8 +52,8 @@ SPLITS = {"train": 0, "zeroshot": 1, "retrieval": 2}
 DEFAULT_SIZES = {"train": 100_000, "zeroshot": 1200, "retrieval": 1000}
 LANGS = ("en", "zh")
 
-_BIG = (20, 26)  # px at 64 px images, inclusive
-_SMALL = (10, 13)
+_BIG = (21, 27)  # px at 64 px images
+_SMALL = (12, 15)
 _MARGIN = 3  # px kept free at the border and between shapes along a row
 _JITTER = 12  # per-channel colour jitter of a shape
 _BACKGROUND = (15, 70)  # grey level range of the background
@@ -173,7 +173,9 @@ class ShapesSource:
         label = -1
         if self.split == "train":
             u = rng.random()
-            n = 1 if u < 0.3 else (2 if u < 0.8 else 3)
+            # Half single shapes: within a batch many share colour and size, so the contrastive
+            # loss needs the shape to tell them apart (and zero-shot is on single shapes).
+            n = 1 if u < 0.5 else (2 if u < 0.85 else 3)
             objs = [_random_obj(rng) for _ in range(n)]
             axis = "h" if rng.random() < 0.5 else "v"
         elif self.split == "zeroshot":
@@ -184,10 +186,8 @@ class ShapesSource:
         else:
             objs, axis = self._scenes[index]
             objs = list(objs)
-        if len(objs) == 3:  # three in a row fit only with at most one big shape
-            bigs = [i for i, o in enumerate(objs) if o[0] == "big"]
-            for i in bigs[1:]:
-                objs[i] = ("small",) + objs[i][1:]
+        if len(objs) == 3:  # three in a row fit only when all are small
+            objs = [("small",) + o[1:] for o in objs]
         if len(objs) == 1 and label < 0:
             label = COLOUR_NAMES.index(objs[0][1]) * 4 + SHAPE_NAMES.index(objs[0][2])
         boxes = self._layout(rng, objs, axis)
