@@ -113,3 +113,21 @@ def test_demo_config_is_refused_with_reason():
 
     with pytest.raises(ExportError, match="global average pooling"):
         hf_family(demo.get_config())
+
+
+def test_scanned_run_exports_the_same_tensors(bpe_tokenizer, tmp_path):
+    from safetensors.numpy import load_file
+
+    from tests.export.helpers import random_params
+    from vljax.models import stack_layers
+
+    config = tiny_config("siglip", Tokenizer(bpe_tokenizer).vocab_size)
+    _, params = random_params(config, seed=3)
+    export_params(config, params, bpe_tokenizer, str(tmp_path / "a"))
+    config.model.scan = True
+    export_params(config, stack_layers(params), bpe_tokenizer, str(tmp_path / "b"))
+    a = load_file(str(tmp_path / "a/model.safetensors"))
+    b = load_file(str(tmp_path / "b/model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
