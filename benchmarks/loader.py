@@ -98,6 +98,51 @@ def time_loader(config, tokenizer, batches: int) -> tuple[float, float | None]:
     return n / dt, (n / dc if config.data.num_workers == 0 else None)
 
 
+def stage_costs(data_dir: str, tok, n: int = 256) -> dict[str, float]:
+    """CPU milliseconds per image of each stage, measured one at a time (process time)."""
+    import grain.python as grain
+
+    from vljax.data import preprocess
+    from vljax.data.pipeline import TrainTransform
+    from vljax.data.tfds_source import TfdsSource
+
+    src = TfdsSource("bench", "train", data_dir)
+    m = len(src)
+
+    def ms(f, reps=n):
+        c0 = time.process_time()
+        for i in range(reps):
+            f(i)
+        return (time.process_time() - c0) / reps * 1e3
+
+    src[0]
+    els = [src[i] for i in range(m)]
+    rng = np.random.default_rng(0)
+    aug = preprocess.Augment()
+    imgs = [preprocess.decode_image(e["image"], 224) for e in els]
+    for im in imgs:
+        im.load()
+    small = [im.resize((224, 224), Image.BILINEAR) for im in imgs]
+    tr = TrainTransform(tok, 224, 64, None, aug)
+    outs = [tr.random_map(els[i % m], rng)["image"] for i in range(64)]
+    sampler = grain.IndexSampler(10**6, grain.NoSharding(), shuffle=True, num_epochs=None, seed=0)
+    return {
+        "read (ArrayRecord + tfds parse)": ms(lambda i: src[i % m]),
+        "sampler (global shuffle index)": ms(lambda i: sampler[i]),
+        "JPEG decode 320x240": ms(
+            lambda i: preprocess.decode_image(els[i % m]["image"], 224).load()
+        ),
+        "crop + resize to 224 (bilinear)": ms(
+            lambda i: imgs[i % m].resize((224, 224), Image.BILINEAR, box=(5, 5, 300, 230))
+        ),
+        "jitter + flip + to float32": ms(
+            lambda i: preprocess.jitter_flip_normalize(small[i % m], rng, aug, True)
+        ),
+        "tokenise": ms(lambda i: tok.encode(["a red car by the river"], 64)),
+        "batch (stack 64 float32 images)": ms(lambda i: np.stack(outs), 8) / 64,
+    }
+
+
 def write_docs(lines: list[str]) -> None:
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
     path = os.path.join(path, "benchmarks.md")
@@ -151,6 +196,9 @@ def main():
             print(
                 f"224px JPEG  workers={w}: {rate:8.0f} images/s  per CPU-s: {per_core}", flush=True
             )
+        costs = stage_costs(os.path.join(tmp, "d"), tok)
+        for k, v in costs.items():
+            print(f"  {k:<36} {v:.3f} ms/image (CPU)")
         c = config_for("shapes", None, 64, 128, 0)
         shapes_tok = tokenizer.train_tokenizer(
             train_captions(c, 5000), os.path.join(tmp, "s.model"), 512
@@ -175,6 +223,15 @@ def main():
                 for name, rate, pc in results
             ],
             f"| `vljax prepare` (check + write, 1 process) | {prep_rate:.0f} | - |",
+            "",
+            "CPU cost per image of each 224 px stage, measured alone (the sum is the ideal "
+            "per-core rate; the pipeline adds grain's per-element bookkeeping):",
+            "",
+            "| stage | CPU ms / image |",
+            "|---|---|",
+            *[f"| {k} | {v:.3f} |" for k, v in costs.items()],
+            f"| sum | {sum(costs.values()):.3f} (= {1e3 / sum(costs.values()):.0f} images/s "
+            "per core) |",
         ]
         write_docs(lines)
 

@@ -133,13 +133,18 @@ def train_image(img, rng: np.random.Generator, size: int, aug: Augment, flip_ok:
     w, h = img.size
     box = crop_box(rng, w, h, aug)
     out = img.resize((size, size), resample=Image.BILINEAR, box=box)
+    return jitter_flip_normalize(out, rng, aug, flip_ok)
+
+
+def jitter_flip_normalize(img: Image.Image, rng, aug: Augment, flip_ok: bool) -> np.ndarray:
+    """Brightness/contrast jitter, optional flip, x / 127.5 - 1: PIL image -> float32."""
     b = 1.0 + rng.uniform(-aug.brightness, aug.brightness)
     c = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
     if aug.flip and flip_ok and rng.random() < 0.5:
-        out = out.transpose(Image.FLIP_LEFT_RIGHT)
-    u = np.asarray(out)
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    u = np.asarray(img)
     if u.ndim != 3 or u.shape[-1] != 3:
-        u = np.asarray(to_rgb(out))
+        u = np.asarray(to_rgb(img))
     # (b * x - m) * c + m, clipped, then x / 127.5 - 1: one affine map of the uint8 values,
     # applied as a 256-entry table (a single gather). m = mean of b * x (every 4th pixel).
     m = b * float(u[::4, ::4].mean())
