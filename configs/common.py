@@ -40,6 +40,7 @@ def image_tower(size, patch_size, image_size, pool="cls", posemb="learn"):
             pool=pool,  # cls | gap | map
             posemb=posemb,  # learn | sincos2d
             pre_norm=False,  # LayerNorm on the embeddings before the encoder (HF CLIP)
+            stem="patch",  # patch (ViT) | conv (stride-2 3x3 convs, not exportable to HF)
             proj="linear",  # linear (CLIP) | none (SigLIP: the pooled output is the embedding)
         )
     )
@@ -57,6 +58,8 @@ def text_tower(size, vocab_size, max_len, causal=True, pool="eos"):
             mlp_dim=mlp_dim,
             causal=causal,
             pool=pool,  # eos | last | first | mean
+            eos_id=1,  # the id that ends a text (eos pooling picks its first occurrence)
+            pad_id=0,  # None = no padding mask (big_vision SigLIP checkpoints)
             proj="linear",  # linear (CLIP, no bias) | linear_bias (SigLIP head)
         )
     )

@@ -28,6 +28,7 @@ def get_config(arg=None):
             pool="gap",
             posemb="sincos2d",
             pre_norm=False,
+            stem="conv",  # convolutions learn shape in a few hundred steps; one patchify does not
             proj="linear",
         )
     )
@@ -36,19 +37,34 @@ def get_config(arg=None):
             vocab_size=512,
             max_len=32,
             width=128,
-            depth=3,
+            depth=2,
             heads=4,
             mlp_dim=512,
             causal=True,
             pool="eos",
+            eos_id=1,
+            pad_id=0,
             proj="linear",
         )
     )
     c.model.scale_init = 10.0
 
-    if arg == "sigmoid":
+    if arg in ("sigmoid", "siglip"):
         c.loss.kind = "sigmoid"
         c.model.bias_init = -10.0
+    # Architectures that `vljax export --format hf` can write (CLIPModel / SiglipModel); their
+    # linear patch embedding learns shapes more slowly than the default conv stem.
+    if arg == "clip":
+        c.model.image.update(stem="patch", pool="cls", posemb="learn", pre_norm=True)
+        c.model.activation = "quick_gelu"
+    elif arg == "siglip":
+        c.model.embed_dim = c.model.image.width
+        c.model.image.update(stem="patch", pool="map", posemb="learn", proj="none")
+        c.model.text.update(causal=False, pool="last", proj="linear_bias")
+        c.model.activation = "gelu_tanh"
+        c.model.ln_eps = 1e-6
+    elif arg not in (None, "sigmoid"):
+        raise ValueError(f"configs/demo.py:{arg}: expected no arg, sigmoid, clip or siglip")
 
     c.optimizer.learning_rate = 1e-3
     c.optimizer.warmup_steps = 100

@@ -56,10 +56,10 @@ def _parse_value(text: str, current):
         if lowered in ("false", "0", "no"):
             return False
         raise ConfigError(f"expected true/false, got {text!r}")
+    if isinstance(current, str):
+        return text  # a string field keeps "none" as a string (e.g. image.proj=none)
     if text.lower() in ("none", "null"):
         return None
-    if isinstance(current, str):
-        return text
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -52,13 +52,13 @@ class Encoder:
 
 
 def load_run_encoder(workdir: str, step: int | None = None) -> Encoder:
-    from vljax.data.tokenizer import Tokenizer
+    from vljax.export.hf_tokenizer import load_tokenizer
     from vljax.models import build_model
     from vljax.train.checkpoint import load_run
 
     run = load_run(workdir, step)
     model = build_model(run.config.model)
-    encoder = Encoder(model, run.config.model, run.params, Tokenizer(run.tokenizer_path))
+    encoder = Encoder(model, run.config.model, run.params, load_tokenizer(run.tokenizer_path))
     encoder.run_config, encoder.step = run.config, run.step
     return encoder
 
@@ -67,11 +67,14 @@ def load(path: str, step: int | None = None):
     """A run directory (has config.json + checkpoints/) or an exported HF folder."""
     if os.path.exists(os.path.join(path, "checkpoints")):
         return load_run_encoder(path, step)
-    if os.path.exists(os.path.join(path, "model.safetensors")):
+    if any(
+        os.path.exists(os.path.join(path, name))
+        for name in ("model.safetensors", "model.safetensors.index.json")
+    ):
         from vljax.export.hf_load import load_hf_encoder
 
         return load_hf_encoder(path)
     raise FileNotFoundError(
         f"{path} is neither a vljax run directory (config.json + checkpoints/) nor an exported "
-        "Hugging Face folder (config.json + model.safetensors)"
+        "Hugging Face folder (config.json + model.safetensors[.index.json])"
     )

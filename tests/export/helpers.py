@@ -30,7 +30,9 @@ def tiny_config(family, vocab_size):
     """demo.py shrunk further and switched to a CLIP- or SigLIP-style architecture."""
     c = demo.get_config("sigmoid" if family == "siglip" else None)
     m = c.model
-    m.image.update(image_size=32, patch_size=8, width=32, depth=2, heads=4, mlp_dim=64)
+    m.image.update(
+        image_size=32, patch_size=8, width=32, depth=2, heads=4, mlp_dim=64, stem="patch"
+    )
     m.text.update(vocab_size=vocab_size, max_len=16, width=32, depth=2, heads=4, mlp_dim=64)
     if family == "clip":
         m.embed_dim = 24

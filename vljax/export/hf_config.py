@@ -29,6 +29,7 @@ class ExportError(ValueError):
 def _requirements(family):
     if family == CLIP:
         return [
+            ("model.image.stem", "patch", "CLIPModel embeds patches with one convolution"),
             ("model.image.pool", "cls", "CLIPModel pools the class token"),
             ("model.image.pre_norm", True, "CLIPModel always applies `pre_layrnorm`"),
             ("model.image.proj", "linear", "CLIPModel has a bias-free visual_projection"),
@@ -39,6 +40,7 @@ def _requirements(family):
             ("loss.kind", "softmax", "CLIP is trained with the softmax loss"),
         ]
     return [
+        ("model.image.stem", "patch", "SiglipModel embeds patches with one convolution"),
         ("model.image.pool", "map", "SiglipModel pools with its attention head"),
         ("model.image.pre_norm", False, "SiglipModel has no pre-encoder layer norm"),
         ("model.image.proj", "none", "SiglipModel's image embedding is the pooled output"),
@@ -54,7 +56,7 @@ def _lookup(config, dotted):
     for part in dotted.split(".")[:-1]:
         node = node[part]
     last = dotted.split(".")[-1]
-    defaults = {"pre_norm": False, "pad_id": 0, "eos_id": 1}
+    defaults = {"pre_norm": False, "pad_id": 0, "eos_id": 1, "stem": "patch"}
     value = node.get(last, defaults.get(last))
     if dotted == "model.image.proj" and value is None:
         return "none"  # `--config.model.image.proj=none` parses to None

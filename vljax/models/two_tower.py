@@ -48,6 +48,7 @@ class TwoTower(nn.Module):
             pool=i.get("pool", "cls"),
             posemb=i.get("posemb", "learn"),
             pre_norm=i.get("pre_norm", False),
+            stem=i.get("stem", "patch"),
             proj=img_proj,
             proj_dim=c["embed_dim"],
             **common,

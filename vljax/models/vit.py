@@ -70,6 +70,7 @@ class VisionTransformer(nn.Module):
     pool: str = "cls"  # cls | gap | map
     posemb: str = "learn"  # learn | sincos2d
     pre_norm: bool = False
+    stem: str = "patch"  # patch (one p x p conv, as ViT/CLIP) | conv (3x3 stride-2 convs)
     proj: str = "linear"  # linear (no bias) | none
     proj_dim: int | None = None
     activation: str = "gelu"
@@ -78,11 +79,41 @@ class VisionTransformer(nn.Module):
     remat: bool = False
     scan: bool = False
 
+    def _conv_stem(self, x):
+        """Stride-2 3x3 convolutions down to patch resolution (Xiao et al. 2021, "Early
+        convolutions help transformers see better"): local shape features train in far fewer
+        steps than with one linear patch projection, which is what a tiny CPU demo needs."""
+        steps = int(np.log2(self.patch_size))
+        if 2**steps != self.patch_size:
+            raise ValueError(
+                f"image.stem='conv' needs a power-of-two patch_size, got {self.patch_size}"
+            )
+        for i in range(steps):
+            x = nn.Conv(
+                max(self.width // 2 ** (steps - i), 16),
+                (3, 3),
+                strides=(2, 2),
+                padding="SAME",
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                kernel_init=partitioned(nn.initializers.lecun_normal(), (None, None, None, None)),
+                bias_init=partitioned(nn.initializers.zeros, (None,)),
+                name=f"stem_{i}",
+            )(x)
+            x = nn.gelu(x)
+        return x
+
     @nn.compact
     def __call__(self, images):
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
         p = self.patch_size
+        x = images.astype(self.dtype)
+        if self.stem == "conv":
+            x = self._conv_stem(x)
+            p = 1  # the stem already reduced the resolution by patch_size
+        elif self.stem != "patch":
+            raise ValueError(f"image.stem={self.stem!r}: expected patch | conv")
         x = nn.Conv(
             self.width,
             (p, p),
@@ -93,7 +124,7 @@ class VisionTransformer(nn.Module):
             kernel_init=partitioned(nn.initializers.lecun_normal(), (None, None, "patch", "embed")),
             bias_init=partitioned(nn.initializers.zeros, ("embed",)),
             name="embedding",
-        )(images.astype(self.dtype))
+        )(x)
         n, gh, gw, _ = x.shape
         x = x.reshape(n, gh * gw, self.width)
 

@@ -71,13 +71,19 @@ def check_resume_compatible(config, workdir):
 
 
 def ensure_tokenizer(config, workdir):
-    """The run's tokenizer (WORKDIR/tokenizer.model), made by process 0 and shared."""
+    """The run's tokenizer: WORKDIR/tokenizer.model (copied or trained by process 0), or a
+    Hugging Face tokenizer folder given by `vljax import`, used where it is."""
     from vljax.data.tokenizer import Tokenizer, tokenizer_for_run
+    from vljax.export.hf_tokenizer import load_tokenizer
 
-    if jax.process_index() == 0:
-        tokenizer_for_run(config, workdir)
-    multihost_utils.sync_global_devices("tokenizer")
-    tokenizer = Tokenizer(os.path.join(workdir, "tokenizer.model"))
+    given = config.tokenizer.get("model")
+    if given and not given.endswith(".model"):
+        tokenizer = load_tokenizer(given)
+    else:
+        if jax.process_index() == 0:
+            tokenizer_for_run(config, workdir)
+        multihost_utils.sync_global_devices("tokenizer")
+        tokenizer = Tokenizer(os.path.join(workdir, "tokenizer.model"))
     if tokenizer.vocab_size > config.model.text.vocab_size:
         raise ConfigError(
             f"tokenizer has {tokenizer.vocab_size} ids but config.model.text.vocab_size = "
