@@ -51,6 +51,10 @@ def augment_for(config) -> preprocess.Augment:
     """Augmentation parameters from `config.data.augment.*` (all optional)."""
     a = _get(config.data, "augment", None)
     d = preprocess.Augment()
+    if _get(config.data.train, "dataset", None) in ("shapes", "shapes:train"):
+        # The generator already varies position and size; a resampled crop would only blur
+        # the edges that tell a 12 px circle from a square.
+        d = preprocess.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0))
     return preprocess.Augment(
         crop_scale=tuple(_get(a, "crop_scale", d.crop_scale)),
         crop_ratio=tuple(_get(a, "crop_ratio", d.crop_ratio)),
