@@ -65,7 +65,7 @@ class Record:
     label: str | None = None
     split: str = "train"
     path: str | None = None  # image on disk, or
-    data: bytes | None = None  # image bytes (webdataset)
+    span: tuple[int, int] | None = None  # (offset, size) of the image inside path (a tar)
 
 
 @dataclass
@@ -206,16 +206,20 @@ def webdataset_records(patterns: Sequence[str], skips: list[Skip], split: str):
                 if key not in groups:
                     groups[key] = {}
                     order.append(key)
-                groups[key][ext.lower()] = tar.extractfile(m).read()
+                ext = ext.lower()
+                if ext in ("jpg", "jpeg", "png", "webp"):  # read later, in the workers
+                    groups[key][ext] = (m.offset_data, m.size)
+                else:
+                    groups[key][ext] = tar.extractfile(m).read()
         except (tarfile.TarError, OSError, EOFError) as e:
             skips.append(Skip(os.path.basename(shard), "truncated shard", str(e)))
         tar.close()
         for key in order:
-            yield from _wds_record(os.path.basename(shard), key, groups[key], skips, split)
+            yield from _wds_record(shard, key, groups[key], skips, split)
 
 
-def _wds_record(shard, key, parts, skips, split):
-    src = f"{shard}:{key}"
+def _wds_record(shard_path, key, parts, skips, split):
+    src = f"{os.path.basename(shard_path)}:{key}"
     image_ext = next((e for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
     if image_ext is None:
         skips.append(Skip(src, "missing field", f"no image member (has {sorted(parts)})"))
@@ -235,7 +239,7 @@ def _wds_record(shard, key, parts, skips, split):
         obj.setdefault("split", split)
     rec = _record_from_obj(obj, src, skips)
     if rec is not None:
-        rec.data = parts[image_ext]
+        rec.path, rec.span = shard_path, parts[image_ext]
         yield rec
 
 
@@ -243,14 +247,18 @@ def _wds_record(shard, key, parts, skips, split):
 
 
 def check_image(args) -> tuple[bytes | None, str, str]:
-    """(path, data, max_side) -> (encoded RGB bytes | None, skip reason, detail). In a worker."""
-    path, data, max_side = args
+    """(path, (offset, size) | None, max_side) -> (RGB bytes | None, reason, detail).
+
+    Runs in the worker processes; a span reads the image from inside a tar shard.
+    """
+    path, span, max_side = args
     try:
-        if data is None:
-            if not os.path.exists(path):
-                return None, "missing file", path
-            with open(path, "rb") as f:
-                data = f.read()
+        if not os.path.exists(path):
+            return None, "missing file", path
+        with open(path, "rb") as f:
+            if span is not None:
+                f.seek(span[0])
+            data = f.read(span[1]) if span is not None else f.read()
         if not data:
             return None, "empty file", path or ""
         img = Image.open(io.BytesIO(data))
@@ -345,7 +353,7 @@ def prepare(
 
     def gen(split):
         recs = by_split[split]
-        args = ((r.path, r.data, max_side) for r in recs)
+        args = ((r.path, r.span, max_side) for r in recs)
         results = pool.imap(check_image, args, chunksize=8) if pool else map(check_image, args)
         for i, (r, (data, reason, detail)) in enumerate(zip(recs, results, strict=True)):
             bar.advance()
