@@ -26,4 +26,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/train_step.py --config configs/demo.py
+	$(BIN)/python benchmarks/train_step.py --config configs/demo.py --write

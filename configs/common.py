@@ -116,7 +116,8 @@ def base_config():
 
     c.data = ml_collections.ConfigDict()
     c.data.data_dir = ml_collections.config_dict.placeholder(str)
-    c.data.train = ml_collections.ConfigDict()
+    # Not type-safe: `dataset` is a string or a {"tfds:a": 0.7, "tfds:b": 0.3} mixture.
+    c.data.train = ml_collections.ConfigDict(type_safe=False)
     c.data.train.dataset = "shapes"  # shapes | tfds:NAME[:SPLIT] | {"tfds:a": 0.7, ...}
     c.data.train.size = 100_000  # examples in the procedural shapes source
     c.data.train.lang = "en"  # caption language(s); "any" samples among them

@@ -11,7 +11,7 @@ from configs import common
 def get_config(arg=None):
     c = common.base_config()
     c.batch_size = 128
-    c.total_steps = 1200
+    c.total_steps = 1000
     c.log_every_steps = 20
     c.checkpoint_every_steps = 400
     c.eval_every_steps = 0

@@ -76,7 +76,7 @@ def load_eval_set(spec, config) -> dict:
     if entry.get("templates"):
         out["templates"] = list(entry["templates"])
     if out.get("classnames") is not None and not out.get("templates"):
-        from vljax.data.templates import default_templates
+        from vljax.evals.templates import default_templates
 
         out["templates"] = default_templates(lang)
     for t in out.get("templates") or []:
