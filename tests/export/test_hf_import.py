@@ -169,13 +169,14 @@ def test_import_cli_writes_init_and_reports_mismatches(clip_folder, tmp_path, ca
     assert rc == 2
     assert "model.image.width: config 128, checkpoint 40" in err
     assert "model.image.pool: config 'gap', checkpoint 'cls'" in err
+    assert "model.image.stem: config 'conv', checkpoint 'patch'" in err
     # Matching overrides: accepted; params written stacked for a scanned config.
     args = ["--hf", folder, "--config", "configs/demo.py", "--workdir", str(tmp_path),
             "--config.model.scan=True"]  # fmt: skip
     fixes = dict(
         embed_dim=24, activation="quick_gelu", **{"image.width": 40, "image.heads": 5,
         "image.mlp_dim": 56, "image.depth": 2, "image.image_size": 32, "image.patch_size": 8,
-        "image.pool": "cls", "image.posemb": "learn", "image.pre_norm": True,
+        "image.pool": "cls", "image.posemb": "learn", "image.pre_norm": True, "image.stem": "patch",
         "text.vocab_size": V, "text.max_len": L, "text.width": 32, "text.depth": 2,
         "text.mlp_dim": 48, "text.heads": 4}
     )  # fmt: skip

@@ -20,6 +20,7 @@ ARCH_FIELDS = (
             "mlp_dim",
             "pool",
             "posemb",
+            "stem",
             "pre_norm",
             "proj",
         )  # fmt: skip

@@ -195,6 +195,7 @@ def vljax_model_config(hf_config):
             posemb="learn",
             pre_norm=family == CLIP,
             proj="linear" if family == CLIP else "none",
+            stem="patch",
         )
     )
     eos = tc.eos_token_id
