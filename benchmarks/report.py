@@ -18,7 +18,7 @@ def _fmt(value):
     return str(value)
 
 
-def upsert_row(section: str, row: dict, key: tuple[str, ...]):
+def upsert_row(section: str, row: dict, key: tuple[str, ...], note: str = ""):
     """Adds or replaces `row` (matched on `key` fields) in `section`, then rewrites the doc."""
     store = {}
     if os.path.exists(STORE):
@@ -29,14 +29,14 @@ def upsert_row(section: str, row: dict, key: tuple[str, ...]):
     rows.append(row)
     with open(STORE, "w") as f:
         json.dump(store, f, indent=1, sort_keys=True)
-    _write_section(section, rows)
+    _write_section(section, rows, note)
 
 
-def _write_section(section, rows):
+def _write_section(section, rows, note=""):
     columns = list(dict.fromkeys(k for r in rows for k in r))
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    replace_section(section, "\n".join(table) + "\n")
+    replace_section(section, (note + "\n\n" if note else "") + "\n".join(table) + "\n")
 
 
 def replace_section(section: str, body: str):
