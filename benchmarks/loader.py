@@ -135,11 +135,9 @@ def stage_costs(data_dir: str, tok, n: int = 256) -> dict[str, float]:
         "crop + resize to 224 (bilinear)": ms(
             lambda i: imgs[i % m].resize((224, 224), Image.BILINEAR, box=(5, 5, 300, 230))
         ),
-        "jitter + flip + to float32": ms(
-            lambda i: preprocess.jitter_flip_normalize(small[i % m], rng, aug, True)
-        ),
+        "jitter + flip (uint8)": ms(lambda i: preprocess.jitter_flip(small[i % m], rng, aug, True)),
         "tokenise": ms(lambda i: tok.encode(["a red car by the river"], 64)),
-        "batch (stack 64 float32 images)": ms(lambda i: np.stack(outs), 8) / 64,
+        "batch (stack 64 uint8 images)": ms(lambda i: np.stack(outs), 8) / 64,
     }
 
 
@@ -165,6 +163,7 @@ def main():
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--write-docs", action="store_true")
     args = p.parse_args()
+    load_before = os.getloadavg()[0]  # other jobs on the cores before we start
 
     from vljax.data import prepare, tokenizer
     from vljax.data.pipeline import train_captions
@@ -208,13 +207,16 @@ def main():
         print(f"shapes 64px workers=0: {rate:8.0f} images/s  per CPU-s: {per_core}", flush=True)
     print(f"vljax prepare: {prep_rate:.0f} images/s (one process, JPEGs kept as they are)")
     if args.write_docs:
-        load = os.getloadavg()[0]
+        shared = (
+            "the cores were shared with other jobs, so these are lower bounds"
+            if load_before > 0.5
+            else "the machine was otherwise idle"
+        )
         lines = [
             f"`.venv/bin/python benchmarks/loader.py --write-docs` on this machine ({machine}; "
-            f"load average {load:.1f} while measuring: the cores were shared with other jobs, "
-            "so these are lower bounds). Decode (PIL) + random resized crop + colour jitter + "
-            "flip + tokenise + batch to float32, after the first batch. Each worker is one "
-            "process; 0 workers = in the training process.",
+            f"1-minute load average {load_before:.1f} before starting: {shared}). Decode (PIL) "
+            "+ random resized crop + colour jitter + flip + tokenise + batch to uint8, after the "
+            "first batch. Each worker is one process; 0 workers = in the training process.",
             "",
             "| pipeline | images/s (wall clock) | images per CPU-second (one core) |",
             "|---|---|---|",

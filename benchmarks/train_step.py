@@ -82,7 +82,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     size, length = config.model.image.image_size, config.model.text.max_len
     local = {
-        "image": rng.uniform(-1, 1, (config.batch_size, size, size, 3)).astype(np.float32),
+        "image": rng.integers(0, 256, (config.batch_size, size, size, 3), dtype=np.uint8),
         "tokens": rng.integers(3, config.model.text.vocab_size, (config.batch_size, length)).astype(
             np.int32
         ),

@@ -46,8 +46,23 @@ def test_train_image_keeps_colours():
     aug = preprocess.Augment(brightness=0.1, contrast=0.1)
     for s in range(10):
         x = preprocess.train_image(img, np.random.default_rng(s), 32, aug, True)
-        rgb = (x.reshape(-1, 3).mean(0) + 1) * 127.5
+        assert x.dtype == np.uint8 and x.shape == (32, 32, 3)
+        rgb = x.reshape(-1, 3).mean(0)
         assert rgb[0] > 180 and rgb[1] > 160 and rgb[2] < 60, rgb
+
+
+def test_jitter_matches_float_formula():
+    # An independent float64 evaluation of the documented map: clip(round((b x - m) c + m)).
+    rng_img = np.random.default_rng(0)
+    u = rng_img.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    aug = preprocess.Augment(brightness=0.2, contrast=0.3, flip=False)
+    out = preprocess.jitter_flip(Image.fromarray(u), np.random.default_rng(7), aug, True)
+    r = np.random.default_rng(7)
+    b, c = 1 + r.uniform(-0.2, 0.2), 1 + r.uniform(-0.3, 0.3)
+    m = b * u[::4, ::4].astype(np.float64).mean()
+    want = np.clip(np.rint((b * u.astype(np.float64) - m) * c + m), 0, 255)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, want.astype(np.uint8))
 
 
 def test_mentions_left_right():

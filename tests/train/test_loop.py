@@ -152,7 +152,8 @@ def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monke
             self.n += 1
             batch = dict(next(self.inner))
             if self.n >= 4:
-                batch["image"] = np.full_like(batch["image"], np.nan)
+                # float model input (the step takes it as well as uint8 pixels)
+                batch["image"] = np.full(batch["image"].shape, np.nan, np.float32)
             return batch
 
         def get_state(self):

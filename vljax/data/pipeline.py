@@ -3,7 +3,7 @@ augment, pick a caption, tokenise -> batch. Checkpointable.
 
 ```python
 it = make_train_iterator(config, tokenizer, seed)
-batch = next(it)   # dict(image=float32 [b, H, W, 3], tokens=int32 [b, L]), b = B // processes
+batch = next(it)   # dict(image=uint8 [b, H, W, 3], tokens=int32 [b, L]), b = B // processes
 state = it.get_state()   # a JSON-serialisable dict; store it with every checkpoint
 it.set_state(state)      # on a fresh iterator: the following batches are bit-identical
 ```
@@ -94,7 +94,7 @@ def caption_candidates(captions, langs: tuple[str, ...] | None) -> list[str]:
 
 
 class TrainTransform(grain.RandomMapTransform):
-    """Raw example -> dict(image=float32 [S, S, 3], tokens=int32 [L]).
+    """Raw example -> dict(image=uint8 [S, S, 3], tokens=int32 [L]).
 
     Picks one caption (seeded) among those in the configured languages, decodes the image
     (encoded bytes or a uint8 array), augments it keeping the caption true, tokenises.

@@ -1,7 +1,8 @@
 """Image preprocessing: model input scaling, inference resize/crop, train augmentation.
 
 Model input (docs/internals.md): float32 `[N, H, W, 3]` in [-1, 1], `x / 127.5 - 1` of the
-uint8 RGB pixels (mean 0.5, std 0.5 per channel after `x / 255`).
+uint8 RGB pixels (mean 0.5, std 0.5 per channel after `x / 255`). Training batches carry the
+uint8 pixels; the jitted train step applies `normalize` on device.
 
 Inference preprocessing of an image of any size, `inference_image(img, size)`, exactly (the
 Hugging Face export reproduces it with CLIPImageProcessor(do_resize=True,
@@ -23,9 +24,9 @@ do_normalize=True, image_mean=[0.5]*3, image_std=[0.5]*3, do_convert_rgb=True)):
 Train augmentation keeps captions true: a mild random resized crop (area fraction in
 `crop_scale`, aspect ratio in `crop_ratio`, resized with BILINEAR straight from the crop box),
 a brightness/contrast jitter that scales all channels alike (so hues, hence colour words,
-stay), and a horizontal flip with probability 0.5 only when the caption has no left/right
-word in any language (`mentions_left_right`). There is no vertical flip (it would break
-"above"/"below" and upright shapes).
+stay; rounded to uint8), and a horizontal flip with probability 0.5 only when the caption has
+no left/right word in any language (`mentions_left_right`). There is no vertical flip (it
+would break "above"/"below" and upright shapes).
 """
 
 from __future__ import annotations
@@ -127,17 +128,20 @@ def crop_box(rng: np.random.Generator, w: int, h: int, aug: Augment):
 
 
 def train_image(img, rng: np.random.Generator, size: int, aug: Augment, flip_ok: bool):
-    """PIL image or uint8 array -> augmented float32 [size, size, 3] model input."""
+    """PIL image or uint8 array -> augmented uint8 [size, size, 3] (`normalize` on device)."""
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img)
     w, h = img.size
     box = crop_box(rng, w, h, aug)
     out = img.resize((size, size), resample=Image.BILINEAR, box=box)
-    return jitter_flip_normalize(out, rng, aug, flip_ok)
+    return jitter_flip(out, rng, aug, flip_ok)
 
 
-def jitter_flip_normalize(img: Image.Image, rng, aug: Augment, flip_ok: bool) -> np.ndarray:
-    """Brightness/contrast jitter, optional flip, x / 127.5 - 1: PIL image -> float32."""
+def jitter_flip(img: Image.Image, rng, aug: Augment, flip_ok: bool) -> np.ndarray:
+    """Brightness/contrast jitter and optional flip: PIL image -> uint8 [H, W, 3].
+
+    Batches stay uint8 until the train step normalises them on device: a quarter of the
+    bytes to stack, copy and transfer, and no float work on the loader's cores."""
     b = 1.0 + rng.uniform(-aug.brightness, aug.brightness)
     c = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
     if aug.flip and flip_ok and rng.random() < 0.5:
@@ -145,10 +149,9 @@ def jitter_flip_normalize(img: Image.Image, rng, aug: Augment, flip_ok: bool) ->
     u = np.asarray(img)
     if u.ndim != 3 or u.shape[-1] != 3:
         u = np.asarray(to_rgb(img))
-    # (b * x - m) * c + m, clipped, then x / 127.5 - 1: one affine map of the uint8 values,
-    # applied as a 256-entry table (a single gather). m = mean of b * x (every 4th pixel).
+    # (b * x - m) * c + m, rounded and clipped to [0, 255]: one affine map of the uint8
+    # values, applied as a 256-entry table (a single gather). m = mean of b * x (every 4th
+    # pixel).
     m = b * float(u[::4, ::4].mean())
-    scale = b * c / 127.5
-    offset = m * (1.0 - c) / 127.5 - 1.0
-    lut = np.clip(np.arange(256, dtype=np.float64) * scale + offset, -1.0, 1.0)
-    return np.take(lut.astype(np.float32), u)
+    lut = np.clip(np.rint(np.arange(256, dtype=np.float64) * (b * c) + m * (1.0 - c)), 0, 255)
+    return np.take(lut.astype(np.uint8), u)

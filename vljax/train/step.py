@@ -10,6 +10,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from vljax import sharding as shd
+from vljax.data.preprocess import normalize
 from vljax.losses import contrastive_loss
 from vljax.train import optimizer as opt_lib
 from vljax.train.state import TrainState
@@ -20,7 +21,10 @@ def make_loss_fn(model, config, mesh):
     axes = shd.batch_axes(config.sharding)
 
     def loss_fn(params, batch):
-        out = model.apply({"params": params}, batch["image"], batch["tokens"], train=True)
+        images = batch["image"]
+        if images.dtype == jnp.uint8:  # the loader ships pixels; scale them on device
+            images = normalize(images)
+        out = model.apply({"params": params}, images, batch["tokens"], train=True)
         loss = contrastive_loss(
             out["zimg"],
             out["ztxt"],
