@@ -1,6 +1,9 @@
 """The demo: a tiny two-tower model on the built-in procedural shapes data.
 
-Trains in a few minutes on 2 CPU cores; `make demo` runs it.
+Trains in under 4 minutes on 2 CPU cores; `make demo` runs it. What makes a tiny ViT learn
+the shape of a 12 px object in a few hundred steps (measured, docs/data.md): a conv stem of
+stride-1 convolutions with max pooling, learned (not sincos) position embeddings, and a
+sharper initial temperature (logit scale 30).
 """
 
 import ml_collections
@@ -11,9 +14,9 @@ from configs import common
 def get_config(arg=None):
     c = common.base_config()
     c.batch_size = 128
-    c.total_steps = 1000
+    c.total_steps = 400
     c.log_every_steps = 20
-    c.checkpoint_every_steps = 400
+    c.checkpoint_every_steps = 200
     c.eval_every_steps = 0
 
     c.model.embed_dim = 128
@@ -22,20 +25,20 @@ def get_config(arg=None):
             image_size=64,
             patch_size=8,
             width=128,
-            depth=4,
+            depth=1,
             heads=4,
             mlp_dim=512,
             pool="gap",
-            posemb="sincos2d",
+            posemb="learn",
             pre_norm=False,
-            stem="conv",  # convolutions learn shape in a few hundred steps; one patchify does not
+            stem="conv_pool",  # learns shape in ~300 steps; one patchify not in 1,000
             proj="linear",
         )
     )
     c.model.text = ml_collections.ConfigDict(
         dict(
             vocab_size=512,
-            max_len=32,
+            max_len=24,  # the longest English caption is 19 pieces + EOS
             width=128,
             depth=2,
             heads=4,
@@ -47,10 +50,11 @@ def get_config(arg=None):
             proj="linear",
         )
     )
-    c.model.scale_init = 10.0
+    c.model.scale_init = 30.0
 
     if arg in ("sigmoid", "siglip"):
         c.loss.kind = "sigmoid"
+        c.model.scale_init = 10.0  # SigLIP's init: scale 10, bias -10
         c.model.bias_init = -10.0
     # Architectures that `vljax export --format hf` can write (CLIPModel / SiglipModel); their
     # linear patch embedding learns shapes more slowly than the default conv stem.
@@ -67,7 +71,7 @@ def get_config(arg=None):
         raise ValueError(f"configs/demo.py:{arg}: expected no arg, sigmoid, clip or siglip")
 
     c.optimizer.learning_rate = 1e-3
-    c.optimizer.warmup_steps = 100
+    c.optimizer.warmup_steps = 50
     c.optimizer.weight_decay = 1e-4
 
     c.tokenizer.vocab_size = 512

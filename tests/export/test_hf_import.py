@@ -169,7 +169,7 @@ def test_import_cli_writes_init_and_reports_mismatches(clip_folder, tmp_path, ca
     assert rc == 2
     assert "model.image.width: config 128, checkpoint 40" in err
     assert "model.image.pool: config 'gap', checkpoint 'cls'" in err
-    assert "model.image.stem: config 'conv', checkpoint 'patch'" in err
+    assert "model.image.stem: config 'conv_pool', checkpoint 'patch'" in err
     # Matching overrides: accepted; params written stacked for a scanned config.
     args = ["--hf", folder, "--config", "configs/demo.py", "--workdir", str(tmp_path),
             "--config.model.scan=True"]  # fmt: skip

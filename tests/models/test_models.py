@@ -226,3 +226,28 @@ def test_custom_eos_and_no_padding_mask():
         model.apply(v, b, method="encode_texts"),
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("stem", ["conv", "conv_pool"])
+def test_conv_stems_against_lax_reference(stem):
+    # The stem and patch embedding recomputed from the params with lax convolutions and
+    # reduce_window, compared with the embedding the model computes.
+    model, variables = init(tiny_config(**{"image.stem": stem, "image.pool": "gap"}))
+    params = nn.unbox(variables["params"])["img"]
+    x = jnp.asarray(IMAGES)
+    stride = 1 if stem == "conv_pool" else 2
+    dims = ("NHWC", "HWIO", "NHWC")
+    for i in range(2):  # patch_size 4 = two halvings
+        p = params[f"stem_{i}"]
+        x = jax.lax.conv_general_dilated(
+            x, p["kernel"], (stride, stride), "SAME", dimension_numbers=dims
+        )
+        x = jax.nn.gelu(x + p["bias"], approximate=True)  # flax nn.gelu: the tanh form
+        if stem == "conv_pool":
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    assert x.shape == (3, 4, 4, 16)
+    e = params["embedding"]
+    want = jnp.einsum("nhwc,cd->nhwd", x, e["kernel"][0, 0]) + e["bias"]
+    _, inter = model.apply(variables, IMAGES, TOKENS, capture_intermediates=True, mutable=True)
+    got = inter["intermediates"]["img"]["embedding"]["__call__"][0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
