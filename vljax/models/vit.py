@@ -86,10 +86,10 @@ class VisionTransformer(nn.Module):
 
         `conv`: stride-2 convolutions (Xiao et al. 2021, "Early convolutions help
         transformers see better"). `conv_pool`: stride-1 convolutions, each followed by 2x2
-        max pooling (VGG-style); on the demo's shapes these learn the shape of a 12 px object
-        in about a third of the steps of the strided stem, for ~3x the stem's FLOPs (still
-        small next to the transformer). Both train shape far faster than one linear patchify,
-        which is what a tiny CPU demo needs.
+        max pooling (VGG-style); on the demo's shapes a supervised probe learns the shape of a
+        12 px object faster with it (accuracy 0.42 vs 0.28 after 150 steps, docs/data.md), for
+        about 3x the strided stem's FLOPs. Both train shape far faster than one linear
+        patchify, which is what a tiny CPU demo needs.
         """
         steps = int(np.log2(self.patch_size))
         if 2**steps != self.patch_size:
