@@ -64,9 +64,10 @@ def comm_bytes(impl, kind, n, b, dim, elem, group_size):
     all_gather: all-gather of the b x D blocks of the other P - 1 devices in the forward and
     its transpose, a reduce-scatter of the same size, in the backward; softmax moves both
     zimg and ztxt, sigmoid only ztxt. grouped: the same with G devices instead of P.
-    ring softmax: forward P - 1 text blocks + the travelling column statistics (2 floats per
-    column, P hops); backward P - 1 text blocks and 3 floats per column, plus the float32
-    text-gradient accumulator for P hops. ring sigmoid: one pass: P - 1 text blocks plus the
+    ring softmax: forward P - 1 text blocks with their diagonal dots (1 float per column) +
+    the travelling column statistics (2 floats per column, P hops); backward P - 1 text
+    blocks with 2 floats per column (softplus of the column L, diagonal dots), plus the
+    float32 text-gradient accumulator for P hops. ring sigmoid: one pass: P - 1 text blocks plus the
     float32 gradient accumulator for P hops.
     """
     f32 = 4
@@ -76,8 +77,8 @@ def comm_bytes(impl, kind, n, b, dim, elem, group_size):
         return 2 * tensors * peers * b * dim * elem
     hops = n if n > 1 else 0
     if kind == "softmax":
-        fwd = (n - 1) * b * dim * elem + hops * 2 * b * f32
-        bwd = (n - 1) * (b * dim * elem + 3 * b * f32) + hops * b * dim * f32
+        fwd = (n - 1) * (b * dim * elem + b * f32) + hops * 2 * b * f32
+        bwd = (n - 1) * (b * dim * elem + 2 * b * f32) + hops * b * dim * f32
         return fwd + bwd
     return (n - 1) * b * dim * elem + hops * b * dim * f32
 

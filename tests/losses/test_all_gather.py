@@ -11,22 +11,22 @@ from vljax.losses import contrastive_loss
 SCALE, BIAS = 10.0, -5.0
 
 
-def run(zimg, ztxt, mesh, batch_axes, kind, impl="all_gather", **kw):
+def run(zimg, ztxt, mesh, batch_axes, kind, impl="all_gather", scale=SCALE, bias=BIAS, **kw):
     fn = lambda zi, zt, s, b: contrastive_loss(
         zi, zt, scale=s, bias=b, kind=kind, impl=impl, mesh=mesh, batch_axes=batch_axes, **kw
     )
     args = (
         shard(zimg, mesh, batch_axes),
         shard(ztxt, mesh, batch_axes),
-        jnp.float32(SCALE),
-        jnp.float32(BIAS),
+        jnp.float32(scale),
+        jnp.float32(bias),
     )
     val, grads = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2, 3)))(*args)
     return float(val), grads
 
 
-def check(val, grads, zimg, ztxt, kind, rtol, group_rows=None):
-    ref_val, ref_grads = reference(zimg, ztxt, SCALE, BIAS, kind, group_rows)
+def check(val, grads, zimg, ztxt, kind, rtol, group_rows=None, scale=SCALE, bias=BIAS):
+    ref_val, ref_grads = reference(zimg, ztxt, scale, bias, kind, group_rows)
     assert_close(val, ref_val, rtol, "loss")
     for name, g, r in zip(("zimg", "ztxt", "scale", "bias"), grads, ref_grads):
         if name == "bias" and kind == "softmax":
@@ -42,6 +42,32 @@ def test_matches_dense_reference(kind, n_dev, b):
     mesh = mesh_of((n_dev,), ("data",))
     val, grads = run(zimg, ztxt, mesh, ("data",), kind)
     check(val, grads, zimg, ztxt, kind, 1e-5)
+
+
+SMALL_LOSS_CASES = [  # (impl, n_dev, b, extra kwargs)
+    ("all_gather", 1, 10, {}),
+    ("all_gather", 4, 6, {}),
+    ("ring", 1, 10, dict(chunk=4)),
+    ("ring", 4, 6, dict(chunk=4)),
+    ("grouped", 4, 6, dict(group_size=2)),
+]
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("impl,n_dev,b,kw", SMALL_LOSS_CASES)
+def test_small_loss_keeps_relative_precision(kind, impl, n_dev, b, kw):
+    """Well-separated pairs at a large scale: the softmax loss is ~1e-8 and the sigmoid loss
+    ~1e-3 while the logits are ~30, so a loss formed as lse - l_ii (or a positive folded in as
+    log_sigmoid(-l) + l) would lose most of its digits to float32 rounding of the logits. Every
+    term is relative to its own positive, so the 1e-5 tolerance holds relative to the loss."""
+    scale, bias = 30.0, -10.0
+    zimg, ztxt = embeddings(n_dev * b, 512, seed=n_dev, noise=1.0)
+    mesh = mesh_of((n_dev,), ("data",))
+    val, grads = run(zimg, ztxt, mesh, ("data",), kind, impl, scale=scale, bias=bias, **kw)
+    group_rows = kw["group_size"] * b if impl == "grouped" else None
+    ref_val, _ = reference(zimg, ztxt, scale, bias, kind, group_rows)
+    assert ref_val < (1e-7 if kind == "softmax" else 1e-2)  # the case is the small-loss one
+    check(val, grads, zimg, ztxt, kind, 1e-5, group_rows, scale=scale, bias=bias)
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])

@@ -2,7 +2,7 @@
 computes each group's own loss and averages over groups."""
 
 import pytest
-from loss_reference import embeddings, mesh_of
+from loss_reference import assert_close, embeddings, mesh_of
 from test_all_gather import check, run
 
 
@@ -31,7 +31,9 @@ def test_one_group_of_every_device_is_all_gather(kind):
     mesh = mesh_of((4,), ("data",))
     val, grads = run(zimg, ztxt, mesh, ("data",), kind, impl="grouped", group_size=4)
     val_ag, grads_ag = run(zimg, ztxt, mesh, ("data",), kind, impl="all_gather")
-    assert val == val_ag
-    for g, g_ag in zip(grads, grads_ag):
-        assert (g == g_ag).all()
+    # The same program; compared to rounding, not bit for bit: in one full-suite run on a
+    # 2-core AMD EPYC the two compilations differed in the last bits.
+    assert_close(val, val_ag, 1e-6, "loss")
+    for name, g, g_ag in zip(("zimg", "ztxt", "scale", "bias"), grads, grads_ag):
+        assert_close(g, g_ag, 1e-6, name)
     check(val, grads, zimg, ztxt, kind, 1e-5)

@@ -1,5 +1,5 @@
-"""The sharded contrastive core: `contrastive_loss` (validation, dispatch) and the all-gather
-implementation.
+"""The sharded contrastive core: `contrastive_loss` (validation, dispatch to the
+implementations: dense.py, ring_softmax.py, ring_sigmoid.py, grouped.py).
 
 Notation (see docs/losses.md): B global batch, P devices along the batch axes, b = B / P rows
 per device, logits l = s * zimg @ ztxt.T + bias.
@@ -7,21 +7,21 @@ per device, logits l = s * zimg @ ztxt.T + bias.
   softmax: 0.5 * (mean_i(lse_j l[i,j] - l[i,i]) + mean_j(lse_i l[i,j] - l[j,j]))
   sigmoid: -(1/B) * sum_ij log_sigmoid(y[i,j] * l[i,j]),  y = +1 on the diagonal, else -1.
 
-The sigmoid positives are folded in as log_sigmoid(l) = log_sigmoid(-l) + l, so every pair is
-first treated as a negative and the diagonal adds sum_i l[i,i]; implementations then never
-need to locate the diagonal inside a gathered block.
+Each term is computed relative to its own positive, so that a small loss is not the small
+difference of large numbers and keeps float32 precision: a softmax row term is
+softplus(lse_{j != i} (l[i,j] - l[i,i])) and a sigmoid positive is log_sigmoid(l[i,i]) itself.
 """
 
 import operator
 from collections.abc import Sequence
-from functools import partial
 
-import jax
 import jax.numpy as jnp
-from jax import lax
-from jax.sharding import PartitionSpec as P
 
-from vljax.losses._sharded import F32, axis_size, diag_dots, dot_nt, pspec_batch
+from vljax.losses._sharded import axis_size
+from vljax.losses.dense import all_gather_loss
+from vljax.losses.grouped import grouped_loss
+from vljax.losses.ring_sigmoid import ring_sigmoid_loss
+from vljax.losses.ring_softmax import ring_softmax_loss
 
 KINDS = ("softmax", "sigmoid")
 IMPLS = ("all_gather", "ring", "grouped")
@@ -84,13 +84,9 @@ def contrastive_loss(
     if impl == "ring":
         chunk = None if chunk is None else _positive_int(chunk, "chunk must be a positive int")
         if kind == "softmax":
-            from vljax.losses.ring_softmax import ring_softmax_loss
-
             return ring_softmax_loss(
                 zimg, ztxt, scale, mesh=mesh, batch_axes=batch_axes, chunk=chunk
             )
-        from vljax.losses.ring_sigmoid import ring_sigmoid_loss
-
         return ring_sigmoid_loss(
             zimg, ztxt, scale, bias, mesh=mesh, batch_axes=batch_axes, chunk=chunk
         )
@@ -102,8 +98,6 @@ def contrastive_loss(
         group_size = _positive_int(group_size, message)
         if n % group_size:
             raise ValueError(f"{message}; got {group_size!r}")
-        from vljax.losses.grouped import grouped_loss
-
         return grouped_loss(
             zimg,
             ztxt,
@@ -143,39 +137,3 @@ def _check_axes(mesh, batch_axes) -> tuple[str, ...]:
             f"batch_axes {batch_axes} must be distinct axes of the mesh {mesh.axis_names}"
         )
     return batch_axes
-
-
-def all_gather_loss(zimg, ztxt, scale, bias, *, kind, mesh, batch_axes):
-    """Each device scores its b rows against all B gathered columns (and, for softmax, its b
-    columns against all B gathered rows). Plain autodiff: the gather transposes into a
-    reduce-scatter of the gradients."""
-    gather = partial(lax.all_gather, axis_name=batch_axes, tiled=True)
-    return dense_sharded_loss(
-        zimg, ztxt, scale, bias, kind=kind, mesh=mesh, batch_axes=batch_axes, gather=gather
-    )
-
-
-def dense_sharded_loss(zimg, ztxt, scale, bias, *, kind, mesh, batch_axes, gather):
-    """Local rows against `gather`ed columns. `gather` decides who the negatives are (all
-    devices, or a group); the result is always (1/B) * sum over all B rows of the row terms."""
-    batch = zimg.shape[0]
-    has_bias = bias is not None
-    bias = jnp.zeros((), F32) if bias is None else bias
-
-    def local(x, y, s, b):
-        s = s.astype(F32)
-        b = b.astype(F32) if has_bias else jnp.zeros((), F32)
-        pos = s * diag_dots(x, y) + b
-        ltxt = s * dot_nt(x, gather(y)) + b  # [b, B'] image i vs every gathered text
-        if kind == "softmax":
-            limg = s * dot_nt(y, gather(x)) + b  # [b, B'] text j vs every gathered image
-            total = jnp.sum(
-                0.5 * (jax.nn.logsumexp(ltxt, axis=1) + jax.nn.logsumexp(limg, axis=1)) - pos
-            )
-        else:
-            total = -(jnp.sum(jax.nn.log_sigmoid(-ltxt)) + jnp.sum(pos))
-        return lax.psum(total, batch_axes) / batch
-
-    spec = pspec_batch(batch_axes)
-    fn = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, P(), P()), out_specs=P())
-    return fn(zimg, ztxt, scale, bias)

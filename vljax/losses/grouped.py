@@ -15,20 +15,9 @@ embeddings per tensor instead of (P - 1) * b * D, and keeps b x B_g logits inste
 With G = P it is the all-gather loss exactly (the same program).
 """
 
-from functools import partial
-
-from jax import lax
-
-from vljax.losses._sharded import axis_size
-from vljax.losses.contrastive import all_gather_loss, dense_sharded_loss
+from vljax.losses.dense import dense_sharded_loss
 
 
 def grouped_loss(zimg, ztxt, scale, bias, *, kind, mesh, batch_axes, group_size):
-    n = axis_size(mesh, batch_axes)
-    if group_size == n:
-        return all_gather_loss(zimg, ztxt, scale, bias, kind=kind, mesh=mesh,
-                               batch_axes=batch_axes)  # fmt: skip
-    groups = [list(range(g, g + group_size)) for g in range(0, n, group_size)]
-    gather = partial(lax.all_gather, axis_name=batch_axes, axis_index_groups=groups, tiled=True)
     return dense_sharded_loss(zimg, ztxt, scale, bias, kind=kind, mesh=mesh,
-                              batch_axes=batch_axes, gather=gather)  # fmt: skip
+                              batch_axes=batch_axes, group_size=group_size)  # fmt: skip
