@@ -1,29 +1,42 @@
 # Quickstart: `make demo` and `make test` each create .venv on first use.
+# `make demo` installs the package alone; `make test` adds the test and export extras (torch,
+# transformers: the larger part of the install). Each install runs again only when
+# pyproject.toml changes, and says how long it took.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+FULL := $(VENV)/.installed-test
 
-$(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,export]"
-	touch $(STAMP)
+$(BASE): pyproject.toml
+	@start=$$(date +%s); \
+	echo "vljax: installing the package into $(VENV) ..."; \
+	$(PY) -m venv $(VENV) && \
+	$(BIN)/pip install --quiet --disable-pip-version-check -e . && \
+	touch $@ && \
+	echo "vljax: install took $$(( $$(date +%s) - start )) s"
+
+$(FULL): $(BASE)
+	@start=$$(date +%s); \
+	echo "vljax: installing the test and export extras into $(VENV) ..."; \
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,export]" && \
+	touch $@ && \
+	echo "vljax: install took $$(( $$(date +%s) - start )) s"
 
 .PHONY: venv demo test lint bench
-venv: $(STAMP)
+venv: $(FULL)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/vljax train --config configs/demo.py --workdir runs/demo
 
-test: $(STAMP)
+test: $(FULL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(FULL)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+bench: $(BASE)
 	$(BIN)/python benchmarks/train_step.py --config configs/demo.py --write

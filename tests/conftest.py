@@ -1,8 +1,23 @@
-"""Every test sees 8 fake CPU devices; the flag must be set before jax is imported."""
+"""Every test sees 8 fake CPU devices; the flags must be set before jax is imported.
 
+Compiled programs go to a persistent cache shared by the whole session (and the `vljax`
+processes tests start, through the environment): many tests train the same tiny config, and
+on 2 CPU cores compiling a sharded train step costs more than running it.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="vljax-test-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

@@ -62,13 +62,33 @@ def _eval(argv):
     return 0
 
 
+EXPORT_EXTRA = ("torch", "transformers", "safetensors")
+
+
+def _require_export_extra(command):
+    """export/import need torch, transformers and safetensors, which `make demo` does not
+    install (they are most of the install time)."""
+    import importlib.util
+
+    from vljax.config import ConfigError
+
+    missing = [m for m in EXPORT_EXTRA if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"`vljax {command}` needs {', '.join(missing)} (the export extra); install it with "
+            "`pip install -e '.[export]'` (or `make test`, which installs it)"
+        )
+
+
 def _export(argv):
+    _require_export_extra("export")
     from vljax.export.cli import export_cli
 
     return export_cli(argv)
 
 
 def _import(argv):
+    _require_export_extra("import")
     from vljax.export.cli import import_cli
 
     return import_cli(argv)

@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from vljax.models.conv import Conv3x3, max_pool_2x2
 from vljax.models.layers import (
     Attention,
     Dtype,
@@ -98,10 +99,15 @@ class VisionTransformer(nn.Module):
             )
         pool = self.stem == "conv_pool"
         for i in range(steps):
+            features = max(self.width // 2 ** (steps - i), 16)
+            if pool:  # the same function as nn.Conv + nn.max_pool, run as matmuls (conv.py)
+                x = Conv3x3(features, dtype=self.dtype, name=f"stem_{i}")(x)
+                x = max_pool_2x2(nn.gelu(x))
+                continue
             x = nn.Conv(
-                max(self.width // 2 ** (steps - i), 16),
+                features,
                 (3, 3),
-                strides=(1, 1) if pool else (2, 2),
+                strides=(2, 2),
                 padding="SAME",
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
@@ -110,8 +116,6 @@ class VisionTransformer(nn.Module):
                 name=f"stem_{i}",
             )(x)
             x = nn.gelu(x)
-            if pool:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
         return x
 
     @nn.compact
