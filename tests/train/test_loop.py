@@ -123,7 +123,8 @@ def test_resume_with_another_model_fails_clearly(full_run, capsys):
 
 
 def test_sigterm_to_a_real_process_saves_and_exits_zero(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    flags = os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=2")
+    env = dict(os.environ, XLA_FLAGS=flags)
     argv = tiny_argv(tmp_path, total_steps=100000, checkpoint_every_steps=0)
     proc = subprocess.Popen([sys.executable, "-m", "vljax.cli", *argv], env=env)
     metrics = tmp_path / "metrics.jsonl"
