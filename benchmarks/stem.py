@@ -51,7 +51,8 @@ def main(argv=None):
         return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=dims)
 
     def im2col_conv(x, kernel):
-        return Conv3x3(kernel.shape[-1]).apply({"params": {"kernel": kernel, "bias": 0}}, x)
+        params = {"kernel": kernel, "bias": jnp.zeros(kernel.shape[-1])}
+        return Conv3x3(kernel.shape[-1]).apply({"params": params}, x)
 
     def reduce_window_pool(x):
         return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
@@ -59,7 +60,7 @@ def main(argv=None):
     rows = []
     channels = 3
     for i in range(steps):
-        features = max(image.width // 2 ** (steps - i), 16)
+        features = min(image.get("stem_width", 16) * 2**i, image.width)
         x = jnp.asarray(rng.normal(size=(n, size, size, channels)), jnp.float32)
         kernel = jnp.asarray(rng.normal(size=(3, 3, channels, features)) * 0.1, jnp.float32)
         y = jnp.asarray(rng.normal(size=(n, size, size, features)), jnp.float32)

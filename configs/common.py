@@ -41,6 +41,7 @@ def image_tower(size, patch_size, image_size, pool="cls", posemb="learn"):
             posemb=posemb,  # learn | sincos2d
             pre_norm=False,  # LayerNorm on the embeddings before the encoder (HF CLIP)
             stem="patch",  # patch (ViT) | conv (stride-2 3x3 convs, not exportable to HF)
+            stem_width=16,  # conv stems: channels of the first conv, doubling up to width
             proj="linear",  # linear (CLIP) | none (SigLIP: the pooled output is the embedding)
         )
     )
@@ -113,6 +114,7 @@ def base_config():
     c.tokenizer.model = ml_collections.config_dict.placeholder(str)  # None = train one
     c.tokenizer.vocab_size = 32000
     c.tokenizer.lowercase = False
+    c.tokenizer.train_captions = 200_000  # captions a run trains its tokenizer on
 
     c.data = ml_collections.ConfigDict()
     c.data.data_dir = ml_collections.config_dict.placeholder(str)

@@ -232,7 +232,9 @@ def test_custom_eos_and_no_padding_mask():
 def test_conv_stems_against_lax_reference(stem):
     # The stem and patch embedding recomputed from the params with lax convolutions and
     # reduce_window, compared with the embedding the model computes.
-    model, variables = init(tiny_config(**{"image.stem": stem, "image.pool": "gap"}))
+    # stem_width 8: the stem's convs have 8 then 16 channels.
+    over = {"image.stem": stem, "image.pool": "gap", "image.stem_width": 8}
+    model, variables = init(tiny_config(**over))
     params = nn.unbox(variables["params"])["img"]
     x = jnp.asarray(IMAGES)
     stride = 1 if stem == "conv_pool" else 2

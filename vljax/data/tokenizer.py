@@ -203,12 +203,13 @@ def train_tokenizer(
     return Tokenizer(out_path)
 
 
-def tokenizer_for_run(config, workdir: str | os.PathLike, limit: int = 200_000) -> Tokenizer:
+def tokenizer_for_run(config, workdir: str | os.PathLike) -> Tokenizer:
     """The run's tokenizer, stored as WORKDIR/tokenizer.model so the run is self-contained.
 
     Reuses WORKDIR/tokenizer.model when present (a resumed run). Otherwise copies
-    `config.tokenizer.model` when set, or trains one on up to `limit` of the run's training
-    captions (`pipeline.train_captions`) with `config.tokenizer.{vocab_size, lowercase}`.
+    `config.tokenizer.model` when set, or trains one on up to
+    `config.tokenizer.train_captions` of the run's training captions
+    (`pipeline.train_captions`) with `config.tokenizer.{vocab_size, lowercase}`.
     """
     path = os.path.join(os.fspath(workdir), "tokenizer.model")
     if os.path.exists(path):
@@ -225,7 +226,7 @@ def tokenizer_for_run(config, workdir: str | os.PathLike, limit: int = 200_000) 
     from vljax.data.pipeline import train_captions
 
     return train_tokenizer(
-        train_captions(config, limit),
+        train_captions(config, int(config.tokenizer.train_captions)),
         path,
         vocab_size=config.tokenizer.vocab_size,
         lowercase=bool(config.tokenizer.get("lowercase", False)),

@@ -49,6 +49,7 @@ class TwoTower(nn.Module):
             posemb=i.get("posemb", "learn"),
             pre_norm=i.get("pre_norm", False),
             stem=i.get("stem", "patch"),
+            stem_width=i.get("stem_width", 16),
             proj=img_proj,
             proj_dim=c["embed_dim"],
             **common,

@@ -74,6 +74,7 @@ class VisionTransformer(nn.Module):
     # patch (one p x p conv, as ViT/CLIP) | conv (3x3 stride-2 convs) | conv_pool (3x3 convs
     # at stride 1, each followed by 2x2 max pooling)
     stem: str = "patch"
+    stem_width: int = 16  # channels of the first stem conv; each next one doubles, up to width
     proj: str = "linear"  # linear (no bias) | none
     proj_dim: int | None = None
     activation: str = "gelu"
@@ -99,7 +100,7 @@ class VisionTransformer(nn.Module):
             )
         pool = self.stem == "conv_pool"
         for i in range(steps):
-            features = max(self.width // 2 ** (steps - i), 16)
+            features = min(self.stem_width * 2**i, self.width)
             if pool:  # the same function as nn.Conv + nn.max_pool, run as matmuls (conv.py)
                 x = Conv3x3(features, dtype=self.dtype, name=f"stem_{i}")(x)
                 x = max_pool_2x2(nn.gelu(x))

@@ -1,0 +1,60 @@
+"""Test-suite wall time and its slowest tests: runs `pytest --durations=N` in a subprocess.
+
+    python benchmarks/test_suite.py [--slowest 30] [--write]
+
+Budget: `make test` within 10 minutes on the slower 2-core CPU kind (AMD Zen 3 without
+AVX-512), including ruff; the suite's time is dominated by XLA compiles, not by running.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+DURATION = re.compile(r"^\s*([\d.]+)s (call|setup|teardown)\s+(\S+)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--slowest", type=int, default=30)
+    parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md")
+    args = parser.parse_args(argv)
+
+    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [*pytest, f"--durations={args.slowest}"], cwd=ROOT, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    out = proc.stdout + proc.stderr
+    summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
+    slowest = [m.groups() for ln in out.splitlines() if (m := DURATION.match(ln))]
+    print(out[-3000:])
+    print(f"pytest wall clock: {wall:.1f} s; {summary[-1] if summary else 'no summary'}")
+
+    if args.write:
+        from benchmarks.report import replace_section
+        from benchmarks.train_step import machine_name
+
+        lines = [
+            f"`python benchmarks/test_suite.py --write` on {machine_name()}: pytest "
+            f"{wall:.0f} s wall ({summary[-1].strip('= ') if summary else '?'}); `make test` "
+            "adds ruff (a few seconds) and, on a fresh clone, the install (see the README).",
+            "",
+            f"The {len(slowest)} slowest (seconds, phase, test):",
+            "",
+            "| s | phase | test |",
+            "|---|---|---|",
+            *[f"| {s} | {phase} | `{test}` |" for s, phase, test in slowest],
+        ]
+        replace_section("Test suite", "\n".join(lines) + "\n")
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
