@@ -50,3 +50,15 @@ def test_rich_bar_on_a_tty():
     text = out.getvalue()
     assert "25/50" in text and "loss 1.5000" in text and "99.0 images/s" in text
     assert "step 25/50 (" not in text  # not the plain-line format
+
+
+def test_tick_moves_the_bar_between_log_steps_and_prints_no_plain_line():
+    out = FakeTTY()
+    with Progress(50, start_step=0, enabled=True, file=out) as p:
+        p.update(10, loss=1.5, images_per_s=99.0)
+        p.tick(37)
+    assert "37/50" in out.getvalue()
+    plain = io.StringIO()
+    with Progress(50, start_step=0, enabled=True, file=plain) as p:
+        p.tick(37)
+    assert plain.getvalue() == ""

@@ -166,6 +166,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 if writer:
                     writer.write(step, host)
                 progress.update(step, loss=host["loss"], images_per_s=host["images_per_s"])
+            else:
+                progress.tick(step)
             if ckpt_every and step % ckpt_every == 0 and step < config.total_steps:
                 ckpt.save(manager, step, state, data_iter.get_state())
             if eval_every and step % eval_every == 0 and step < config.total_steps:

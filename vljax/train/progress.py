@@ -17,7 +17,8 @@ def _duration(seconds):
 
 class Progress:
     """`Progress(total_steps, start_step)`; call `update(step, loss=, images_per_s=)` at
-    each log step and `close()` at the end (or use it as a context manager).
+    each log step, `tick(step)` at every other step, and `close()` at the end (or use it as a
+    context manager).
 
     enabled: None = only process 0 of a multi-host job shows progress.
     file: where to write (default sys.stdout); the bar is used only when it is a TTY.
@@ -89,6 +90,12 @@ class Progress:
         eta = self._eta(step, now)
         line.append(f"ETA {_duration(eta) if eta is not None else '?'}")
         print("  ".join(line), file=self.file, flush=True)
+
+    def tick(self, step):
+        """Moves the terminal bar to `step` between log steps (the bar stays live); prints
+        nothing in plain-line mode and reads no device value, so it never syncs the step."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=int(step))
 
     def close(self):
         if self._bar is not None:
