@@ -23,30 +23,20 @@ sys.path.insert(0, ROOT)
 
 
 def step_flops(config_path):
-    """FLOPs of one train step of the config, from the compiled step's cost_analysis."""
+    """FLOPs of one train step of the config (all devices), from the compiled step."""
     import jax
 
-    from vljax import sharding as shd
+    from benchmarks.train_step import build_step, compiled_flops
     from vljax.config import build_config
-    from vljax.models import build_model
-    from vljax.train import optimizer as opt_lib
-    from vljax.train.state import state_shardings
-    from vljax.train.step import make_train_step
 
     config = build_config(config_path, [])
-    mesh = shd.make_mesh(config.mesh)
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
+    *_, abstract, _, step = build_step(config)
     size, length = config.model.image.image_size, config.model.text.max_len
     batch = {
         "image": jax.ShapeDtypeStruct((config.batch_size, size, size, 3), "uint8"),
         "tokens": jax.ShapeDtypeStruct((config.batch_size, length), "int32"),
     }
-    step = make_train_step(model, tx, config, mesh, shardings)
-    cost = step.lower(abstract, batch).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost["flops"]) * jax.device_count()
+    return compiled_flops(step.lower(abstract, batch).compile()) * jax.device_count()
 
 
 def training_seconds(workdir):

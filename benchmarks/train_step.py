@@ -57,6 +57,31 @@ def machine_name():
     return f"{jax.device_count()} x {device.device_kind}"
 
 
+def build_step(config):
+    """(model, tx, mesh, abstract state, state shardings, jitted train step) for a config.
+    Imports jax here: `--devices` sets XLA_FLAGS before jax is first imported."""
+    from vljax import sharding as shd
+    from vljax.models import build_model
+    from vljax.train import optimizer as opt_lib
+    from vljax.train.state import state_shardings
+    from vljax.train.step import make_train_step
+
+    mesh = shd.make_mesh(config.mesh)
+    shd.check_batch(config.batch_size, mesh, config.sharding)
+    model = build_model(config.model)
+    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
+    abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
+    step_fn = make_train_step(model, tx, config, mesh, shardings)
+    return model, tx, mesh, abstract, shardings, step_fn
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of one device's program, from a compiled step's cost_analysis."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", 0.0))
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     from vljax.config import build_config, parse_overrides
@@ -77,21 +102,13 @@ def main(argv=None):
     import numpy as np
 
     from vljax import sharding as shd
-    from vljax.models import build_model
-    from vljax.train import optimizer as opt_lib
-    from vljax.train.state import init_state, num_params, state_shardings
-    from vljax.train.step import make_train_step
+    from vljax.train.state import init_state, num_params
 
     config = build_config(args.config, overrides)
     if args.batch_size:
         config.batch_size = args.batch_size
-    mesh = shd.make_mesh(config.mesh)
-    shd.check_batch(config.batch_size, mesh, config.sharding)
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    _, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
+    model, tx, mesh, _, shardings, step_fn = build_step(config)
     state = init_state(model, config.model, tx, 0, shardings)
-    step_fn = make_train_step(model, tx, config, mesh, shardings)
 
     rng = np.random.default_rng(0)
     size, length = config.model.image.image_size, config.model.text.max_len
@@ -103,9 +120,7 @@ def main(argv=None):
     }
     batch = shd.global_batch(local, mesh, config.sharding)
     compiled = step_fn.lower(state, batch).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    flops = float(cost.get("flops", 0.0))
+    flops = compiled_flops(compiled)
     memory = compiled.memory_analysis()
 
     state, metrics = step_fn(state, batch)  # warm-up

@@ -9,6 +9,7 @@ vljax tokenizer train --dataset tfds:NAME --data-dir DIR --vocab-size N --out FI
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -68,8 +69,6 @@ EXPORT_EXTRA = ("torch", "transformers", "safetensors")
 def _require_export_extra(command):
     """export/import need torch, transformers and safetensors, which `make demo` does not
     install (they are most of the install time)."""
-    import importlib.util
-
     from vljax.config import ConfigError
 
     missing = [m for m in EXPORT_EXTRA if importlib.util.find_spec(m) is None]
