@@ -115,6 +115,7 @@ def base_config():
     c.tokenizer.vocab_size = 32000
     c.tokenizer.lowercase = False
     c.tokenizer.train_captions = 200_000  # captions a run trains its tokenizer on
+    c.tokenizer.normalize_punct = False  # NFKC, curly quotes and dashes to ASCII (tokenizer.py)
 
     c.data = ml_collections.ConfigDict()
     c.data.data_dir = ml_collections.config_dict.placeholder(str)
@@ -123,8 +124,17 @@ def base_config():
     c.data.train.dataset = "shapes"  # shapes | tfds:NAME[:SPLIT] | {"tfds:a": 0.7, ...}
     c.data.train.size = 100_000  # examples in the procedural shapes source
     c.data.train.lang = "en"  # caption language(s); "any" samples among them
-    c.data.num_workers = 0
-    c.data.prefetch = 2
+    c.data.num_workers = 0  # decoding processes; 0 = in the training process
+    c.data.prefetch = 2  # batches each worker keeps ready
+    c.data.read_threads = 0  # grain's ArrayRecord read threads; 0 = grain's default
+    # Train augmentation (vljax/data/preprocess.py); None = the dataset's default (the
+    # procedural shapes turn cropping off: a resampled crop blurs the edges that tell shapes).
+    c.data.augment = ml_collections.ConfigDict()
+    c.data.augment.crop_scale = ml_collections.config_dict.placeholder(tuple)  # area fraction
+    c.data.augment.crop_ratio = ml_collections.config_dict.placeholder(tuple)  # aspect range
+    c.data.augment.brightness = ml_collections.config_dict.placeholder(float)
+    c.data.augment.contrast = ml_collections.config_dict.placeholder(float)
+    c.data.augment.flip = ml_collections.config_dict.placeholder(bool)
 
     c.evals = ml_collections.ConfigDict()
 

@@ -2,10 +2,15 @@
 
 import json
 
+import jax
 import pytest
 
+from tests.train.tiny import tiny_overrides
 from vljax import cli
+from vljax.choices import CHOICES
 from vljax.config import ConfigError, build_config
+from vljax.models import build_model
+from vljax.train.state import abstract_boxed_params
 
 
 def test_overrides_parse_with_the_existing_types():
@@ -68,3 +73,24 @@ def test_saved_json_config_reloads_identically(tmp_path):
     save_config(c, str(tmp_path / "config.json"))
     again = build_config(str(tmp_path / "config.json"))
     assert json.loads(again.to_json()) == json.loads(c.to_json())
+
+
+MODEL_CHOICES = [
+    (key, value)
+    for key, values in CHOICES.items()
+    if key.startswith("model.")
+    for value in values
+]
+
+
+@pytest.mark.parametrize("key,value", MODEL_CHOICES)
+def test_every_model_choice_builds_and_traces(key, value):
+    """A name vljax/choices.py lists is one the model implements: the validated config
+    builds a model whose forward traces (shapes only, nothing compiled)."""
+    changes = {key: value}
+    if key == "model.image.proj" and value == "none":
+        changes["model.embed_dim"] = "32"  # the pooled output is the embedding
+    config = build_config("configs/demo.py", tiny_overrides() + list(changes.items()))
+    model = build_model(config.model)
+    boxed = abstract_boxed_params(model, config.model)
+    assert jax.tree.leaves(boxed)

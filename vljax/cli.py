@@ -9,11 +9,30 @@ vljax tokenizer train --dataset tfds:NAME --data-dir DIR --vocab-size N --out FI
 """
 
 import argparse
+import difflib
 import importlib.util
 import os
 import sys
+import traceback
 
-USAGE = __doc__
+from vljax.config import build_config, parse_overrides
+from vljax.errors import (
+    EXIT_BUG,
+    EXIT_DATA,
+    EXIT_INTERRUPTED,
+    ConfigError,
+    StoppedEarly,
+    UserError,
+)
+
+USAGE = (
+    __doc__
+    + """
+Exit codes: 0 done, 1 a bug (with its traceback), 2 config or argument, 3 data or path,
+4 checkpoint, 5 workdir in use, 6 export, 7 diverged, 75 preempted (SIGTERM; checkpoint saved,
+run the same command to resume), 130 Ctrl-C. VLJAX_DEBUG=1 shows tracebacks for every error.
+"""
+)
 
 
 def _init_distributed():
@@ -33,8 +52,6 @@ def _init_distributed():
 
 
 def _train(argv):
-    from vljax.config import build_config, parse_overrides
-
     overrides, rest = parse_overrides(argv)
     parser = argparse.ArgumentParser(prog="vljax train")
     parser.add_argument("--config", required=True, help="configs/X.py[:arg] or a config.json")
@@ -69,8 +86,6 @@ EXPORT_EXTRA = ("torch", "transformers", "safetensors")
 def _require_export_extra(command):
     """export/import need torch, transformers and safetensors, which `make demo` does not
     install (they are most of the install time)."""
-    from vljax.config import ConfigError
-
     missing = [m for m in EXPORT_EXTRA if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(
@@ -122,19 +137,36 @@ def main(argv=None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        import difflib
-
         close = difflib.get_close_matches(command, COMMANDS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         print(f"vljax: unknown command {command!r}.{hint} Commands: {', '.join(COMMANDS)}")
-        return 2
-    from vljax.config import ConfigError
-
+        return ConfigError.exit_code
+    debug = bool(os.environ.get("VLJAX_DEBUG"))
     try:
         return COMMANDS[command](rest) or 0
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vljax {command}: error: {e}", file=sys.stderr)
-        return 2
+    except UserError as e:
+        return _report(command, e, e.exit_code, debug)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        return _report(command, e, EXIT_DATA, debug)
+    except KeyboardInterrupt as e:
+        return _report(command, "interrupted (Ctrl-C)", EXIT_INTERRUPTED, debug, e)
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"vljax {command}: unexpected error (a bug in vljax, not in your input); please "
+            "report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+
+
+def _report(command, message, code, debug, exc=None) -> int:
+    """Prints a user error in a few lines (its traceback too under VLJAX_DEBUG=1)."""
+    if debug:
+        traceback.print_exception(exc if exc is not None else message)
+    label = "stopped" if isinstance(message, StoppedEarly) else "error"
+    print(f"vljax {command}: {label}: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

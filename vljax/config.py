@@ -13,9 +13,20 @@ import sys
 
 import ml_collections
 
+from vljax.choices import CHOICES, MESH_AXES
+from vljax.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config problem the user can fix; printed without a traceback."""
+
+def _import_roots(path: str) -> list[str]:
+    """Folders that make `from configs import common` work in a recipe: the folder above the
+    recipe's `configs/`, the working directory (a recipe kept outside the repository, run from
+    the repository root), and the folder this vljax was installed from."""
+    candidates = [
+        os.path.dirname(os.path.dirname(os.path.abspath(path))),
+        os.getcwd(),
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    ]
+    return [c for c in candidates if os.path.isdir(os.path.join(c, "configs"))]
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -24,19 +35,35 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     if not os.path.exists(path):
         raise ConfigError(f"config file {path!r} does not exist; pass e.g. configs/demo.py")
     if path.endswith(".json"):
-        with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f))
-    # Recipes import `configs.common`: make the folder above `configs/` importable.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-    if root not in sys.path:
-        sys.path.insert(0, root)
+        try:
+            with open(path) as f:
+                return ml_collections.ConfigDict(json.load(f))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path} is not a readable config.json ({e})") from None
+    for root in reversed(_import_roots(path)):
+        if root not in sys.path:
+            sys.path.insert(0, root)
     name = "vljax_config_" + os.path.splitext(os.path.basename(path))[0]
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(
+            f"{e.filename}:{e.lineno}: syntax error in the config file: {e.msg}"
+        ) from None
+    except Exception as e:  # the recipe is the user's code: report where it failed
+        raise ConfigError(f"{path} failed to load: {type(e).__name__}: {e}") from None
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} has no get_config(arg=None) function")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(
+            f"{path}:get_config({arg or None!r}) failed: {type(e).__name__}: {e}"
+        ) from None
     return ml_collections.ConfigDict(config)
 
 
@@ -47,30 +74,79 @@ def _closest(key: str, options) -> str:
     return "valid keys: " + ", ".join(sorted(map(str, options)))
 
 
-def _parse_value(text: str, current):
-    """Parses an override value with the type of the current value where there is one."""
-    if isinstance(current, bool):
+def _declared_type(node, key):
+    """The type `node.key` was declared with (a placeholder's type when its value is None);
+    None for free-form dicts, where anything goes."""
+    if isinstance(node, ml_collections.ConfigDict):
+        declared = node.get_type(key)
+        return None if declared is type(None) else declared
+    current = node[key]
+    return None if current is None else type(current)
+
+
+def parse_value(text: str, declared, nullable: bool, dotted: str, loose: bool = False):
+    """Parses an override's text to the key's declared type, or refuses it naming the type.
+
+    `loose`: the group is not type-safe (data.train: a dataset is a name or a mixture dict).
+    """
+
+    def refuse(kind):
+        raise ConfigError(
+            f"--config.{dotted}={text!r}: expected {kind}; e.g. --config.{dotted}={EXAMPLES[kind]}"
+        )
+
+    if nullable and text.lower() in ("none", "null"):
+        return None
+    if declared is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes"):
             return True
         if lowered in ("false", "0", "no"):
             return False
-        raise ConfigError(f"expected true/false, got {text!r}")
-    if isinstance(current, str):
+        refuse("true or false")
+    if declared is str and not (loose and text.lstrip().startswith("{")):
         return text  # a string field keeps "none" as a string (e.g. image.proj=none)
-    if text.lower() in ("none", "null"):
-        return None
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        value = text  # a bare word: a string
+    if declared is None or (declared is str and isinstance(value, dict)):
+        return value  # free-form, or a mixture dict where a dataset name may go
+    if declared is str:
         return text
-    if isinstance(current, float) and isinstance(value, int):
-        return float(value)
-    return value
+    if declared is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        refuse("a number")
+    if declared is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        refuse("an integer")
+    if declared in (list, tuple):
+        if isinstance(value, list | tuple):
+            return declared(value)
+        refuse("a list")
+    if declared in (dict, ml_collections.ConfigDict):
+        if isinstance(value, dict):
+            return ml_collections.ConfigDict(value) if declared is not dict else value
+        refuse("a dict")
+    if isinstance(value, declared):
+        return value
+    refuse(declared.__name__)
+
+
+EXAMPLES = {
+    "true or false": "true",
+    "a number": "0.001",
+    "an integer": "8",
+    "a list": "'[1, 2]'",
+    "a dict": "'{}'",
+}
 
 
 def apply_override(config: ml_collections.ConfigDict, dotted: str, text: str):
-    """Sets `config.a.b.c = text` (parsed), refusing keys that don't exist."""
+    """Sets `config.a.b.c = text` (parsed to the key's declared type), refusing keys that
+    don't exist and values of another type."""
     parts = dotted.split(".")
     node = config
     for i, part in enumerate(parts):
@@ -78,24 +154,22 @@ def apply_override(config: ml_collections.ConfigDict, dotted: str, text: str):
         if not isinstance(node, ml_collections.ConfigDict | dict):
             raise ConfigError(f"config key {dotted!r}: {where} is not a group of keys")
         if part not in node:
-            # Groups that are free-form dicts (evals, data mixtures) may gain new keys.
-            if i == len(parts) - 1 and dotted.split(".")[0] in ("evals",):
-                node[part] = _parse_value(text, None)
+            # Groups that are free-form dicts (evals) may gain new keys.
+            if i == len(parts) - 1 and parts[0] == "evals":
+                node[part] = parse_value(text, None, True, dotted)
                 return
             raise ConfigError(
                 f"unknown config key {dotted!r}: {where} has no key {part!r}; "
                 + _closest(part, node.keys())
             )
         if i == len(parts) - 1:
-            current = node[part]
-            value = _parse_value(text, current)
+            loose = isinstance(node, ml_collections.ConfigDict) and not node.is_type_safe
+            nullable = node[part] is None
+            value = parse_value(text, _declared_type(node, part), nullable, dotted, loose)
             if isinstance(node, ml_collections.ConfigDict):
                 try:
-                    if isinstance(value, dict) and isinstance(current, ml_collections.ConfigDict):
-                        node[part] = ml_collections.ConfigDict(value)
-                    else:
-                        with node.ignore_type():
-                            node[part] = value
+                    with node.ignore_type():  # parse_value already checked the type
+                        node[part] = value
                 except (TypeError, ValueError) as e:
                     raise ConfigError(f"config key {dotted!r}: {e}") from None
             else:
@@ -142,31 +216,22 @@ REQUIRED_KEYS = (
     "sharding",
 )
 
-_CHOICES = {
-    "loss.kind": ("softmax", "sigmoid"),
-    "loss.impl": ("all_gather", "ring", "grouped"),
-    "model.dtype": ("float32", "bfloat16"),
-    "model.activation": ("gelu", "gelu_tanh", "quick_gelu"),
-    "model.image.pool": ("cls", "gap", "map"),
-    "model.image.posemb": ("learn", "sincos2d"),
-    "model.text.pool": ("eos", "last", "first", "mean"),
-    "optimizer.schedule": ("cosine", "constant"),
-}
-
 
 def validate(config: ml_collections.ConfigDict):
     """Checks that values make sense before any work starts."""
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise ConfigError(f"config lacks top-level keys {missing}; start from configs/common.py")
-    for dotted, choices in _CHOICES.items():
+    for dotted, choices in CHOICES.items():
         node = config
         for part in dotted.split("."):
             node = node.get(part) if node is not None else None
         if node is not None and node not in choices:
+            close = difflib.get_close_matches(str(node), choices, n=1, cutoff=0.5)
+            fix = close[0] if close else choices[0]
             raise ConfigError(
-                f"config.{dotted} = {node!r} is not one of {choices}; set --config.{dotted}="
-                + choices[0]
+                f"config.{dotted} = {node!r} is not one of {', '.join(choices)}; "
+                f"set --config.{dotted}={fix}"
             )
     for key in ("batch_size", "total_steps"):
         if int(config[key]) <= 0:
@@ -183,10 +248,9 @@ def validate(config: ml_collections.ConfigDict):
             "config.loss.kind = 'sigmoid' needs a learnable bias: set --config.model.bias_init=-10"
         )
     for axis, size in config.mesh.items():
-        if axis not in ("data", "fsdp", "tensor"):
+        if axis not in MESH_AXES:
             raise ConfigError(
-                f"config.mesh has unknown axis {axis!r}; "
-                + _closest(axis, ("data", "fsdp", "tensor"))
+                f"config.mesh has unknown axis {axis!r}; " + _closest(axis, MESH_AXES)
             )
         if not isinstance(size, int) or (size < 1 and size != -1):
             raise ConfigError(f"config.mesh.{axis} = {size!r} must be a positive int or -1")

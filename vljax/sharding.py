@@ -7,7 +7,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MESH_AXES = ("data", "fsdp", "tensor")
+from vljax.choices import MESH_AXES
+from vljax.errors import ConfigError
 
 
 def make_mesh(mesh_config, devices=None) -> Mesh:
@@ -16,18 +17,18 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
     sizes = {axis: int(mesh_config.get(axis, 1)) for axis in MESH_AXES}
     free = [axis for axis, size in sizes.items() if size == -1]
     if len(free) > 1:
-        raise ValueError(f"config.mesh: only one axis may be -1, got {free}")
+        raise ConfigError(f"config.mesh: only one axis may be -1, got {free}")
     known = math.prod(size for size in sizes.values() if size != -1)
     if free:
         if len(devices) % known:
-            raise ValueError(
+            raise ConfigError(
                 f"config.mesh: {len(devices)} devices are not divisible by the fixed axes' "
                 f"product {known}; change config.mesh"
             )
         sizes[free[0]] = len(devices) // known
     total = math.prod(sizes.values())
     if total != len(devices):
-        raise ValueError(
+        raise ConfigError(
             f"config.mesh {sizes} needs {total} devices but {len(devices)} are available; "
             "set one axis to -1 to use the rest"
         )
@@ -59,12 +60,12 @@ def data_parallel_size(mesh: Mesh, sharding_config) -> int:
 def check_batch(global_batch: int, mesh: Mesh, sharding_config, what="config.batch_size"):
     size = data_parallel_size(mesh, sharding_config)
     if global_batch % size:
-        raise ValueError(
+        raise ConfigError(
             f"{what} = {global_batch} is not divisible by the data-parallel size {size} "
             f"(mesh axes {batch_axes(sharding_config)} = {size} devices); use a multiple of {size}"
         )
     if global_batch % jax.process_count():
-        raise ValueError(
+        raise ConfigError(
             f"{what} = {global_batch} is not divisible by the process count {jax.process_count()}"
         )
 

@@ -1,30 +1,21 @@
 """Shared fixtures for the data tests: a tiny shapes config and a tokenizer trained on it."""
 
-import ml_collections
 import pytest
 
+from configs import common
 from vljax.data import tokenizer
 from vljax.data.shapes import ShapesSource
 
 
 def small_config(**data):
-    c = ml_collections.ConfigDict()
+    """The declared defaults (configs/common.py) with a small model and shapes set."""
+    c = common.base_config()
     c.seed = 3
     c.batch_size = 8
-    c.model = ml_collections.ConfigDict(
-        dict(image=dict(image_size=32), text=dict(max_len=16, vocab_size=256))
-    )
-    c.tokenizer = ml_collections.ConfigDict(
-        dict(model=ml_collections.config_dict.placeholder(str), vocab_size=256, lowercase=False)
-    )
-    c.data = ml_collections.ConfigDict(
-        dict(
-            data_dir=ml_collections.config_dict.placeholder(str),
-            train=dict(dataset="shapes", size=500, lang="en"),
-            num_workers=0,
-            prefetch=2,
-        )
-    )
+    c.model.image.image_size = 32
+    c.model.text.update(max_len=16, vocab_size=256)
+    c.tokenizer.vocab_size = 256
+    c.data.train.size = 500
     c.data.update(data)
     return c
 

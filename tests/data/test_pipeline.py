@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import small_config
 
-from vljax.data import pipeline, preprocess
+from vljax.data import captions, pipeline, preprocess
 
 
 def _take(it, n):
@@ -74,7 +74,7 @@ def test_train_captions_and_languages():
 
 
 def test_caption_candidates():
-    cc = pipeline.caption_candidates
+    cc = captions.caption_candidates
     assert cc({"en": "a", "zh": "b"}, ("zh",)) == ["b"]
     assert cc({"en": ["a", "c"], "zh": "b"}, None) == ["a", "c", "b"]
     assert cc(["x", "y"], None) == ["x", "y"]

@@ -16,19 +16,13 @@ from tests.train.tiny import tiny_argv
 from vljax import cli
 from vljax import sharding as shd
 from vljax.config import build_config
+from vljax.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, NonFiniteError
 
 
 def losses(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     return {row["step"]: row["loss"] for row in rows}
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("full")
-    assert cli.main(tiny_argv(workdir, with_evals=True, total_steps=12)) == 0
-    return workdir
 
 
 def test_loss_falls_and_run_dir_is_complete(full_run):
@@ -57,8 +51,9 @@ def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(full_run):
     assert again == pytest.approx(at_end, abs=1e-6)
 
 
-def test_resume_after_interruption_is_bit_exact(full_run, tmp_path, monkeypatch):
-    """SIGTERM during step 5 saves at step 5; rerunning continues with identical losses."""
+def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during step 5 saves at step 5 and exits 130 without a traceback; rerunning
+    continues with identical losses. (SIGTERM: the real-process test below.)"""
     import vljax.data.pipeline as pipeline
 
     real = pipeline.make_train_iterator
@@ -70,7 +65,7 @@ def test_resume_after_interruption_is_bit_exact(full_run, tmp_path, monkeypatch)
         def __next__(self):
             self.n += 1
             if self.n == 5:
-                signal.raise_signal(signal.SIGTERM)
+                signal.raise_signal(signal.SIGINT)
             return next(self.inner)
 
         def get_state(self):
@@ -83,7 +78,9 @@ def test_resume_after_interruption_is_bit_exact(full_run, tmp_path, monkeypatch)
         pipeline, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k))
     )
     argv = tiny_argv(tmp_path, total_steps=12)
-    assert cli.main(argv) == 0
+    assert cli.main(argv) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "Ctrl-C: saved a checkpoint at step 5" in err and "Traceback" not in err
     assert max(losses(tmp_path)) == 5
     monkeypatch.setattr(pipeline, "make_train_iterator", real)
     assert cli.main(argv) == 0
@@ -122,7 +119,7 @@ def test_resume_with_another_model_fails_clearly(full_run, capsys):
     assert "model.image.width: checkpoint has 32, config has 48" in err
 
 
-def test_sigterm_to_a_real_process_saves_and_exits_zero(tmp_path):
+def test_sigterm_to_a_real_process_saves_and_exits_preempted(tmp_path):
     flags = os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=2")
     env = dict(os.environ, XLA_FLAGS=flags)
     argv = tiny_argv(tmp_path, total_steps=100000, checkpoint_every_steps=0)
@@ -132,16 +129,15 @@ def test_sigterm_to_a_real_process_saves_and_exits_zero(tmp_path):
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=60) == EXIT_PREEMPTED
     steps = os.listdir(tmp_path / "checkpoints")
     assert [s for s in steps if s.isdigit()], steps
 
 
-def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monkeypatch):
+def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monkeypatch, capsys):
     """NaN images from the 4th batch on: those updates are skipped and counted, and after
     10 in a row the run stops with a message instead of training on garbage."""
     import vljax.data.pipeline as pipeline
-    from vljax.train.loop import NonFiniteError
 
     real = pipeline.make_train_iterator
 
@@ -164,8 +160,10 @@ def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monke
             self.inner.set_state(state)
 
     monkeypatch.setattr(pipeline, "make_train_iterator", lambda *a, **k: Poisoned(real(*a, **k)))
-    with pytest.raises(NonFiniteError, match="10 non-finite updates in a row"):
-        cli.main(tiny_argv(tmp_path, total_steps=40, checkpoint_every_steps=0))
+    code = cli.main(tiny_argv(tmp_path, total_steps=40, checkpoint_every_steps=0))
+    err = capsys.readouterr().err
+    assert code == NonFiniteError.exit_code
+    assert "10 non-finite updates in a row" in err and "Traceback" not in err
     with open(tmp_path / "metrics.jsonl") as f:
         rows = [json.loads(line) for line in f]
     assert rows[2]["nonfinite_total"] == 0 and rows[3]["nonfinite_total"] == 1

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from vljax.data import shapes
-from vljax.data.pipeline import _get, caption_candidates, languages
+from vljax.data.captions import caption_candidates, languages
 
 EVAL_SEED = 1_000_003
 
@@ -46,8 +46,7 @@ def _entry(spec) -> dict:
 def eval_lang(entry: dict, config) -> str:
     lang = entry.get("lang")
     if not lang:
-        train_lang = _get(getattr(config, "data", None) and config.data.train, "lang", "en")
-        langs = languages(train_lang)
+        langs = languages(config.data.train.lang)
         lang = langs[0] if langs else "en"
     return lang
 

@@ -23,6 +23,7 @@ does not depend on the number of workers. `config.data.num_workers` decoding pro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -31,66 +32,31 @@ import jax
 import numpy as np
 
 from vljax.data import preprocess
+from vljax.data.captions import caption_candidates, languages
+from vljax.data.mixture import MixtureSource
 from vljax.data.shapes import ShapesSource
+from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
 
 _STATE_VERSION = 1
 
 
-def _get(cfg, key, default):
-    """cfg.key when the config has it (ConfigDict or dict), else default."""
-    if cfg is None:
-        return default
-    try:
-        value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-    except AttributeError:
-        return default
-    return default if value is None else value
-
-
 def augment_for(config) -> preprocess.Augment:
-    """Augmentation parameters from `config.data.augment.*` (all optional)."""
-    a = _get(config.data, "augment", None)
+    """Augmentation parameters: `config.data.augment.*`, where None means the dataset's
+    default."""
+    augment_config = config.data.augment
     d = preprocess.Augment()
-    if _get(config.data.train, "dataset", None) in ("shapes", "shapes:train"):
+    if config.data.train.dataset in ("shapes", "shapes:train"):
         # The generator already varies position and size; a resampled crop would only blur
         # the edges that tell a 12 px circle from a square.
         d = preprocess.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0))
-    return preprocess.Augment(
-        crop_scale=tuple(_get(a, "crop_scale", d.crop_scale)),
-        crop_ratio=tuple(_get(a, "crop_ratio", d.crop_ratio)),
-        brightness=float(_get(a, "brightness", d.brightness)),
-        contrast=float(_get(a, "contrast", d.contrast)),
-        flip=bool(_get(a, "flip", d.flip)),
-    )
-
-
-def languages(lang) -> tuple[str, ...] | None:
-    """config.data.train.lang -> allowed languages; None = any."""
-    if lang is None or lang == "any":
-        return None
-    if isinstance(lang, str):
-        return tuple(x.strip() for x in lang.split(",") if x.strip())
-    return tuple(lang)
-
-
-def caption_candidates(captions, langs: tuple[str, ...] | None) -> list[str]:
-    """All captions of an example in the allowed languages.
-
-    captions: str | {lang: str | [str]} | [str] | [(lang, str)]; an unknown language ("")
-    counts as allowed only when any language is.
-    """
-    if isinstance(captions, str):
-        pairs = [("", captions)]
-    elif isinstance(captions, dict):
-        pairs = []
-        for lang, text in captions.items():
-            texts = [text] if isinstance(text, str) else list(text)
-            pairs += [(lang, t) for t in texts]
-    else:
-        pairs = [c if isinstance(c, tuple | list) else ("", c) for c in captions]
-    if langs is None:
-        return [t for _, t in pairs if t]
-    return [t for lang, t in pairs if t and lang in langs]
+    given = {
+        "crop_scale": augment_config.crop_scale,
+        "crop_ratio": augment_config.crop_ratio,
+        "brightness": augment_config.brightness,
+        "contrast": augment_config.contrast,
+        "flip": augment_config.flip,
+    }
+    return dataclasses.replace(d, **{k: v for k, v in given.items() if v is not None})
 
 
 class TrainTransform(grain.RandomMapTransform):
@@ -150,8 +116,6 @@ def make_source(spec, config, split: str = "train"):
     """A grain RandomAccessDataSource for a dataset spec (str or {spec: weight})."""
     weights = parse_mixture(spec)
     if weights is not None:
-        from vljax.data.mixture import MixtureSource
-
         parts = {name: make_source(name, config, split) for name in weights}
         return MixtureSource(parts, weights, seed=int(config.seed))
     if not isinstance(spec, str):
@@ -159,15 +123,13 @@ def make_source(spec, config, split: str = "train"):
     if spec == "shapes" or spec == "shapes:train":
         return ShapesSource(
             "train",
-            size=int(_get(config.data.train, "size", 100_000)),
+            size=int(config.data.train.size),
             seed=int(config.seed),
             image_size=int(config.model.image.image_size),
         )
     if spec.startswith("tfds:"):
-        from vljax.data.tfds_source import TfdsSource, parse_tfds_spec
-
         name, sp = parse_tfds_spec(spec, default_split=split)
-        return TfdsSource(name, sp, data_dir=_get(config.data, "data_dir", None))
+        return TfdsSource(name, sp, data_dir=config.data.data_dir)
     raise ValueError(
         f"unknown dataset {spec!r}: use 'shapes', 'tfds:NAME[:SPLIT]' (prepared with "
         "`vljax prepare`), or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
@@ -265,10 +227,10 @@ def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
         tokenizer,
         image_size=int(config.model.image.image_size),
         max_len=int(config.model.text.max_len),
-        langs=languages(_get(config.data.train, "lang", "any")),
+        langs=languages(config.data.train.lang),
         aug=augment_for(config),
     )
-    workers = int(_get(config.data, "num_workers", 0))
+    workers = int(config.data.num_workers)
     if workers > 0:
         _absl_flags_parsed()
     loader = grain.DataLoader(
@@ -276,13 +238,13 @@ def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
         sampler=sampler,
         operations=[transform, grain.Batch(local_batch, drop_remainder=True)],
         worker_count=workers,
-        worker_buffer_size=max(1, int(_get(config.data, "prefetch", 2))),
+        worker_buffer_size=max(1, int(config.data.prefetch)),
         shard_options=shard,
         # Reads run in the thread that transforms (or in each worker process): grain's default
         # 16 prefetch threads busy-poll futures and fight over the GIL, which costs more than
         # local ArrayRecord reads. Raise config.data.read_threads for slow (network) storage.
         read_options=grain.ReadOptions(
-            num_threads=int(_get(config.data, "read_threads", 0)), prefetch_buffer_size=64
+            num_threads=int(config.data.read_threads), prefetch_buffer_size=64
         ),
     )
     meta = dict(process_count=pc, process_index=jax.process_index(), num_workers=workers)
@@ -293,7 +255,7 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
     """Up to `limit` caption strings of a dataset (for tokenizer training), in order."""
     langs = languages(lang)
     if spec in ("shapes", "shapes:train"):
-        size = int(_get(config.data.train, "size", 100_000)) if config is not None else 100_000
+        size = int(config.data.train.size) if config is not None else 100_000
         seed = int(config.seed) if config is not None else 0
         src = ShapesSource("train", size=size, seed=seed)
         n = 0
@@ -305,8 +267,6 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
                 yield text
         return
     if spec.startswith("tfds:"):
-        from vljax.data.tfds_source import iter_captions
-
         yield from iter_captions(spec, data_dir, langs, limit)
         return
     raise ValueError(f"unknown dataset {spec!r}: use 'shapes' or 'tfds:NAME[:SPLIT]'")
@@ -315,8 +275,8 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
 def train_captions(config, limit: int = 100_000):
     """Up to `limit` captions of the run's training data, in its languages."""
     spec = config.data.train.dataset
-    lang = _get(config.data.train, "lang", "any")
-    data_dir = _get(config.data, "data_dir", None)
+    lang = config.data.train.lang
+    data_dir = config.data.data_dir
     weights = parse_mixture(spec)
     if weights is None:
         yield from dataset_captions(spec, data_dir, lang, limit, config)

@@ -12,6 +12,9 @@ import os
 
 import numpy as np
 
+from vljax.data import preprocess
+from vljax.data.captions import caption_candidates
+
 
 def parse_tfds_spec(spec: str, default_split: str = "train") -> tuple[str, str]:
     """'tfds:NAME[:SPLIT]' -> (NAME, SPLIT)."""
@@ -95,8 +98,6 @@ class TfdsSource:
 
 def iter_captions(spec: str, data_dir, langs, limit: int):
     """Captions of a prepared split in the given languages (None = any), at most limit."""
-    from vljax.data.pipeline import caption_candidates
-
     name, split = parse_tfds_spec(spec)
     src = TfdsSource(name, split, data_dir)
     n = 0
@@ -110,11 +111,8 @@ def iter_captions(spec: str, data_dir, langs, limit: int):
 
 def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str) -> dict:
     """An eval set from a prepared split; see evalsets.load_eval_set."""
-    from vljax.data import preprocess
-    from vljax.data.pipeline import _get, caption_candidates
-
     name, split = parse_tfds_spec(dataset, default_split="test")
-    src = TfdsSource(name, split, _get(config.data, "data_dir", None))
+    src = TfdsSource(name, split, config.data.data_dir)
     # The integrator's eval runner may pass only the dataset string: without a "type", a
     # labelled split is read as a zero-shot set, an unlabelled one as a retrieval set.
     kind = entry.get("type") or ("zeroshot" if src.classnames is not None else "retrieval")

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vljax.choices import ACTIVATIONS, expected
+
 Dtype = jnp.dtype
 
 # Name of the leading axis that `nn.scan` adds to stacked layer params.
@@ -27,7 +29,7 @@ def activation_fn(name: str) -> Callable:
     if name == "quick_gelu":
         # OpenAI CLIP's approximation; HF calls it "quick_gelu".
         return lambda x: x * jax.nn.sigmoid(1.702 * x)
-    raise ValueError(f"model.activation={name!r}: expected gelu | gelu_tanh | quick_gelu")
+    raise ValueError(f"model.activation={name!r}: expected {expected(ACTIVATIONS)}")
 
 
 def compute_dtype(name: str) -> Dtype:

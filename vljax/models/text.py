@@ -3,6 +3,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vljax.choices import TEXT_POOLS, TEXT_PROJS, expected
 from vljax.models.layers import Dtype, Encoder, constrain, layer_norm, partitioned
 
 PAD_ID = 0
@@ -89,10 +90,10 @@ class TextTransformer(nn.Module):
             total = jnp.sum(x.astype(jnp.float32) * w, axis=1)
             x = (total / jnp.maximum(jnp.sum(w, axis=1), 1.0)).astype(x.dtype)
         else:
-            raise ValueError(f"text.pool={self.pool!r}: expected eos | last | first | mean")
+            raise ValueError(f"text.pool={self.pool!r}: expected {expected(TEXT_POOLS)}")
 
-        if self.proj not in ("linear", "linear_bias"):
-            raise ValueError(f"text.proj={self.proj!r}: expected linear | linear_bias")
+        if self.proj not in TEXT_PROJS:
+            raise ValueError(f"text.proj={self.proj!r}: expected {expected(TEXT_PROJS)}")
         return nn.Dense(
             self.proj_dim,
             use_bias=self.proj == "linear_bias",

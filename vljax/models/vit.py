@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from vljax.choices import IMAGE_POOLS, IMAGE_PROJS, IMAGE_STEMS, POSEMBS, expected
 from vljax.models.conv import Conv3x3, max_pool_2x2
 from vljax.models.layers import (
     Attention,
@@ -129,7 +130,7 @@ class VisionTransformer(nn.Module):
             x = self._conv_stem(x)
             p = 1  # the stem already reduced the resolution by patch_size
         elif self.stem != "patch":
-            raise ValueError(f"image.stem={self.stem!r}: expected patch | conv | conv_pool")
+            raise ValueError(f"image.stem={self.stem!r}: expected {expected(IMAGE_STEMS)}")
         x = nn.Conv(
             self.width,
             (p, p),
@@ -167,7 +168,7 @@ class VisionTransformer(nn.Module):
                 pe = np.concatenate([np.zeros((1, self.width), np.float32), pe])
             pe = pe[None]
         else:
-            raise ValueError(f"image.posemb={self.posemb!r}: expected learn | sincos2d")
+            raise ValueError(f"image.posemb={self.posemb!r}: expected {expected(POSEMBS)}")
         x = x + jnp.asarray(pe).astype(x.dtype)
         x = constrain(x, ("batch", "length", "act_embed"))
 
@@ -195,7 +196,7 @@ class VisionTransformer(nn.Module):
                 self.heads, self.mlp_dim, self.activation, self.ln_eps, self.dtype, name="map"
             )(x)
         else:
-            raise ValueError(f"image.pool={self.pool!r}: expected cls | gap | map")
+            raise ValueError(f"image.pool={self.pool!r}: expected {expected(IMAGE_POOLS)}")
 
         if self.proj == "linear":
             x = nn.Dense(
@@ -207,5 +208,5 @@ class VisionTransformer(nn.Module):
                 name="head",
             )(x)
         elif self.proj != "none":
-            raise ValueError(f"image.proj={self.proj!r}: expected linear | none")
+            raise ValueError(f"image.proj={self.proj!r}: expected {expected(IMAGE_PROJS)}")
         return x

@@ -1,12 +1,17 @@
 """The training loop: one loop for every method (a method is a config + model/loss modules).
 
 config -> data -> global batch on the mesh -> jitted step -> metrics / checkpoints / evals.
-Resumes exactly from the workdir's latest checkpoint; SIGTERM saves at the next step boundary.
+Holds the workdir's lock for the run. Resumes exactly from the workdir's latest checkpoint
+that restores. SIGTERM and the first Ctrl-C save a checkpoint at the next step boundary and
+stop with a `StoppedEarly` error (its exit code says the run is not finished); a second
+Ctrl-C aborts at once.
 """
 
+import contextlib
 import json
 import os
 import signal
+import sys
 import time
 
 import jax
@@ -15,7 +20,14 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from vljax import sharding as shd
-from vljax.config import ConfigError, save_config
+from vljax.config import save_config
+from vljax.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_PREEMPTED,
+    ConfigError,
+    NonFiniteError,
+    StoppedEarly,
+)
 from vljax.models import build_model
 from vljax.train import checkpoint as ckpt
 from vljax.train import optimizer as opt_lib
@@ -23,24 +35,47 @@ from vljax.train.progress import Progress
 from vljax.train.report import MetricsWriter, write_report
 from vljax.train.state import init_state, num_params, state_shardings
 from vljax.train.step import make_train_step
+from vljax.train.workdir_lock import WorkdirLock
 
 
-class NonFiniteError(RuntimeError):
-    """Too many non-finite updates in a row: the run cannot recover by skipping."""
+class StopRequest:
+    """Turns SIGTERM and the first Ctrl-C into a flag the loop checks at step boundaries; a
+    second Ctrl-C raises KeyboardInterrupt at once."""
 
-
-class _StopRequest:
-    """Turns SIGTERM into a flag the loop checks at step boundaries."""
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self.signum = None
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    @property
+    def requested(self):
+        return self.signum is not None
 
     def _handle(self, signum, frame):
-        self.requested = True
+        if signum == signal.SIGINT and self.signum is not None:
+            raise KeyboardInterrupt
+        if signum == signal.SIGINT:
+            print(
+                "\nCtrl-C: saving a checkpoint at the next step boundary; "
+                "Ctrl-C again to abort without saving.",
+                file=sys.stderr,
+            )
+        self.signum = self.signum or signum
+
+    def stopped(self, step) -> StoppedEarly:
+        """The error that ends a stopped run, after its checkpoint is saved."""
+        if self.signum == signal.SIGINT:
+            what, code = "Ctrl-C", EXIT_INTERRUPTED
+        else:
+            what, code = "SIGTERM", EXIT_PREEMPTED
+        return StoppedEarly(
+            f"{what}: saved a checkpoint at step {step}; resume with the same command", code
+        )
 
     def restore(self):
-        signal.signal(signal.SIGTERM, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
 
 
 def check_resume_compatible(config, workdir):
@@ -98,22 +133,28 @@ def _host(metrics):
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Trains (or resumes) the run in `workdir`; returns the final eval results."""
+    """Trains (or resumes) the run in `workdir`; returns the final eval results. Raises
+    `StoppedEarly` after saving when SIGTERM or Ctrl-C stops it."""
+    os.makedirs(workdir, exist_ok=True)
+    lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    with lock:
+        return _train(config, workdir)
+
+
+def _train(config, workdir):
     from vljax.data.pipeline import make_train_iterator
     from vljax.evals.run import Evaluator
 
-    os.makedirs(workdir, exist_ok=True)
-    check_resume_compatible(config, workdir)
-    if jax.process_index() == 0:
-        save_config(config, os.path.join(workdir, "config.json"))
-    tokenizer = ensure_tokenizer(config, workdir)
-
+    # Everything that can be refused is checked before the tokenizer costs any time.
     mesh = shd.make_mesh(config.mesh)
     shd.check_batch(config.batch_size, mesh, config.sharding)
     model = build_model(config.model)
     tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
     abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
     manager = ckpt.make_manager(workdir, keep=int(config.get("keep_checkpoints", 3)))
+    if manager.latest_step() is not None:
+        check_resume_compatible(config, workdir)
+    tokenizer = ensure_tokenizer(config, workdir)
     data_iter = make_train_iterator(config, tokenizer, seed=int(config.seed))
 
     start = manager.latest_step()
@@ -130,6 +171,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
             init_params = load_flat(os.path.join(config.init_from, "params.safetensors"))
         state = init_state(model, config.model, tx, int(config.seed), shardings, init_params)
         start = 0
+    # Written once the state is built: a run that fails before leaves no config to hold
+    # the next attempt to (only checkpoints do, through check_resume_compatible).
+    if jax.process_index() == 0:
+        save_config(config, os.path.join(workdir, "config.json"))
     print(
         f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}; "
         f"global batch {config.batch_size}; steps {start} -> {config.total_steps}."
@@ -139,7 +184,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     evaluator = Evaluator(config, model, tokenizer, workdir)
     writer = MetricsWriter(workdir, resume_step=start) if jax.process_index() == 0 else None
     progress = Progress(config.total_steps, start)
-    stop = _StopRequest()
+    stop = StopRequest()
     max_bad = int(config.optimizer.get("max_nonfinite_in_a_row", 10))
     log_every = max(int(config.log_every_steps), 1)
     ckpt_every = int(config.checkpoint_every_steps)
@@ -177,8 +222,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if stop.requested:
                 ckpt.save(manager, step, state, data_iter.get_state())
                 manager.wait_until_finished()
-                print(f"SIGTERM: saved a checkpoint at step {step}; resume with the same command.")
-                return {}
+                raise stop.stopped(step)
         if pending is not None:
             _check_nonfinite(pending, max_bad)
         if manager.latest_step() != step:

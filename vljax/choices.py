@@ -1,0 +1,39 @@
+"""Every closed set of names a config value picks from: one home, read by the config
+validation (vljax/config.py, before any work) and by the code that dispatches on the name.
+
+A new option is added here and where it is implemented; `tests/test_config.py` builds a model
+with each model option, so a name listed here but not implemented fails there.
+"""
+
+LOSS_KINDS = ("softmax", "sigmoid")
+LOSS_IMPLS = ("all_gather", "ring", "grouped")
+DTYPES = ("float32", "bfloat16")
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
+IMAGE_STEMS = ("patch", "conv", "conv_pool")
+IMAGE_POOLS = ("cls", "gap", "map")
+POSEMBS = ("learn", "sincos2d")
+IMAGE_PROJS = ("linear", "none")
+TEXT_POOLS = ("eos", "last", "first", "mean")
+TEXT_PROJS = ("linear", "linear_bias")
+SCHEDULES = ("cosine", "constant")
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# config key -> its choices
+CHOICES = {
+    "loss.kind": LOSS_KINDS,
+    "loss.impl": LOSS_IMPLS,
+    "model.dtype": DTYPES,
+    "model.activation": ACTIVATIONS,
+    "model.image.stem": IMAGE_STEMS,
+    "model.image.pool": IMAGE_POOLS,
+    "model.image.posemb": POSEMBS,
+    "model.image.proj": IMAGE_PROJS,
+    "model.text.pool": TEXT_POOLS,
+    "model.text.proj": TEXT_PROJS,
+    "optimizer.schedule": SCHEDULES,
+}
+
+
+def expected(choices) -> str:
+    """`a | b | c`, for error messages."""
+    return " | ".join(choices)
