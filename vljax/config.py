@@ -247,6 +247,26 @@ def validate(config: ml_collections.ConfigDict):
         raise ConfigError(
             "config.loss.kind = 'sigmoid' needs a learnable bias: set --config.model.bias_init=-10"
         )
+    for tower in ("image", "text"):
+        t = config.model[tower]
+        if t.width % t.heads:
+            divisors = [h for h in range(1, t.width + 1) if t.width % h == 0 and h <= 64]
+            raise ConfigError(
+                f"config.model.{tower}.width = {t.width} is not divisible by heads = {t.heads}; "
+                f"set --config.model.{tower}.heads to one of {divisors[-6:]}"
+            )
+    for key, what in (("tokenizer.model", "a tokenizer"), ("init_from", "an imported model")):
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if node is not None else None
+        if node and not os.path.exists(node):
+            raise ConfigError(f"config.{key} = {node!r} does not exist; give the path of {what}")
+    data_dir = config.data.get("data_dir")
+    if data_dir and not os.path.isdir(data_dir):
+        raise ConfigError(
+            f"config.data.data_dir = {data_dir!r} is not a folder; give the --data-dir "
+            "that `vljax prepare` wrote to"
+        )
     for axis, size in config.mesh.items():
         if axis not in MESH_AXES:
             raise ConfigError(

@@ -29,7 +29,7 @@ class ConfigError(UserError, ValueError):
     exit_code = EXIT_CONFIG
 
 
-class DataError(UserError):
+class DataError(UserError, ValueError):
     """A missing or unreadable input: a path, a dataset, a manifest."""
 
     exit_code = EXIT_DATA

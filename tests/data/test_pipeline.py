@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import small_config
+from tests.data.conftest import small_config
 
 from vljax.data import captions, pipeline, preprocess
 

@@ -5,7 +5,7 @@ import grain.python as grain
 import ml_collections
 import numpy as np
 import pytest
-from conftest import small_config
+from tests.data.conftest import small_config
 from corpus import write_manifest_corpus
 
 from vljax.data import evalsets, pipeline, prepare

@@ -31,6 +31,7 @@ import numpy as np
 
 from vljax.data import shapes
 from vljax.data.captions import caption_candidates, languages
+from vljax.errors import DataError
 
 EVAL_SEED = 1_000_003
 
@@ -56,7 +57,7 @@ def load_eval_set(spec, config) -> dict:
     entry = _entry(spec)
     dataset = entry.get("dataset")
     if not dataset:
-        raise ValueError(f"eval entry {entry!r} has no 'dataset' (e.g. 'tfds:NAME:SPLIT')")
+        raise DataError(f"eval entry {entry!r} has no 'dataset' (e.g. 'tfds:NAME:SPLIT')")
     lang = eval_lang(entry, config)
     size = int(config.model.image.image_size)
     if dataset.startswith("shapes:"):
@@ -66,7 +67,7 @@ def load_eval_set(spec, config) -> dict:
 
         out = load_tfds_eval(dataset, entry, config, size, lang)
     else:
-        raise ValueError(
+        raise DataError(
             f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
@@ -80,16 +81,16 @@ def load_eval_set(spec, config) -> dict:
         out["templates"] = default_templates(lang)
     for t in out.get("templates") or []:
         if "{}" not in t:
-            raise ValueError(f"zero-shot template {t!r} has no '{{}}' for the class name")
+            raise DataError(f"zero-shot template {t!r} has no '{{}}' for the class name")
     out["lang"] = lang
     return out
 
 
 def _shapes(split: str, image_size: int, lang: str, n) -> dict:
     if split not in ("zeroshot", "retrieval"):
-        raise ValueError(f"shapes eval split must be zeroshot or retrieval, got {split!r}")
+        raise DataError(f"shapes eval split must be zeroshot or retrieval, got {split!r}")
     if lang not in shapes.LANGS:
-        raise ValueError(f"shapes captions exist in {shapes.LANGS}, not {lang!r}")
+        raise DataError(f"shapes captions exist in {shapes.LANGS}, not {lang!r}")
     src = shapes.ShapesSource(split, size=n, seed=EVAL_SEED, image_size=image_size)
     images = np.empty((len(src), image_size, image_size, 3), np.uint8)
     captions = []

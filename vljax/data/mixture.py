@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from vljax.errors import DataError
+
 PERIOD = 1000
 
 
@@ -39,10 +41,10 @@ def smooth_schedule(weights: list[float], period: int = PERIOD) -> np.ndarray:
 class MixtureSource:
     def __init__(self, parts: dict, weights: dict, seed: int = 0):
         if set(parts) != set(weights):
-            raise ValueError("mixture parts and weights name different datasets")
+            raise DataError("mixture parts and weights name different datasets")
         bad = {k: v for k, v in weights.items() if not (float(v) > 0)}
         if bad:
-            raise ValueError(f"mixture weights must be > 0, got {bad}")
+            raise DataError(f"mixture weights must be > 0, got {bad}")
         self.names = list(parts)
         self.parts = [parts[n] for n in self.names]
         self.weights = [float(weights[n]) for n in self.names]
@@ -50,7 +52,7 @@ class MixtureSource:
         self.slot_counts = np.bincount(self.schedule, minlength=len(self.parts))
         if (self.slot_counts == 0).any():
             tiny = [n for n, c in zip(self.names, self.slot_counts, strict=True) if c == 0]
-            raise ValueError(f"mixture weights too small to ever draw from {tiny} (< 1/{PERIOD})")
+            raise DataError(f"mixture weights too small to ever draw from {tiny} (< 1/{PERIOD})")
         # prefix[j][t]: slots of component j before position t of the pattern.
         onehot = self.schedule[None, :] == np.arange(len(self.parts))[:, None]
         self.prefix = np.concatenate(

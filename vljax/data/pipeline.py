@@ -36,6 +36,7 @@ from vljax.data.captions import caption_candidates, languages
 from vljax.data.mixture import MixtureSource
 from vljax.data.shapes import ShapesSource
 from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
+from vljax.errors import DataError
 
 _STATE_VERSION = 1
 
@@ -76,7 +77,7 @@ class TrainTransform(grain.RandomMapTransform):
     def random_map(self, element, rng: np.random.Generator):
         cands = caption_candidates(element["captions"], self.langs)
         if not cands:
-            raise ValueError(
+            raise DataError(
                 f"an example has no caption in languages {self.langs}; choose "
                 "config.data.train.lang among the dataset's languages (or 'any')"
             )
@@ -99,7 +100,7 @@ def parse_mixture(spec):
         try:
             return {str(k): float(v) for k, v in json.loads(spec).items()}
         except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
-            raise ValueError(f"mixture {spec!r} is not a JSON object of weights: {e}") from e
+            raise DataError(f"mixture {spec!r} is not a JSON object of weights: {e}") from e
     if isinstance(spec, str) and "=" in spec:
         out = {}
         for part in spec.split(","):
@@ -107,7 +108,7 @@ def parse_mixture(spec):
             try:
                 out[name] = float(w)
             except ValueError:
-                raise ValueError(f"mixture {spec!r}: write it as 'tfds:a=0.7,tfds:b=0.3'") from None
+                raise DataError(f"mixture {spec!r}: write it as 'tfds:a=0.7,tfds:b=0.3'") from None
         return out
     return None
 
@@ -119,7 +120,7 @@ def make_source(spec, config, split: str = "train"):
         parts = {name: make_source(name, config, split) for name in weights}
         return MixtureSource(parts, weights, seed=int(config.seed))
     if not isinstance(spec, str):
-        raise ValueError(f"dataset spec must be a string or a dict of weights, got {spec!r}")
+        raise DataError(f"dataset spec must be a string or a dict of weights, got {spec!r}")
     if spec == "shapes" or spec == "shapes:train":
         return ShapesSource(
             "train",
@@ -130,7 +131,7 @@ def make_source(spec, config, split: str = "train"):
     if spec.startswith("tfds:"):
         name, sp = parse_tfds_spec(spec, default_split=split)
         return TfdsSource(name, sp, data_dir=config.data.data_dir)
-    raise ValueError(
+    raise DataError(
         f"unknown dataset {spec!r}: use 'shapes', 'tfds:NAME[:SPLIT]' (prepared with "
         "`vljax prepare`), or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
     )
@@ -163,11 +164,11 @@ class TrainIterator(Iterator):
         for key, now in self._meta.items():
             then = state.get(key)
             if then != now:
-                raise ValueError(_mismatch_message(key, then, now))
+                raise DataError(_mismatch_message(key, then, now))
         try:
             self._it.set_state(json.dumps(state["loader"]).encode())
         except ValueError as e:
-            raise ValueError(
+            raise DataError(
                 "the data iterator state in the checkpoint does not match this run's data "
                 f"pipeline ({e}); resume with the same config.data and seed"
             ) from e
@@ -205,14 +206,14 @@ def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
     """Per-process training batches; see the module docstring."""
     pc = jax.process_count()
     if config.batch_size % pc:
-        raise ValueError(
+        raise DataError(
             f"config.batch_size={config.batch_size} is not divisible by the {pc} JAX processes"
         )
     local_batch = config.batch_size // pc
     source = make_source(config.data.train.dataset, config, "train")
     shard = grain.ShardByJaxProcess(drop_remainder=True)
     if len(source) // pc < local_batch:
-        raise ValueError(
+        raise DataError(
             f"the training source has {len(source)} examples, fewer than one batch of "
             f"{local_batch} per process"
         )
@@ -269,7 +270,7 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
     if spec.startswith("tfds:"):
         yield from iter_captions(spec, data_dir, langs, limit)
         return
-    raise ValueError(f"unknown dataset {spec!r}: use 'shapes' or 'tfds:NAME[:SPLIT]'")
+    raise DataError(f"unknown dataset {spec!r}: use 'shapes' or 'tfds:NAME[:SPLIT]'")
 
 
 def train_captions(config, limit: int = 100_000):

@@ -14,15 +14,16 @@ import numpy as np
 
 from vljax.data import preprocess
 from vljax.data.captions import caption_candidates
+from vljax.errors import DataError
 
 
 def parse_tfds_spec(spec: str, default_split: str = "train") -> tuple[str, str]:
     """'tfds:NAME[:SPLIT]' -> (NAME, SPLIT)."""
     if not spec.startswith("tfds:"):
-        raise ValueError(f"expected 'tfds:NAME[:SPLIT]', got {spec!r}")
+        raise DataError(f"expected 'tfds:NAME[:SPLIT]', got {spec!r}")
     parts = spec[len("tfds:") :].split(":")
     if not parts[0] or len(parts) > 2:
-        raise ValueError(f"expected 'tfds:NAME[:SPLIT]', got {spec!r}")
+        raise DataError(f"expected 'tfds:NAME[:SPLIT]', got {spec!r}")
     return parts[0], (parts[1] if len(parts) == 2 and parts[1] else default_split)
 
 
@@ -34,7 +35,7 @@ def open_builder(name: str, data_dir: str | None):
     import tensorflow_datasets as tfds
 
     if not data_dir:
-        raise ValueError(
+        raise DataError(
             f"dataset tfds:{name} needs config.data.data_dir (the --data-dir given to "
             "`vljax prepare`)"
         )
@@ -56,7 +57,7 @@ class TfdsSource:
         builder = open_builder(name, self.data_dir)
         splits = builder.info.splits
         if split not in splits:
-            raise ValueError(
+            raise DataError(
                 f"tfds:{name} has splits {sorted(splits)}, not {split!r}; use tfds:{name}:SPLIT"
             )
         self._len = int(splits[split].num_examples)
@@ -133,7 +134,7 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
         captions.append(cands[0])
         labels.append(ex["label"])
     if not images:
-        raise ValueError(
+        raise DataError(
             f"{dataset} has no usable examples for a {kind} eval"
             + (" (no labelled examples)" if kind == "zeroshot" else f" (no {lang!r} captions)")
         )

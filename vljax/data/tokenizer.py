@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from vljax.errors import ConfigError
+
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 
 PUNCT_MAP = {
@@ -55,7 +57,7 @@ class Tokenizer:
         self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
         ids = (self._sp.pad_id(), self._sp.eos_id(), self._sp.unk_id(), self._sp.bos_id())
         if ids != (PAD_ID, EOS_ID, UNK_ID, -1):
-            raise ValueError(
+            raise ConfigError(
                 f"tokenizer {self.path!r} has (pad, eos, unk, bos) ids {ids}; vljax needs "
                 f"({PAD_ID}, {EOS_ID}, {UNK_ID}, -1). Retrain it with `vljax tokenizer train` "
                 "(or sentencepiece with --pad_id=0 --eos_id=1 --unk_id=2 --bos_id=-1)"
@@ -149,7 +151,7 @@ def train_tokenizer(
     out_path = os.fspath(out_path)
     min_vocab = 3 + (256 if byte_fallback else 0) + 1
     if vocab_size < min_vocab:
-        raise ValueError(f"vocab_size must be >= {min_vocab}, got {vocab_size}")
+        raise ConfigError(f"vocab_size must be >= {min_vocab}, got {vocab_size}")
     sentences = []
     for t in texts:
         if t and t.strip():
@@ -157,7 +159,7 @@ def train_tokenizer(
             if len(sentences) >= max_sentences:
                 break
     if not sentences:
-        raise ValueError("no non-empty texts to train the tokenizer on")
+        raise ConfigError("no non-empty texts to train the tokenizer on")
     kwargs = dict(
         model_type="unigram",
         vocab_size=vocab_size,

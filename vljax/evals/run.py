@@ -8,6 +8,7 @@ eval's name.
 import json
 import os
 
+from vljax.errors import ConfigError
 from vljax.evals import metrics
 
 
@@ -20,14 +21,16 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
         kind = spec.get("type")
         key = spec.get("key", None) or name
         if kind not in ("zeroshot", "retrieval"):
-            raise ValueError(f"eval {name!r} has type {kind!r}; expected 'zeroshot' or 'retrieval'")
+            raise ConfigError(
+                f"eval {name!r} has type {kind!r}; expected 'zeroshot' or 'retrieval'"
+            )
         if name not in cache:
             cache[name] = load_eval_set(spec, config)
         data = cache[name]
         if kind == "zeroshot":
             classnames, templates = data.get("classnames"), data.get("templates")
             if not classnames:
-                raise ValueError(
+                raise ConfigError(
                     f"eval {name!r}: {spec.dataset} has no class names; set "
                     f"config.evals.{name}.classnames"
                 )

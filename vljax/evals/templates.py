@@ -1,5 +1,7 @@
 """Default zero-shot prompt templates; "{}" is replaced by the class name."""
 
+from vljax.errors import ConfigError
+
 ENGLISH = [
     "a photo of a {}.",
     "a picture of a {}.",
@@ -25,5 +27,5 @@ _BY_LANG = {"en": ENGLISH, "zh": CHINESE}
 def default_templates(lang):
     """The template list for a language code ("en" or "zh")."""
     if lang not in _BY_LANG:
-        raise ValueError(f"no default templates for lang={lang!r}; known: {sorted(_BY_LANG)}")
+        raise ConfigError(f"no default templates for lang={lang!r}; known: {sorted(_BY_LANG)}")
     return list(_BY_LANG[lang])

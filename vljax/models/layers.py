@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vljax.choices import ACTIVATIONS, expected
+from vljax.choices import ACTIVATIONS, DTYPES, expected
+from vljax.errors import ConfigError
 
 Dtype = jnp.dtype
 
@@ -34,7 +35,7 @@ def activation_fn(name: str) -> Callable:
 
 def compute_dtype(name: str) -> Dtype:
     if name not in ("float32", "bfloat16"):
-        raise ValueError(f"model.dtype={name!r}: expected float32 | bfloat16")
+        raise ConfigError(f"model.dtype={name!r}: expected {expected(DTYPES)}")
     return jnp.dtype(name)
 
 
@@ -89,7 +90,7 @@ class Attention(nn.Module):
     def __call__(self, inputs_q, inputs_kv, mask=None):
         width = inputs_q.shape[-1]
         if width % self.heads:
-            raise ValueError(f"width {width} is not divisible by heads {self.heads}")
+            raise ConfigError(f"width {width} is not divisible by heads {self.heads}")
         head_dim = width // self.heads
 
         def proj(name):

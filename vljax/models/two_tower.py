@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from vljax.errors import ConfigError
 from vljax.models.layers import compute_dtype, partitioned
 from vljax.models.text import TextTransformer
 from vljax.models.vit import VisionTransformer
@@ -33,7 +34,7 @@ class TwoTower(nn.Module):
         # `--config.model.image.proj=none` arrives as None from the command line.
         img_proj = i.get("proj", "linear") or "none"
         if img_proj == "none" and i["width"] != c["embed_dim"]:
-            raise ValueError(
+            raise ConfigError(
                 f"model.image.proj='none' uses the pooled output as the embedding, so "
                 f"model.embed_dim ({c['embed_dim']}) must equal model.image.width ({i['width']}); "
                 "set image.proj='linear' or make them equal"

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vljax.choices import IMAGE_POOLS, IMAGE_PROJS, IMAGE_STEMS, POSEMBS, expected
+from vljax.errors import ConfigError
 from vljax.models.conv import Conv3x3, max_pool_2x2
 from vljax.models.layers import (
     Attention,
@@ -20,7 +21,7 @@ from vljax.models.layers import (
 def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0) -> np.ndarray:
     """Fixed 2D sin-cos position embedding `[h * w, width]` (MoCo v3 / big_vision)."""
     if width % 4:
-        raise ValueError(f"image.width={width} must be divisible by 4 for posemb=sincos2d")
+        raise ConfigError(f"image.width={width} must be divisible by 4 for posemb=sincos2d")
     y, x = np.mgrid[:h, :w]
     omega = np.arange(width // 4) / (width // 4 - 1)
     omega = 1.0 / (temperature**omega)
@@ -96,7 +97,7 @@ class VisionTransformer(nn.Module):
         """
         steps = int(np.log2(self.patch_size))
         if 2**steps != self.patch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"image.stem={self.stem!r} needs a power-of-two patch_size, got {self.patch_size}"
             )
         pool = self.stem == "conv_pool"

@@ -19,6 +19,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vljax.choices import SCHEDULES, expected
+from vljax.errors import ConfigError
+
 # Never let apply_if_finite give up on its own; the loop stops the run first.
 _NEVER = 2**30
 
@@ -37,7 +40,7 @@ def learning_rate_schedule(opt_config, total_steps):
     kind = opt_config.schedule
     end = peak * float(opt_config.get("end_learning_rate_factor", 0.0))
     if kind not in ("cosine", "constant"):
-        raise ValueError(f"optimizer.schedule={kind!r}; expected 'cosine' or 'constant'")
+        raise ConfigError(f"optimizer.schedule={kind!r}; expected {expected(SCHEDULES)}")
     decay_steps = max(int(total_steps) - warmup, 1)
 
     def schedule(step):
@@ -90,7 +93,7 @@ def frozen_labels(params, patterns):
     labels = jax.tree_util.tree_map_with_path(label, params)
     unused = [p for p in patterns if p not in used]
     if unused:
-        raise ValueError(f"optimizer.frozen patterns match no parameter: {unused}")
+        raise ConfigError(f"optimizer.frozen patterns match no parameter: {unused}")
     return labels
 
 
@@ -128,7 +131,7 @@ def _find_if_finite_state(opt_state):
         if isinstance(s, optax.ApplyIfFiniteState)
     ]
     if len(found) != 1:
-        raise ValueError(
+        raise ConfigError(
             f"expected one ApplyIfFiniteState in the optimizer state, found {len(found)}"
         )
     return found[0]

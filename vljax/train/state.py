@@ -10,6 +10,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from vljax import sharding as shd
+from vljax.errors import ConfigError
 
 
 @flax.struct.dataclass
@@ -115,7 +116,7 @@ def load_into(params, loaded, params_shardings):
     for path in flat_loaded.keys() - flat_params.keys():
         problems.append(f"{'/'.join(_dict_path(path))}: not a parameter of this model")
     if problems:
-        raise ValueError(
+        raise ConfigError(
             "init params do not match config.model:\n  " + "\n  ".join(sorted(problems))
         )
     return jax.tree.map(
