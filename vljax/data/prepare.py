@@ -4,6 +4,7 @@
 vljax prepare --manifest FILE.jsonl       --name NAME --data-dir DIR [--max-side N] [--workers K]
 vljax prepare --from-folder IMAGES_DIR    --name NAME --data-dir DIR [--label-from-dir]
 vljax prepare --from-webdataset 'a-*.tar' --name NAME --data-dir DIR
+    [--max-pixels P (default MAX_PIXELS)] [--max-caption-chars C (default MAX_CAPTION_CHARS)]
 ```
 
 Manifest lines: `{"image": path (relative to the manifest's folder, or absolute),
@@ -14,32 +15,50 @@ Folder: every image file with a sidecar `STEM.txt` (one caption per non-empty li
 share a key, `KEY.jpg|jpeg|png|webp` plus `KEY.txt` or `KEY.json` (a manifest-like object
 with `caption` / `captions` / `label`).
 
-Each image is fully decoded to check it; non-RGB images (grayscale, RGBA, CMYK, palette,
-16-bit) are converted to RGB, and images with a side above `--max-side` are downscaled
-(bicubic); converted or resized images are re-encoded as JPEG (quality 95); RGB JPEG/PNG
-files that need neither keep their original bytes.
+Text is UTF-8 (a leading BOM is allowed): manifest lines, sidecar `.txt` files and webdataset
+`.txt`/`.json` members are decoded strictly, and one that is not UTF-8 is skipped ("not utf-8",
+with the line number and byte), never read with replacement characters. So are strings that
+UTF-8 cannot store (a JSON `"\ud800"` escape, a file name with undecodable bytes). A UTF-16
+manifest is refused as a whole, with the command that converts it.
+
+Captions longer than `--max-caption-chars` (MAX_CAPTION_CHARS) are cut to it, at the last
+space when there is one near the end; the example is kept and the summary counts the cut
+captions.
+
+Images with more than `--max-pixels` (MAX_PIXELS) pixels are skipped ("too many pixels", with
+their size) from the header alone, before any decode; PIL's own decompression-bomb check
+(a warning, then an error at twice its limit) is replaced by this one. The others are fully
+decoded to check them. An EXIF orientation (phone photos) is applied, so the stored pixels are
+upright: training decodes ignore EXIF. Non-RGB images (grayscale, RGBA, CMYK, palette, 16-bit)
+are converted to RGB, and images with a side above `--max-side` are downscaled (bicubic);
+converted, rotated or resized images are re-encoded as JPEG (quality 95, no EXIF, so no
+orientation tag to apply twice); RGB JPEG/PNG files that need none of this keep their
+original bytes.
 
 Features: `image` (Image), `captions` (Sequence(Text)), `langs` (Sequence(Text), "" where the
 manifest gave no language), `id` (Text: where the example came from), and `label`
 (ClassLabel with the sorted label names) when any example has a label (-1 where one has none).
 
-Bad data never stops a prepare: unreadable, truncated, empty, missing or non-image files and
-manifest lines that are not JSON objects or lack fields are skipped; the summary counts them
-by reason and `DIR/NAME/skipped.jsonl` lists them (`{"source", "reason", "detail"}`). The
-dataset is written under `DIR/.NAME.incomplete-*` and renamed to `DIR/NAME` when complete, so
-a crash leaves no dataset that reads as whole.
+Bad data never stops a prepare: unreadable, truncated, empty, missing, oversized or non-image
+files, text that is not UTF-8 and manifest lines that are not JSON objects or lack fields are
+skipped; the summary counts them by reason and `DIR/NAME/skipped.jsonl` lists them
+(`{"source", "reason", "detail"}`). What the user must fix instead (a missing input, a bad
+flag value, an existing dataset without `--overwrite`, no usable example at all) raises a
+`vljax.errors` UserError naming the problem and the fix. The dataset is written under
+`DIR/.NAME.incomplete-*` and renamed to `DIR/NAME` when complete, so a crash leaves no dataset
+that reads as whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import glob
 import io
 import json
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import time
@@ -48,12 +67,21 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from vljax.data.preprocess import to_rgb
+from vljax.errors import ConfigError, DataError
 
 VERSION = "1.0.0"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# 50 MP: a 48 MP phone photo (8064x6048) passes, 150 MB decoded as RGB in a worker; a 10000x10000
+# image, which PIL lets through with only a warning (550 MB at peak), is skipped. The check
+# reads the header only, so a refused image is never decoded.
+MAX_PIXELS = 50_000_000
+# Far above what a text tower reads (tokenizers cut at max_len, tens of tokens) and above long
+# descriptive captions (a few hundred characters); what is beyond it is scraped page text, not
+# a caption, and would only bloat the dataset and the tokenizer's training texts.
+MAX_CAPTION_CHARS = 1000
 
 
 @dataclass
@@ -84,6 +112,8 @@ class Skip:
 class Report:
     written: Counter = field(default_factory=Counter)  # split -> count
     skipped: list[Skip] = field(default_factory=list)
+    truncated: int = 0  # captions of written examples cut to max_caption_chars
+    max_caption_chars: int = MAX_CAPTION_CHARS
 
 
 # -- captions ---------------------------------------------------------------------------------
@@ -110,14 +140,54 @@ def parse_captions(value) -> list[tuple[str, str]]:
     return [(lang, t.strip()) for lang, t in out if t and t.strip()]
 
 
+def truncate_caption(text: str, limit: int) -> str:
+    """text cut to at most `limit` characters: at the last whitespace when that keeps at least
+    half of it, else at the limit (text without spaces, e.g. Chinese, or one huge word)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if not (text[limit].isspace() or cut[-1].isspace()):  # inside a word: drop its start
+        head = cut.rsplit(None, 1)[0]
+        if len(head) >= limit // 2:
+            cut = head
+    return cut.rstrip()
+
+
+def _utf8_error(raw: bytes, e: UnicodeDecodeError) -> str:
+    return f"byte 0x{raw[e.start]:02x} at offset {e.start} ({e.reason}): save the file as UTF-8"
+
+
+def _storable(value) -> bool:
+    """False when a string in value holds a lone surrogate, which UTF-8 (and so the tfds Text
+    feature and skipped.jsonl) cannot store: JSON allows the escape "\\ud800", and os/tarfile
+    carry a file name's undecodable bytes as surrogates."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # -- input forms ------------------------------------------------------------------------------
 
 
 def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
     base = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
+    # Bytes, decoded line by line and strictly: a wrong byte must skip its line, counted, not
+    # become a U+FFFD inside a caption that nobody sees.
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
             src = f"{os.path.basename(path)}:{lineno}"
+            if lineno == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise DataError(
+                    f"manifest {path} is UTF-16 (as Windows PowerShell's `>` writes it), not "
+                    f"UTF-8; convert it, e.g. `iconv -f UTF-16 -t UTF-8 {path} > fixed.jsonl`"
+                )
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                skips.append(Skip(src, "not utf-8", _utf8_error(raw, e)))
+                continue
             if not line.strip():
                 continue
             try:
@@ -140,6 +210,9 @@ def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
 def _record_from_obj(obj, src: str, skips: list[Skip]) -> Record | None:
     if not isinstance(obj, dict):
         skips.append(Skip(src, "bad json", f"expected an object, got {type(obj).__name__}"))
+        return None
+    if not _storable(obj):
+        skips.append(Skip(src, "not utf-8", "a \\u escape is a lone surrogate, not a character"))
         return None
     value = obj.get("caption", obj.get("captions"))
     try:
@@ -170,11 +243,20 @@ def folder_records(root: str, skips: list[Skip], split: str, label_from_dir: boo
                 continue
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
+            if not _storable(rel):
+                skips.append(Skip(rel, "not utf-8", "the file or folder name is not UTF-8"))
+                continue
             txt = os.path.join(dirpath, stem + ".txt")
             captions = []
             if os.path.exists(txt):
-                with open(txt, encoding="utf-8", errors="replace") as f:
-                    captions = [("", line.strip()) for line in f if line.strip()]
+                with open(txt, "rb") as f:
+                    raw = f.read()
+                try:
+                    text = raw.decode("utf-8-sig")
+                except UnicodeDecodeError as e:
+                    skips.append(Skip(rel, "not utf-8", f"{stem}.txt: {_utf8_error(raw, e)}"))
+                    continue
+                captions = [("", line.strip()) for line in text.splitlines() if line.strip()]
             label = os.path.basename(dirpath) if label_from_dir and dirpath != root else None
             if not captions and label is None:
                 skips.append(Skip(rel, "missing field", f"no caption file {stem}.txt"))
@@ -185,7 +267,10 @@ def folder_records(root: str, skips: list[Skip], split: str, label_from_dir: boo
 def webdataset_records(patterns: Sequence[str], skips: list[Skip], split: str):
     paths = sorted({p for pat in patterns for p in glob.glob(pat)})
     if not paths:
-        raise FileNotFoundError(f"no tar shards match {list(patterns)}")
+        raise DataError(
+            f"no tar shards match {list(patterns)}; check the paths, and quote a glob "
+            "('shards/*.tar') or list the shards"
+        )
     for shard in paths:
         try:
             tar = tarfile.open(shard)
@@ -220,6 +305,9 @@ def webdataset_records(patterns: Sequence[str], skips: list[Skip], split: str):
 
 def _wds_record(shard_path, key, parts, skips, split):
     src = f"{os.path.basename(shard_path)}:{key}"
+    if not _storable(src):
+        skips.append(Skip(src, "not utf-8", "the member name is not UTF-8"))
+        return
     image_ext = next((e for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
     if image_ext is None:
         skips.append(Skip(src, "missing field", f"no image member (has {sorted(parts)})"))
@@ -227,13 +315,20 @@ def _wds_record(shard_path, key, parts, skips, split):
     obj = {}
     if "json" in parts:
         try:
-            obj = json.loads(parts["json"].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            obj = json.loads(parts["json"].decode("utf-8-sig"))
+        except UnicodeDecodeError as e:
+            skips.append(Skip(src, "not utf-8", f"{key}.json: {_utf8_error(parts['json'], e)}"))
+            return
+        except json.JSONDecodeError as e:
             skips.append(Skip(src, "bad json", str(e)))
             return
     if "txt" in parts and "caption" not in obj and "captions" not in obj:
         obj = dict(obj) if isinstance(obj, dict) else {}
-        obj["caption"] = parts["txt"].decode("utf-8", errors="replace")
+        try:
+            obj["caption"] = parts["txt"].decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            skips.append(Skip(src, "not utf-8", f"{key}.txt: {_utf8_error(parts['txt'], e)}"))
+            return
     obj = dict(obj) if isinstance(obj, dict) else obj
     if isinstance(obj, dict):
         obj.setdefault("split", split)
@@ -247,40 +342,57 @@ def _wds_record(shard_path, key, parts, skips, split):
 
 
 def check_image(args) -> tuple[bytes | None, str, str]:
-    """(path, (offset, size) | None, max_side) -> (RGB bytes | None, reason, detail).
+    """(path, (offset, size) | None, max_side, max_pixels) -> (RGB bytes | None, reason, detail).
 
     Runs in the worker processes; a span reads the image from inside a tar shard.
     """
-    path, span, max_side = args
+    path, span, max_side, max_pixels = args
+    # PIL's own decompression-bomb check warns on stderr above its limit and raises at twice
+    # it, both at Image.open, before our check: off while ours (on the header) is the one limit.
+    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        if not os.path.exists(path):
-            return None, "missing file", path
-        with open(path, "rb") as f:
-            if span is not None:
-                f.seek(span[0])
-            data = f.read(span[1]) if span is not None else f.read()
-        if not data:
-            return None, "empty file", path or ""
-        img = Image.open(io.BytesIO(data))
-        fmt = img.format
-        img.load()  # a full decode: truncated files fail here
-        w, h = img.size
-        if w < 1 or h < 1:
-            return None, "not an image", f"size {w}x{h}"
-        resize = max_side is not None and max(w, h) > max_side
-        if fmt in ("JPEG", "PNG") and img.mode == "RGB" and not resize:
-            return data, "", ""
-        img = to_rgb(img)
-        if resize:
-            s = max_side / max(w, h)
-            img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
-        out = io.BytesIO()
-        img.save(out, "JPEG", quality=95)
-        return out.getvalue(), "", ""
+        return _check_image(path, span, max_side, max_pixels)
     except UnidentifiedImageError as e:
         return None, "not an image", str(e)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError) as e:
         return None, "unreadable image", f"{type(e).__name__}: {e}"
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
+
+
+def _check_image(path, span, max_side, max_pixels) -> tuple[bytes | None, str, str]:
+    if not os.path.exists(path):
+        return None, "missing file", path
+    with open(path, "rb") as f:
+        if span is not None:
+            f.seek(span[0])
+        data = f.read(span[1]) if span is not None else f.read()
+    if not data:
+        return None, "empty file", path or ""
+    img = Image.open(io.BytesIO(data))  # lazy: reads the header, decodes nothing yet
+    fmt = img.format
+    w, h = img.size
+    if w < 1 or h < 1:
+        return None, "not an image", f"size {w}x{h}"
+    if w * h > max_pixels:
+        return None, "too many pixels", f"{w}x{h} = {w * h} pixels > --max-pixels {max_pixels}"
+    img.load()  # a full decode: truncated files fail here
+    # Cameras store the sensor's pixels plus an EXIF orientation for viewers to apply; the
+    # training decoders ignore EXIF, so the stored pixels themselves must be upright.
+    transpose = img.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9)
+    if transpose:
+        img = ImageOps.exif_transpose(img)
+        w, h = img.size
+    resize = max_side is not None and max(w, h) > max_side
+    if fmt in ("JPEG", "PNG") and img.mode == "RGB" and not resize and not transpose:
+        return data, "", ""
+    img = to_rgb(img)
+    if resize:
+        s = max_side / max(w, h)
+        img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=95)  # no exif=: the copy carries no orientation to reapply
+    return out.getvalue(), "", ""
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -322,6 +434,53 @@ def _builder_class(name: str, label_names: list[str] | None, splits: list[str], 
     return PreparedDataset
 
 
+def check_options(
+    name: str,
+    data_dir: str,
+    overwrite: bool = False,
+    max_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_caption_chars: int = MAX_CAPTION_CHARS,
+    workers: int = 0,
+) -> None:
+    """Raises ConfigError for an option prepare cannot use (before any input is listed)."""
+    if not name.isidentifier() or name.lower() != name:
+        raise ConfigError(
+            f"--name must be a lower-case identifier like 'my_pairs', got {name!r}; "
+            "use letters, digits and '_'"
+        )
+    final = os.path.join(os.path.abspath(data_dir), name)
+    if os.path.exists(final) and not overwrite:
+        raise ConfigError(
+            f"{final} exists; pass --overwrite to replace it, or choose another --name"
+        )
+    for flag, value in [
+        ("--max-side", max_side),
+        ("--max-pixels", max_pixels),
+        ("--max-caption-chars", max_caption_chars),
+    ]:
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be a positive number, got {value}")
+    if workers < 0:
+        raise ConfigError(
+            f"--workers must be 0 (check images in this process) or more, got {workers}"
+        )
+
+
+def _no_examples(skips: list[Skip], split: str | None = None) -> DataError:
+    if not skips:
+        return DataError("no usable examples: the input lists no examples; check its path")
+    where = "" if split is None else f" in split {split!r} (tfds cannot write an empty split)"
+    reasons = Counter(s.reason for s in skips)
+    lines = [
+        f"no usable examples{where}: every input was skipped ({len(skips)}: "
+        + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        + "); fix the inputs, the first ones:"
+    ]
+    lines += [f"  {s.source}: {s.reason} {s.detail}" for s in skips[:5]]
+    return DataError("\n".join(lines))
+
+
 def prepare(
     records: Sequence[Record],
     name: str,
@@ -331,16 +490,15 @@ def prepare(
     workers: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    max_pixels: int = MAX_PIXELS,
+    max_caption_chars: int = MAX_CAPTION_CHARS,
 ) -> Report:
     """Check/convert the records' images and write DIR/NAME atomically; returns the report."""
-    if not name.isidentifier() or name.lower() != name:
-        raise ValueError(f"--name must be a lower-case identifier like 'my_pairs', got {name!r}")
+    check_options(name, data_dir, overwrite, max_side, max_pixels, max_caption_chars, workers)
     data_dir = os.path.abspath(data_dir)
     final = os.path.join(data_dir, name)
-    if os.path.exists(final) and not overwrite:
-        raise FileExistsError(f"{final} exists; pass --overwrite to replace it")
     os.makedirs(data_dir, exist_ok=True)
-    report = Report(skipped=skips)
+    report = Report(skipped=skips, max_caption_chars=max_caption_chars)
     by_split: dict[str, list[Record]] = {}
     for r in records:
         by_split.setdefault(r.split, []).append(r)
@@ -351,9 +509,12 @@ def prepare(
     pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
     bar = _Progress(total, enabled=progress)
 
+    started = []  # splits in the order tfds writes them
+
     def gen(split):
+        started.append(split)
         recs = by_split[split]
-        args = ((r.path, r.span, max_side) for r in recs)
+        args = ((r.path, r.span, max_side, max_pixels) for r in recs)
         results = pool.imap(check_image, args, chunksize=8) if pool else map(check_image, args)
         for i, (r, (data, reason, detail)) in enumerate(zip(recs, results, strict=True)):
             bar.advance()
@@ -361,9 +522,11 @@ def prepare(
                 skips.append(Skip(r.source, reason, detail))
                 continue
             report.written[split] += 1
+            captions = [truncate_caption(t, max_caption_chars) for _, t in r.captions]
+            report.truncated += sum(len(t) > max_caption_chars for _, t in r.captions)
             ex = dict(
                 image=data,
-                captions=[t for _, t in r.captions],
+                captions=captions,
                 langs=[lang for lang, _ in r.captions],
                 id=r.source,
             )
@@ -374,16 +537,24 @@ def prepare(
     try:
         splits = sorted(by_split)
         if not splits:
-            raise ValueError("no usable examples: every input was skipped (see the report)")
+            raise _no_examples(skips)
         builder_cls = _builder_class(name, label_names, splits, gen)
         builder = builder_cls(data_dir=tmp, file_format="array_record")
-        builder.download_and_prepare()
-        empty = [s for s in splits if report.written[s] == 0]
-        if not sum(report.written.values()):
-            raise ValueError("no usable examples: every input was skipped (see the report)")
-        if empty:
-            print(f"note: splits with no good examples: {empty}", file=sys.stderr)
-        with open(os.path.join(tmp, name, "skipped.jsonl"), "w", encoding="utf-8") as f:
+        try:
+            builder.download_and_prepare()
+        except AssertionError as e:
+            # tfds cannot write an empty split, and which one is empty is known only once
+            # its images are checked.
+            if "No examples were yielded" not in str(e):
+                raise
+            if len(splits) == 1:
+                raise _no_examples(skips) from None
+            sources = {r.source for r in by_split[started[-1]]}
+            split_skips = [s for s in skips if s.source in sources]
+            raise _no_examples(split_skips, started[-1]) from None
+        # backslashreplace: a source holding a non-UTF-8 file name is still listed.
+        skipped_path = os.path.join(tmp, name, "skipped.jsonl")
+        with open(skipped_path, "w", encoding="utf-8", errors="backslashreplace") as f:
             for s in skips:
                 f.write(s.to_json() + "\n")
         shutil.rmtree(os.path.join(tmp, "downloads"), ignore_errors=True)
@@ -457,10 +628,17 @@ def summary(report: Report, name: str, data_dir: str, seconds: float) -> str:
         )
     else:
         lines.append("skipped 0")
+    if report.truncated:
+        lines.append(
+            f"truncated {report.truncated} captions to --max-caption-chars "
+            f"{report.max_caption_chars} (the examples are kept)"
+        )
     return "\n".join(lines)
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
+    """`vljax prepare`; a problem the user must fix raises a vljax.errors UserError, which
+    `vljax` prints without a traceback."""
     p = argparse.ArgumentParser(
         prog="vljax prepare",
         description="Write a tfds ArrayRecord dataset from local image-text files.",
@@ -472,39 +650,58 @@ def cli(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
     p.add_argument("--data-dir", required=True, help="tfds data dir to write NAME into")
     p.add_argument("--max-side", type=int, default=None, help="downscale larger images")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"skip images with more pixels, before decoding them (default {MAX_PIXELS})",
+    )
+    p.add_argument(
+        "--max-caption-chars",
+        type=int,
+        default=MAX_CAPTION_CHARS,
+        help=f"cut longer captions, counted in the summary (default {MAX_CAPTION_CHARS})",
+    )
     p.add_argument("--workers", type=int, default=0, help="image-checking processes")
     p.add_argument("--split", default="train", help="split for folder/webdataset inputs")
     p.add_argument("--label-from-dir", action="store_true", help="folder name = class label")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    options = dict(
+        max_side=args.max_side,
+        max_pixels=args.max_pixels,
+        max_caption_chars=args.max_caption_chars,
+        workers=args.workers,
+    )
+    # Refused before the inputs are listed, which can take minutes for a large manifest.
+    check_options(args.name, args.data_dir, args.overwrite, **options)
     skips: list[Skip] = []
     t0 = time.time()
-    try:
-        if args.manifest:
-            if not os.path.exists(args.manifest):
-                raise FileNotFoundError(f"manifest {args.manifest!r} does not exist")
-            records = list(manifest_records(args.manifest, skips))
-        elif args.from_folder:
-            if not os.path.isdir(args.from_folder):
-                raise FileNotFoundError(f"folder {args.from_folder!r} does not exist")
-            records = list(folder_records(args.from_folder, skips, args.split, args.label_from_dir))
-        else:
-            records = list(webdataset_records(args.from_webdataset, skips, args.split))
-        report = prepare(
-            records,
-            args.name,
-            args.data_dir,
-            skips,
-            max_side=args.max_side,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"vljax prepare: error: {e}", file=sys.stderr)
-        for s in skips[:20]:
-            print(f"  skipped {s.source}: {s.reason} {s.detail}", file=sys.stderr)
-        return 2
+    if args.manifest:
+        if not os.path.isfile(args.manifest):
+            raise DataError(
+                f"manifest {args.manifest!r} does not exist or is not a file; pass the path "
+                "of a JSONL file with one example per line"
+            )
+        records = list(manifest_records(args.manifest, skips))
+    elif args.from_folder:
+        if not os.path.isdir(args.from_folder):
+            raise DataError(
+                f"folder {args.from_folder!r} does not exist; pass the folder that holds the "
+                "images and their .txt captions"
+            )
+        records = list(folder_records(args.from_folder, skips, args.split, args.label_from_dir))
+    else:
+        records = list(webdataset_records(args.from_webdataset, skips, args.split))
+    report = prepare(
+        records,
+        args.name,
+        args.data_dir,
+        skips,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        **options,
+    )
     print(summary(report, args.name, os.path.abspath(args.data_dir), time.time() - t0))
     return 0
