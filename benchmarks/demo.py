@@ -30,7 +30,8 @@ def step_flops(config_path):
     from vljax.config import build_config
 
     config = build_config(config_path, [])
-    *_, abstract, _, step = build_step(config)
+    parts, _, step = build_step(config)
+    abstract = parts.abstract
     size, length = config.model.image.image_size, config.model.text.max_len
     batch = {
         "image": jax.ShapeDtypeStruct((config.batch_size, size, size, 3), "uint8"),

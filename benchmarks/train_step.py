@@ -58,21 +58,16 @@ def machine_name():
 
 
 def build_step(config):
-    """(model, tx, mesh, abstract state, state shardings, jitted train step) for a config.
-    Imports jax here: `--devices` sets XLA_FLAGS before jax is first imported."""
+    """(run parts, mesh, jitted train step) for a config. Imports jax here: `--devices` sets
+    XLA_FLAGS before jax is first imported."""
     from vljax import sharding as shd
-    from vljax.models import build_model
-    from vljax.train import optimizer as opt_lib
-    from vljax.train.state import state_shardings
+    from vljax.train.state import build_parts
     from vljax.train.step import make_train_step
 
     mesh = shd.make_mesh(config.mesh)
     shd.check_batch(config.batch_size, mesh, config.sharding)
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
-    step_fn = make_train_step(model, tx, config, mesh, shardings)
-    return model, tx, mesh, abstract, shardings, step_fn
+    parts = build_parts(config, mesh)
+    return parts, mesh, make_train_step(parts, config, mesh)
 
 
 def compiled_flops(compiled) -> float:
@@ -107,8 +102,8 @@ def main(argv=None):
     config = build_config(args.config, overrides)
     if args.batch_size:
         config.batch_size = args.batch_size
-    model, tx, mesh, _, shardings, step_fn = build_step(config)
-    state = init_state(model, config.model, tx, 0, shardings)
+    parts, mesh, step_fn = build_step(config)
+    state = init_state(parts, config.model, 0)
 
     rng = np.random.default_rng(0)
     size, length = config.model.image.image_size, config.model.text.max_len

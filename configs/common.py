@@ -6,6 +6,8 @@ ViT paper / big_vision naming (Ti, S, B, L, H, g) for both towers.
 
 import ml_collections
 
+from vljax.token_ids import EOS_ID, PAD_ID
+
 # name -> (width, depth, heads, mlp_dim)
 VIT_SIZES = {
     "Ti": (192, 12, 3, 768),
@@ -59,8 +61,8 @@ def text_tower(size, vocab_size, max_len, causal=True, pool="eos"):
             mlp_dim=mlp_dim,
             causal=causal,
             pool=pool,  # eos | last | first | mean
-            eos_id=1,  # the id that ends a text (eos pooling picks its first occurrence)
-            pad_id=0,  # None = no padding mask (big_vision SigLIP checkpoints)
+            eos_id=EOS_ID,  # the id that ends a text (eos pooling picks its first occurrence)
+            pad_id=PAD_ID,  # None = no padding mask (big_vision SigLIP checkpoints)
             proj="linear",  # linear (CLIP, no bias) | linear_bias (SigLIP head)
         )
     )
@@ -77,6 +79,8 @@ def base_config():
     c.keep_checkpoints = 3
     c.eval_every_steps = 0  # 0 = only at the end
 
+    c.method = "clip"  # vljax/methods/<name>.py; clip covers CLIP and SigLIP (loss.kind)
+
     c.model = ml_collections.ConfigDict()
     c.model.embed_dim = 512
     c.model.image = image_tower("B", 16, 224)
@@ -91,6 +95,9 @@ def base_config():
     c.init_from = ""  # a folder written by `vljax import` (params.safetensors)
 
     c.loss = ml_collections.ConfigDict()
+    # {term: weight}, e.g. {"contrastive": 1.0, "caption": 2.0}; empty = the method's default
+    # terms (vljax/losses/terms.py). Every term is logged as loss/<term> beside the total.
+    c.loss.terms = ml_collections.ConfigDict()
     c.loss.kind = "softmax"  # softmax | sigmoid
     c.loss.impl = "all_gather"  # all_gather | ring | grouped
     c.loss.chunk = ml_collections.config_dict.placeholder(int)

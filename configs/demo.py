@@ -9,6 +9,7 @@ sharper initial temperature (logit scale 30).
 import ml_collections
 
 from configs import common
+from vljax.token_ids import EOS_ID, PAD_ID
 
 
 def get_config(arg=None):
@@ -46,8 +47,8 @@ def get_config(arg=None):
             mlp_dim=512,
             causal=True,
             pool="eos",
-            eos_id=1,
-            pad_id=0,
+            eos_id=EOS_ID,
+            pad_id=PAD_ID,
             proj="linear",
         )
     )

@@ -9,7 +9,8 @@ from tests.train.tiny import tiny_overrides
 from vljax import cli
 from vljax.choices import CHOICES
 from vljax.config import ConfigError, build_config
-from vljax.models import build_model
+from vljax.methods import clip
+from vljax.methods.clip import build_model
 from vljax.train.state import abstract_boxed_params
 
 
@@ -76,10 +77,7 @@ def test_saved_json_config_reloads_identically(tmp_path):
 
 
 MODEL_CHOICES = [
-    (key, value)
-    for key, values in CHOICES.items()
-    if key.startswith("model.")
-    for value in values
+    (key, value) for key, values in CHOICES.items() if key.startswith("model.") for value in values
 ]
 
 
@@ -92,5 +90,5 @@ def test_every_model_choice_builds_and_traces(key, value):
         changes["model.embed_dim"] = "32"  # the pooled output is the embedding
     config = build_config("configs/demo.py", tiny_overrides() + list(changes.items()))
     model = build_model(config.model)
-    boxed = abstract_boxed_params(model, config.model)
+    boxed = abstract_boxed_params(clip.METHOD, model, config.model)
     assert jax.tree.leaves(boxed)

@@ -17,9 +17,11 @@ TEXT_POOLS = ("eos", "last", "first", "mean")
 TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
+METHODS = ("clip",)  # each a module vljax/methods/<name>.py
 
 # config key -> its choices
 CHOICES = {
+    "method": METHODS,
     "loss.kind": LOSS_KINDS,
     "loss.impl": LOSS_IMPLS,
     "model.dtype": DTYPES,

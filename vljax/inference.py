@@ -1,25 +1,45 @@
 """Encoders for inference: `vljax.load(path)` on a run directory or an exported HF folder."""
 
+import dataclasses
+import functools
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vljax.data.preprocess import inference_image, normalize
+from vljax.export.hf_import import import_hf_folder
+from vljax.export.hf_tokenizer import load_tokenizer
+from vljax.methods import Method, clip, get_method
+from vljax.train.checkpoint import load_run
 
+
+@functools.lru_cache(maxsize=64)
+def _jitted(model, model_method: str):
+    """One compiled encoder per (model, method name), shared by every Encoder of the model."""
+    return jax.jit(lambda params, x: model.apply({"params": params}, x, method=model_method))
+
+
+@dataclasses.dataclass(frozen=True)
 class Encoder:
-    """Embeds uint8 images and strings with a two-tower model's params (L2-normalised)."""
+    """A loaded model: embeds uint8 images and strings the way its method does, and scores
+    image-text pairs with the method's similarity. `dataclasses.replace(enc, params=p)` gives
+    the same encoder on other params without recompiling."""
 
-    def __init__(self, model, model_config, params, tokenizer, batch_size: int = 256):
-        self.model = model
-        self.model_config = model_config
-        self.params = params
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        self._images = jax.jit(lambda p, x: model.apply({"params": p}, x, method="encode_images"))
-        self._texts = jax.jit(lambda p, t: model.apply({"params": p}, t, method="encode_texts"))
+    method: Method
+    model: Any  # the flax Module
+    model_config: Any  # config.model
+    params: Any
+    tokenizer: Any
+    batch_size: int = 256
+    run_config: Any = None  # a run's whole config (None for an HF folder)
+    step: int | None = None  # the checkpoint's step (None for an HF folder)
+    family: str | None = None  # the HF family of an imported folder ("clip" | "siglip")
 
-    def _batched(self, fn, x):
+    def _batched(self, model_method, x):
+        fn = _jitted(self.model, model_method)
         out = []
         for i in range(0, len(x), self.batch_size):
             chunk = x[i : i + self.batch_size]
@@ -28,42 +48,69 @@ class Encoder:
                 # Pad the tail to the batch size so the encoder compiles once.
                 pad = np.zeros((self.batch_size - n,) + chunk.shape[1:], chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
-            out.append(np.asarray(fn(self.params, jnp.asarray(chunk)), np.float32)[:n])
+            out.append(
+                jax.tree.map(lambda y, n=n: np.asarray(y, np.float32)[:n], fn(self.params, chunk))
+            )
         if not out:
-            return np.zeros((0, self.model_config.embed_dim), np.float32)
-        return np.concatenate(out)
+            shapes = jax.eval_shape(fn, self.params, jnp.asarray(x[:1]))
+            return jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], np.float32), shapes)
+        return jax.tree.map(lambda *parts: np.concatenate(parts), *out)
 
-    def encode_images(self, images) -> np.ndarray:
-        """uint8 [N, H, W, 3] (any H, W) -> float32 [N, D]."""
-        from vljax.data.preprocess import inference_image, normalize
-
+    def encode_images(self, images):
+        """uint8 [N, H, W, 3] (any H, W) -> the method's image embedding (float32 [N, D] for
+        pooled-embedding methods)."""
         size = self.model_config.image.image_size
         images = [np.asarray(im) for im in images]
         if images and all(im.shape == (size, size, 3) for im in images):
             pixels = np.stack(images)  # already the model's size: no resampling
-        else:
+        elif images:
             pixels = np.stack([inference_image(im, size) for im in images])
-        return self._batched(self._images, np.asarray(normalize(pixels), np.float32))
+        else:
+            pixels = np.zeros((0, size, size, 3), np.uint8)
+        return self._batched(self.method.encode_images, np.asarray(normalize(pixels), np.float32))
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        """list[str] -> float32 [N, D]."""
+    def encode_texts(self, texts: list[str]):
+        """list[str] -> the method's text embedding (float32 [N, D] for pooled ones)."""
         tokens = self.tokenizer.encode(list(texts), self.model_config.text.max_len)
-        return self._batched(self._texts, np.asarray(tokens, np.int32))
+        return self._batched(self.method.encode_texts, np.asarray(tokens, np.int32))
+
+    def similarity(self, image_emb, text_emb) -> np.ndarray:
+        """[N] image and [M] text embeddings -> float32 [N, M] scores."""
+        return np.asarray(self.method.similarity(image_emb, text_emb), np.float32)
 
 
 def load_run_encoder(workdir: str, step: int | None = None) -> Encoder:
-    from vljax.export.hf_tokenizer import load_tokenizer
-    from vljax.models import build_model
-    from vljax.train.checkpoint import load_run
-
+    """A run directory's checkpoint (default: the latest that restores)."""
     run = load_run(workdir, step)
-    model = build_model(run.config.model)
-    encoder = Encoder(model, run.config.model, run.params, load_tokenizer(run.tokenizer_path))
-    encoder.run_config, encoder.step = run.config, run.step
-    return encoder
+    method = get_method(run.config.method)
+    return Encoder(
+        method=method,
+        model=method.build_model(run.config.model),
+        model_config=run.config.model,
+        params=run.params,
+        tokenizer=load_tokenizer(run.tokenizer_path),
+        run_config=run.config,
+        step=run.step,
+    )
 
 
-def load(path: str, step: int | None = None):
+def load_hf_encoder(path: str, batch_size: int = 256) -> Encoder:
+    """A transformers CLIP/SigLIP folder, imported (`hf_import.import_hf_folder`) and run by
+    vljax's own model; the folder's tokenizer is used as it is: vljax's SentencePiece model
+    when vljax exported the folder (`spiece.model`), else transformers' (`HFTokenizer`)."""
+    imported = import_hf_folder(path)
+    return Encoder(
+        method=clip.METHOD,
+        model=clip.build_model(imported.model_config),
+        model_config=imported.model_config,
+        params=imported.params,
+        tokenizer=load_tokenizer(path),
+        batch_size=batch_size,
+        family=imported.family,
+    )
+
+
+def load(path: str, step: int | None = None) -> Encoder:
     """A run directory (has config.json + checkpoints/) or an exported HF folder."""
     if os.path.exists(os.path.join(path, "checkpoints")):
         return load_run_encoder(path, step)
@@ -71,8 +118,6 @@ def load(path: str, step: int | None = None):
         os.path.exists(os.path.join(path, name))
         for name in ("model.safetensors", "model.safetensors.index.json")
     ):
-        from vljax.export.hf_load import load_hf_encoder
-
         return load_hf_encoder(path)
     raise FileNotFoundError(
         f"{path} is neither a vljax run directory (config.json + checkpoints/) nor an exported "

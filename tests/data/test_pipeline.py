@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from tests.data.conftest import small_config
 
+from tests.data.conftest import small_config
 from vljax.data import captions, pipeline, preprocess
 
 

@@ -5,9 +5,9 @@ import grain.python as grain
 import ml_collections
 import numpy as np
 import pytest
-from tests.data.conftest import small_config
 from corpus import write_manifest_corpus
 
+from tests.data.conftest import small_config
 from vljax.data import evalsets, pipeline, prepare
 from vljax.data.mixture import MixtureSource, smooth_schedule
 from vljax.data.tfds_source import TfdsSource

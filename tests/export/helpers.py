@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from configs import demo
+from vljax.methods import clip
 
 CHARS_ZH = "红色的圆形绿色正方形蓝三角一个黄星紫橙大小左右上下在旁边"
 
@@ -50,13 +51,8 @@ def tiny_config(family, vocab_size):
 
 def random_params(config, seed=0):
     """Initialised params plus noise, so biases, norms and the conv bias are all non-trivial."""
-    from vljax.models import build_model
-
-    model = build_model(config.model)
-    i = config.model.image.image_size
-    v = model.init(
-        jax.random.key(seed), np.zeros((1, i, i, 3), np.float32), np.ones((1, 4), np.int32)
-    )
+    model = clip.build_model(config.model)
+    v = model.init(jax.random.key(seed), clip.example_batch(config.model))
     params = jax.tree.map(np.asarray, nn.unbox(v["params"]))
     rs = np.random.RandomState(seed)
     return model, jax.tree.map(

@@ -12,6 +12,7 @@ from vljax.data.tokenizer import Tokenizer
 from vljax.export.hf_config import ExportError, hf_family
 from vljax.export.hf_export import export_params
 from vljax.inference import Encoder
+from vljax.methods import clip
 
 
 def hf_embeddings(folder, images, texts):
@@ -38,7 +39,7 @@ def exported(request, bpe_tokenizer, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"hf_{family}")
     evals = {"step": 7, "zeroshot/shapes/top1": 0.5}
     assert export_params(config, params, bpe_tokenizer, str(out), eval_results=evals) == family
-    enc = Encoder(model, config.model, params, tok)
+    enc = Encoder(clip.METHOD, model, config.model, params, tok)
     return family, str(out), enc, config
 
 
@@ -75,7 +76,7 @@ def test_folder_contents(exported):
 
 
 def test_vljax_load_reads_exported_folder(exported):
-    from vljax.export.hf_load import load_hf_encoder
+    from vljax.inference import load_hf_encoder
 
     _, out, enc, _ = exported
     images = random_images(3, seed=5)

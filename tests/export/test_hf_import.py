@@ -13,8 +13,8 @@ from vljax.data.tokenizer import Tokenizer
 from vljax.export.hf_config import ExportError
 from vljax.export.hf_import import import_hf_folder
 from vljax.export.mapping import to_hf_state_dict
-from vljax.export.params_io import load_flat, save_flat
-from vljax.models import build_model
+from vljax.methods.clip import build_model
+from vljax.params_io import load_flat, save_flat
 
 V = 64  # vocab of the tiny random models
 L = 16
@@ -214,7 +214,7 @@ def test_exported_then_imported_vljax_run_round_trips(bpe_tokenizer, tmp_path):
 
     jax.tree.map(np.testing.assert_array_equal, imported.params, params)
     imgs = random_images(2)
-    from vljax.export.hf_load import load_hf_encoder
+    from vljax.inference import load_hf_encoder
 
     enc = load_hf_encoder(str(tmp_path))
     assert enc.encode_images(imgs).shape == (2, 24)

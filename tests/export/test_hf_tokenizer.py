@@ -134,8 +134,8 @@ def test_siglip_sentencepiece_folder_is_not_mistaken_for_a_vljax_export(
     and pads with EOS: such folders go through transformers' tokenizer, not vljax's."""
     from transformers import SiglipTokenizer
 
-    from vljax.export.hf_load import load_folder_tokenizer
     from vljax.export.hf_tokenizer import is_vljax_export
+    from vljax.export.hf_tokenizer import load_tokenizer as load_folder_tokenizer
 
     SiglipTokenizer(vocab_file=unigram_tokenizer, model_max_length=MAX_LEN).save_pretrained(
         tmp_path
@@ -151,8 +151,8 @@ def test_siglip_sentencepiece_folder_is_not_mistaken_for_a_vljax_export(
 
 
 def test_vljax_export_folder_is_recognised(tokenizer_pair):
-    from vljax.export.hf_load import load_folder_tokenizer
     from vljax.export.hf_tokenizer import is_vljax_export
+    from vljax.export.hf_tokenizer import load_tokenizer as load_folder_tokenizer
 
     _, folder = tokenizer_pair
     assert is_vljax_export(folder)

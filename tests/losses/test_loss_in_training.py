@@ -10,9 +10,7 @@ import numpy as np
 from tests.train.tiny import tiny_overrides
 from vljax import sharding as shd
 from vljax.config import build_config
-from vljax.models import build_model
-from vljax.train import optimizer as opt_lib
-from vljax.train.state import init_state, state_shardings
+from vljax.train.state import build_parts, init_state
 from vljax.train.step import make_train_step
 
 STEPS = 3
@@ -26,11 +24,9 @@ def train_losses(kind, impl, **loss):
         changes["model__bias_init"] = -10.0
     config = build_config("configs/demo.py", tiny_overrides(**changes))
     mesh = shd.make_mesh(config.mesh)
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    _, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
-    state = init_state(model, config.model, tx, 0, shardings)
-    step = make_train_step(model, tx, config, mesh, shardings)
+    parts = build_parts(config, mesh)
+    state = init_state(parts, config.model, 0)
+    step = make_train_step(parts, config, mesh)
     rng = np.random.default_rng(0)
     size, length = config.model.image.image_size, config.model.text.max_len
     losses = []

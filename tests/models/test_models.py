@@ -13,7 +13,8 @@ from jax.sharding import Mesh
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # for `configs`
 from configs import common  # noqa: E402
-from vljax.models import build_model, stack_layers, unstack_layers
+from vljax.methods.clip import build_model
+from vljax.models import stack_layers, unstack_layers
 
 
 def tiny_config(**over):
@@ -45,11 +46,12 @@ IMAGES = np.random.RandomState(0).uniform(-1, 1, (3, 16, 16, 3)).astype(np.float
 TOKENS = np.array(
     [[5, 6, 7, 1, 0, 0, 0, 0], [9, 1, 0, 0, 0, 0, 0, 0], [3, 4, 5, 6, 7, 8, 9, 1]], np.int32
 )
+BATCH = {"image": IMAGES, "tokens": TOKENS}
 
 
 def init(cfg, seed=0):
     model = build_model(cfg)
-    variables = model.init(jax.random.key(seed), IMAGES, TOKENS)
+    variables = model.init(jax.random.key(seed), BATCH)
     return model, variables
 
 
@@ -67,15 +69,15 @@ def init(cfg, seed=0):
 )
 def test_output_shapes(over):
     model, variables = init(tiny_config(**over))
-    out = model.apply(variables, IMAGES, TOKENS)
-    assert out["zimg"].shape == (3, model.config["embed_dim"])
-    assert out["ztxt"].shape == (3, model.config["embed_dim"])
-    np.testing.assert_allclose(np.linalg.norm(out["zimg"], axis=-1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(out["ztxt"], axis=-1), 1.0, rtol=1e-5)
+    out = model.apply(variables, BATCH)
+    assert out["img/emb"].shape == (3, model.config["embed_dim"])
+    assert out["txt/emb"].shape == (3, model.config["embed_dim"])
+    np.testing.assert_allclose(np.linalg.norm(out["img/emb"], axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out["txt/emb"], axis=-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(out["scale"], 10.0, rtol=1e-6)
     assert (out["bias"] is None) == (model.config["bias_init"] is None)
     zi = model.apply(variables, IMAGES, method="encode_images")
-    np.testing.assert_allclose(zi, out["zimg"], atol=1e-6)
+    np.testing.assert_allclose(zi, out["img/emb"], atol=1e-6)
 
 
 def test_param_names_and_layout():
@@ -118,12 +120,12 @@ def test_scan_equals_unrolled():
     model, v = init(tiny_config())
     p = nn.unbox(v["params"])
     smodel = build_model(tiny_config(scan=True))
-    sv = nn.unbox(smodel.init(jax.random.key(1), IMAGES, TOKENS))
+    sv = nn.unbox(smodel.init(jax.random.key(1), BATCH))
     stacked = stack_layers(p)
     assert jax.tree.map(np.shape, stacked) == jax.tree.map(np.shape, sv["params"])
-    a = model.apply({"params": p}, IMAGES, TOKENS)
-    b = smodel.apply({"params": stacked}, IMAGES, TOKENS)
-    for k in ("zimg", "ztxt"):
+    a = model.apply({"params": p}, BATCH)
+    b = smodel.apply({"params": stacked}, BATCH)
+    for k in ("img/emb", "txt/emb"):
         np.testing.assert_allclose(a[k], b[k], atol=1e-5)
     back = unstack_layers(stacked)
     jax.tree.map(np.testing.assert_array_equal, back, p)
@@ -172,10 +174,10 @@ def test_causal_attention_does_not_look_ahead():
 def test_bf16_compute_with_fp32_params():
     model, v = init(tiny_config(dtype="bfloat16", **{"image.pool": "map"}))
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nn.unbox(v)))
-    out = model.apply(v, IMAGES, TOKENS)
-    assert out["zimg"].dtype == jnp.float32
-    ref = build_model(tiny_config(**{"image.pool": "map"})).apply(v, IMAGES, TOKENS)
-    np.testing.assert_allclose(out["zimg"], ref["zimg"], atol=5e-2)
+    out = model.apply(v, BATCH)
+    assert out["img/emb"].dtype == jnp.float32
+    ref = build_model(tiny_config(**{"image.pool": "map"})).apply(v, BATCH)
+    np.testing.assert_allclose(out["img/emb"], ref["img/emb"], atol=5e-2)
 
 
 def test_bad_config_errors():
@@ -190,11 +192,12 @@ def test_full_size_recipe_builds_abstractly():
     model = build_model(cfg.model)
     img = jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32)
     tok = jax.ShapeDtypeStruct((2, 64), jnp.int32)
-    shapes = jax.eval_shape(model.init, jax.random.key(0), img, tok)
+    batch = {"image": img, "tokens": tok}
+    shapes = jax.eval_shape(model.init, jax.random.key(0), batch)
     n = sum(np.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
     assert 140e6 < n < 160e6  # ViT-B/16 + text B: ~150M like CLIP ViT-B/16
-    out = jax.eval_shape(model.apply, nn.unbox(shapes), img, tok)
-    assert out["zimg"].shape == (2, 512)
+    out = jax.eval_shape(model.apply, nn.unbox(shapes), batch)
+    assert out["img/emb"].shape == (2, 512)
 
 
 @pytest.mark.parametrize(
@@ -208,11 +211,12 @@ def test_recipes_build_abstractly(recipe, lo, hi):
     i, t = cfg.model.image.image_size, cfg.model.text.max_len
     img = jax.ShapeDtypeStruct((2, i, i, 3), jnp.float32)
     tok = jax.ShapeDtypeStruct((2, t), jnp.int32)
-    shapes = jax.eval_shape(model.init, jax.random.key(0), img, tok)
+    batch = {"image": img, "tokens": tok}
+    shapes = jax.eval_shape(model.init, jax.random.key(0), batch)
     n = sum(np.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
     assert lo < n < hi, n  # CLIP ViT-B/16 ~150M, SigLIP B/16 ~203M
-    out = jax.eval_shape(model.apply, nn.unbox(shapes), img, tok)
-    assert out["zimg"].shape == (2, cfg.model.embed_dim) and out["zimg"].dtype == jnp.float32
+    out = jax.eval_shape(model.apply, nn.unbox(shapes), batch)
+    assert out["img/emb"].shape == (2, cfg.model.embed_dim) and out["img/emb"].dtype == jnp.float32
 
 
 def test_custom_eos_and_no_padding_mask():
@@ -250,6 +254,6 @@ def test_conv_stems_against_lax_reference(stem):
     assert x.shape == (3, 4, 4, 16)
     e = params["embedding"]
     want = jnp.einsum("nhwc,cd->nhwd", x, e["kernel"][0, 0]) + e["bias"]
-    _, inter = model.apply(variables, IMAGES, TOKENS, capture_intermediates=True, mutable=True)
+    _, inter = model.apply(variables, BATCH, capture_intermediates=True, mutable=True)
     got = inter["intermediates"]["img"]["embedding"]["__call__"][0]
     np.testing.assert_allclose(got, want, atol=1e-5)

@@ -17,6 +17,7 @@ from vljax import cli
 from vljax import sharding as shd
 from vljax.config import build_config
 from vljax.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, NonFiniteError
+from vljax.train import loop
 
 
 def losses(workdir):
@@ -54,9 +55,8 @@ def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(full_run):
 def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsys):
     """Ctrl-C during step 5 saves at step 5 and exits 130 without a traceback; rerunning
     continues with identical losses. (SIGTERM: the real-process test below.)"""
-    import vljax.data.pipeline as pipeline
 
-    real = pipeline.make_train_iterator
+    real = loop.make_train_iterator
 
     class Interrupting:
         def __init__(self, inner):
@@ -74,34 +74,28 @@ def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsy
         def set_state(self, state):
             self.inner.set_state(state)
 
-    monkeypatch.setattr(
-        pipeline, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k))
-    )
+    monkeypatch.setattr(loop, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k)))
     argv = tiny_argv(tmp_path, total_steps=12)
     assert cli.main(argv) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Ctrl-C: saved a checkpoint at step 5" in err and "Traceback" not in err
     assert max(losses(tmp_path)) == 5
-    monkeypatch.setattr(pipeline, "make_train_iterator", real)
+    monkeypatch.setattr(loop, "make_train_iterator", real)
     assert cli.main(argv) == 0
     assert losses(tmp_path) == losses(full_run)  # every step, bit for bit
 
 
 def test_checkpoint_restores_onto_fewer_devices(full_run):
     """Saved from an 8-device mesh, restored onto a 4-device mesh with the same values."""
-    from vljax.models import build_model
     from vljax.train import checkpoint as ckpt
-    from vljax.train import optimizer as opt_lib
-    from vljax.train.state import state_shardings
+    from vljax.train.state import build_parts
 
     config = build_config(str(full_run / "config.json"))
     reference = ckpt.load_run(str(full_run)).params
     mesh4 = shd.make_mesh(
         ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=1)), jax.devices()[:4]
     )
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    abstract, _ = state_shardings(model, config.model, tx, mesh4, config.sharding)
+    abstract = build_parts(config, mesh4).abstract
     manager = ckpt.make_manager(str(full_run))
     state, data_state = ckpt.restore(manager, 12, abstract)
     manager.close()
@@ -137,9 +131,8 @@ def test_sigterm_to_a_real_process_saves_and_exits_preempted(tmp_path):
 def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monkeypatch, capsys):
     """NaN images from the 4th batch on: those updates are skipped and counted, and after
     10 in a row the run stops with a message instead of training on garbage."""
-    import vljax.data.pipeline as pipeline
 
-    real = pipeline.make_train_iterator
+    real = loop.make_train_iterator
 
     class Poisoned:
         def __init__(self, inner):
@@ -159,7 +152,7 @@ def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monke
         def set_state(self, state):
             self.inner.set_state(state)
 
-    monkeypatch.setattr(pipeline, "make_train_iterator", lambda *a, **k: Poisoned(real(*a, **k)))
+    monkeypatch.setattr(loop, "make_train_iterator", lambda *a, **k: Poisoned(real(*a, **k)))
     code = cli.main(tiny_argv(tmp_path, total_steps=40, checkpoint_every_steps=0))
     err = capsys.readouterr().err
     assert code == NonFiniteError.exit_code
@@ -170,3 +163,5 @@ def test_non_finite_steps_are_skipped_counted_then_the_run_stops(tmp_path, monke
     assert rows[-1]["step"] <= 13
     # Skipped steps leave the params alone: the param norm stays at its step-3 value.
     assert {row["param_norm"] for row in rows[3:]} == {rows[2]["param_norm"]}
+    # The logged learning rate is the optimizer's, whose count stops at skipped updates.
+    assert {row["learning_rate"] for row in rows[3:]} == {rows[3]["learning_rate"]}

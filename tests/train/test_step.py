@@ -9,18 +9,13 @@ import pytest
 from tests.train.tiny import tiny_overrides
 from vljax import sharding as shd
 from vljax.config import build_config
-from vljax.models import build_model
-from vljax.train import optimizer as opt_lib
-from vljax.train.state import init_state, state_shardings
+from vljax.train.state import build_parts, init_state
 from vljax.train.step import make_loss_fn, make_train_step
 
 
 def _setup(config):
     mesh = shd.make_mesh(config.mesh)
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
-    return mesh, model, tx, abstract, shardings
+    return mesh, build_parts(config, mesh)
 
 
 def _batch(config, n, seed=0):
@@ -38,13 +33,14 @@ def test_accumulated_step_equals_mean_of_microbatch_gradients():
     """accum_steps=2 must apply the mean of the two microbatches' gradients (rows taken
     with stride 2), computed here one microbatch at a time on the host."""
     config = build_config("configs/demo.py", tiny_overrides(optimizer__accum_steps=2))
-    mesh, model, tx, _, shardings = _setup(config)
-    state = init_state(model, config.model, tx, 0, shardings)
+    mesh, parts = _setup(config)
+    tx = parts.tx
+    state = init_state(parts, config.model, 0)
     params0 = jax.tree.map(np.asarray, state.params)
     local = _batch(config, config.batch_size)
 
-    loss_fn = make_loss_fn(model, config, mesh)
-    grad_fn = jax.jit(jax.grad(lambda p, b: loss_fn(p, b)[0]))
+    loss_fn = make_loss_fn(parts.method, parts.model, config, mesh)
+    grad_fn = jax.jit(jax.grad(lambda p, b: loss_fn(p, b, {})[0]))
     grads = []
     for offset in range(2):
         micro = {k: v[offset::2] for k, v in local.items()}
@@ -54,7 +50,7 @@ def test_accumulated_step_equals_mean_of_microbatch_gradients():
     updates, _ = tx.update(mean, tx.init(params0), params0)
     expected = optax.apply_updates(params0, updates)
 
-    step = make_train_step(model, tx, config, mesh, shardings)
+    step = make_train_step(parts, config, mesh)
     state, metrics = step(state, shd.global_batch(local, mesh, config.sharding))
     for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-4, atol=2e-6)
@@ -66,7 +62,8 @@ def test_full_size_recipe_builds_and_compiles_abstractly(recipe):
     """ViT-B/16 recipes: params shard over 8 devices (FSDP) and the train step compiles on
     abstract inputs; nothing of full size is allocated."""
     config = build_config(recipe, [("batch_size", "8")])
-    mesh, model, tx, abstract, shardings = _setup(config)
+    mesh, parts = _setup(config)
+    abstract = parts.abstract
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract.params))
     assert 1.4e8 < n_params < 2.2e8, n_params  # CLIP B/16 has ~150M, SigLIP B/16 ~200M
     sharded = [
@@ -79,7 +76,7 @@ def test_full_size_recipe_builds_and_compiles_abstractly(recipe):
         "image": jax.ShapeDtypeStruct((8, size, size, 3), jnp.float32, sharding=batch_sharding),
         "tokens": jax.ShapeDtypeStruct((8, length), jnp.int32, sharding=batch_sharding),
     }
-    step = make_train_step(model, tx, config, mesh, shardings)
+    step = make_train_step(parts, config, mesh)
     compiled = step.lower(abstract, batch).compile()
     memory = compiled.memory_analysis()
     # Per-device argument bytes: the fp32 params + 2 Adam moments split 8 ways (plus slack).

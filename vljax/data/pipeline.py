@@ -39,6 +39,8 @@ from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
 from vljax.errors import DataError
 
 _STATE_VERSION = 1
+# What a training batch holds: uint8 images [B, H, W, 3] and int32 tokens [B, max_len].
+BATCH_FIELDS = ("image", "tokens")
 
 
 def augment_for(config) -> preprocess.Augment:

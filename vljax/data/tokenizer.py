@@ -25,8 +25,7 @@ import numpy as np
 import sentencepiece as spm
 
 from vljax.errors import ConfigError
-
-PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
+from vljax.token_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 PUNCT_MAP = {
     **dict.fromkeys("“”„‟«»「」『』″", '"'),
@@ -56,7 +55,7 @@ class Tokenizer:
     def _load(self) -> None:
         self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
         ids = (self._sp.pad_id(), self._sp.eos_id(), self._sp.unk_id(), self._sp.bos_id())
-        if ids != (PAD_ID, EOS_ID, UNK_ID, -1):
+        if ids != (PAD_ID, EOS_ID, UNK_ID, BOS_ID):
             raise ConfigError(
                 f"tokenizer {self.path!r} has (pad, eos, unk, bos) ids {ids}; vljax needs "
                 f"({PAD_ID}, {EOS_ID}, {UNK_ID}, -1). Retrain it with `vljax tokenizer train` "

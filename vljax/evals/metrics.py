@@ -3,40 +3,61 @@
 Ranks are tie-tolerant and order-independent: the rank of the right item is the number of
 wrong items that score strictly higher, and recall@k counts rank < k. (A degenerate model
 whose embeddings are all equal therefore scores perfectly: check for collapse elsewhere.)
-Similarities are plain dot products: pass L2-normalised embeddings for cosine similarity.
+Retrieval scores pairs with a method's similarity (dot products by default: pass
+L2-normalised embeddings for cosine similarity); embeddings may be any pytree of arrays with
+a leading example axis (a late-interaction method's tokens and mask).
 """
 
+import jax
 import numpy as np
+
+from vljax.models.layers import l2_normalize
 
 # Rows of the [N, N] similarity matrix computed at a time, to bound memory for large N.
 _CHUNK = 1024
 
 
-def _ranks_of_diagonal(queries, keys):
-    """For each query i: how many keys j score strictly higher than key i."""
-    queries = np.asarray(queries, np.float32)
-    keys = np.asarray(keys, np.float32)
-    ranks = np.empty(len(queries), np.int64)
-    for start in range(0, len(queries), _CHUNK):
-        sims = queries[start : start + _CHUNK] @ keys.T
+def dot(img_emb, txt_emb):
+    return np.asarray(img_emb, np.float32) @ np.asarray(txt_emb, np.float32).T
+
+
+def _rows(tree, start, stop):
+    return jax.tree.map(lambda x: x[start:stop], tree)
+
+
+def _count(tree) -> int:
+    return len(jax.tree.leaves(tree)[0])
+
+
+def _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text):
+    """For each query i (a text when by_text, else an image): how many keys j score
+    strictly higher than key i."""
+    n = _count(img_emb)
+    ranks = np.empty(n, np.int64)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        if by_text:
+            sims = np.asarray(similarity(img_emb, _rows(txt_emb, start, stop))).T
+        else:
+            sims = np.asarray(similarity(_rows(img_emb, start, stop), txt_emb))
         rows = np.arange(len(sims))
         right = sims[rows, start + rows]
-        ranks[start : start + len(sims)] = np.sum(sims > right[:, None], axis=1)
+        ranks[start:stop] = np.sum(sims > right[:, None], axis=1)
     return ranks
 
 
-def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10)):
+def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
     """Recall@k both ways for N image-text pairs where pair i matches i.
 
-    img_emb, txt_emb: [N, D]. Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats
-    in [0, 1]); txt2img ranks images for each text query, img2txt texts for each image.
+    img_emb, txt_emb: [N, ...] (pytrees of arrays with N rows); similarity(images, texts)
+    -> [n_images, n_texts] scores. Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...}
+    (floats in [0, 1]); txt2img ranks images for each text query, img2txt texts for each image.
     """
-    img_emb, txt_emb = np.asarray(img_emb), np.asarray(txt_emb)
-    if img_emb.shape != txt_emb.shape or img_emb.ndim != 2:
-        raise ValueError(f"need two [N, D] arrays, got {img_emb.shape} and {txt_emb.shape}")
+    if _count(img_emb) != _count(txt_emb):
+        raise ValueError(f"need N images and N texts, got {_count(img_emb)} and {_count(txt_emb)}")
     ranks = {
-        "txt2img": _ranks_of_diagonal(txt_emb, img_emb),
-        "img2txt": _ranks_of_diagonal(img_emb, txt_emb),
+        "txt2img": _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=True),
+        "img2txt": _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=False),
     }
     return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
 
@@ -72,10 +93,6 @@ def zeroshot_top5(img_emb, class_emb, labels):
     return zeroshot_topk(img_emb, class_emb, labels, 5)
 
 
-def _l2_normalise(x, axis=-1):
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
-
-
 def class_embeddings(encode_texts, classnames, templates, batch_size=256):
     """Zero-shot classifier weights, [C, D] float32 with unit rows.
 
@@ -90,6 +107,6 @@ def class_embeddings(encode_texts, classnames, templates, batch_size=256):
         np.asarray(encode_texts(texts[i : i + batch_size]), np.float32)
         for i in range(0, len(texts), batch_size)
     ]
-    emb = _l2_normalise(np.concatenate(chunks, axis=0))
+    emb = np.asarray(l2_normalize(np.concatenate(chunks, axis=0)))
     emb = emb.reshape(len(classnames), len(templates), -1).mean(axis=1)
-    return _l2_normalise(emb).astype(np.float32)
+    return np.asarray(l2_normalize(emb))

@@ -5,16 +5,19 @@ flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`, ... where `key` d
 eval's name.
 """
 
+import dataclasses
 import json
 import os
 
+import jax
+
+from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics
+from vljax.inference import Encoder
 
 
 def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
-    from vljax.data.evalsets import load_eval_set
-
     cache = {} if cache is None else cache
     results = {"step": int(step)}
     for name, spec in config.evals.items():
@@ -42,7 +45,8 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
         elif kind == "retrieval":
             image_emb = encoder.encode_images(data["images"])
             text_emb = encoder.encode_texts(data["captions"])
-            for metric, value in metrics.retrieval_recall(image_emb, text_emb).items():
+            recalls = metrics.retrieval_recall(image_emb, text_emb, similarity=encoder.similarity)
+            for metric, value in recalls.items():
                 results[f"retrieval/{key}/{metric}"] = float(value)
     return results
 
@@ -67,22 +71,16 @@ def print_results(results: dict):
 class Evaluator:
     """Evals during and after training, on the live params (no checkpoint round trip)."""
 
-    def __init__(self, config, model, tokenizer, workdir):
-        self.config, self.model, self.tokenizer, self.workdir = config, model, tokenizer, workdir
+    def __init__(self, config, method, model, tokenizer, workdir):
+        self.config, self.workdir = config, workdir
+        self.encoder = Encoder(method, model, config.model, None, tokenizer, run_config=config)
         self.cache = {}
-        self._encoder = None
 
     def run(self, params, step: int, final: bool = False) -> dict:
-        import jax
-
-        from vljax.inference import Encoder
-
         if not self.config.evals:
             return {"step": int(step)}
-        if self._encoder is None:
-            self._encoder = Encoder(self.model, self.config.model, params, self.tokenizer)
-        self._encoder.params = params
-        results = run_evals(self.config, self._encoder, step, self.cache)
+        encoder = dataclasses.replace(self.encoder, params=params, step=int(step))
+        results = run_evals(self.config, encoder, step, self.cache)
         if jax.process_index() == 0:
             write_results(self.workdir, results, final)
             print(f"Eval at step {step}:")

@@ -5,6 +5,8 @@ import os
 import shutil
 import sys
 
+from vljax.token_ids import EOS_ID, PAD_ID
+
 # Architecture fields an imported checkpoint fixes; the rest of config.model (dtype, remat,
 # scan) and everything outside it stay the user's choice.
 ARCH_FIELDS = (
@@ -42,7 +44,7 @@ ARCH_FIELDS = (
 )
 # Token conventions of the checkpoint's tokenizer: set from the checkpoint, not compared.
 TOKEN_FIELDS = ["text.eos_id", "text.pad_id"]
-_DEFAULTS = {"image.pre_norm": False, "text.eos_id": 1, "text.pad_id": 0}
+_DEFAULTS = {"image.pre_norm": False, "text.eos_id": EOS_ID, "text.pad_id": PAD_ID}
 
 
 def _fail(prog, err):
@@ -101,7 +103,7 @@ def _get(model_config, dotted):
     for p in parents:
         node = node[p]
     value = node.get(last, _DEFAULTS.get(dotted))
-    return "none" if dotted == "image.proj" and value is None else value
+    return value
 
 
 def _set(model_config, dotted, value):
@@ -147,8 +149,8 @@ def import_cli(argv=None) -> int:
     from vljax.config import ConfigError, build_config, parse_overrides, save_config
     from vljax.export.hf_config import ExportError
     from vljax.export.hf_import import check_shapes, import_hf_folder
-    from vljax.export.params_io import save_flat
     from vljax.models import stack_layers
+    from vljax.params_io import save_flat
 
     try:
         overrides, unknown = parse_overrides(rest)

@@ -11,6 +11,7 @@ import math
 import ml_collections
 
 from vljax.export.mapping import CLIP, SIGLIP
+from vljax.token_ids import EOS_ID, PAD_ID
 
 # vljax activation -> HF `hidden_act`
 ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "quick_gelu": "quick_gelu"}
@@ -56,11 +57,8 @@ def _lookup(config, dotted):
     for part in dotted.split(".")[:-1]:
         node = node[part]
     last = dotted.split(".")[-1]
-    defaults = {"pre_norm": False, "pad_id": 0, "eos_id": 1, "stem": "patch"}
-    value = node.get(last, defaults.get(last))
-    if dotted == "model.image.proj" and value is None:
-        return "none"  # `--config.model.image.proj=none` parses to None
-    return value
+    defaults = {"pre_norm": False, "pad_id": PAD_ID, "eos_id": EOS_ID, "stem": "patch"}
+    return node.get(last, defaults.get(last))
 
 
 def hf_family(config):

@@ -8,10 +8,14 @@ what the config builds are reported by name and shape.
 import dataclasses
 import os
 
+import flax.linen as nn
+import ml_collections
 import numpy as np
 
 from vljax.export.hf_config import ExportError, vljax_model_config
 from vljax.export.mapping import from_hf_state_dict, to_hf_state_dict
+from vljax.methods import clip
+from vljax.train.state import abstract_boxed_params
 
 # Buffers transformers may save that carry no weights.
 _IGNORED_SUFFIXES = ("position_ids",)
@@ -106,24 +110,12 @@ def _to_float32(tree):
 
 def check_shapes(params, model_config):
     """Raises ExportError listing every param whose name or shape differs from the model's."""
-    import flax.linen as nn
-    import jax
-    import ml_collections
-
-    from vljax.models import build_model
-
     # Checkpoints are compared unstacked: build the unscanned twin of the model.
     model_config = ml_collections.ConfigDict(model_config.to_dict())
     model_config.scan = False
-    model = build_model(model_config)
-    i = model_config.image.image_size
-    abstract = jax.eval_shape(
-        model.init,
-        jax.random.key(0),
-        jax.ShapeDtypeStruct((1, i, i, 3), np.float32),
-        jax.ShapeDtypeStruct((1, model_config.text.max_len), np.int32),
-    )
-    want = _shapes(_plain(nn.unbox(abstract["params"])))
+    model = clip.build_model(model_config)
+    abstract = abstract_boxed_params(clip.METHOD, model, model_config)
+    want = _shapes(_plain(nn.unbox(abstract)))
     got = _shapes(params)
     problems = [
         f"  {k}: checkpoint {got[k]}, config {want[k]}"

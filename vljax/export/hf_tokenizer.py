@@ -16,6 +16,8 @@ import shutil
 
 import numpy as np
 
+from vljax.token_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
 SPIECE_NAME = "spiece.model"
 # Marker in tokenizer_config.json of folders vljax exported (SentencePiece ids, EOS, pad 0).
 VLJAX_TOKENS = "sentencepiece pieces + eos 1, cut to max_len - 1 pieces + eos, right pad 0"
@@ -34,7 +36,7 @@ def check_sentencepiece_ids(sp_model_path):
     """vljax's token contract: pad 0, eos 1, unk 2, no BOS (see docs/internals.md)."""
     t = _load_proto(sp_model_path).trainer_spec
     got = dict(pad_id=t.pad_id, eos_id=t.eos_id, unk_id=t.unk_id, bos_id=t.bos_id)
-    want = dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    want = dict(pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=BOS_ID)
     if got != want:
         raise ValueError(
             f"SentencePiece model {sp_model_path} has {got}; vljax needs {want}. "
@@ -102,14 +104,14 @@ def sentencepiece_to_tokenizers(sp_model_path, max_len):
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme)
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=scheme)
 
-    eos, pad, unk = vocab[1][0], vocab[0][0], vocab[unk_id][0]
+    eos, pad, unk = vocab[EOS_ID][0], vocab[PAD_ID][0], vocab[unk_id][0]
     tag = eos.strip()  # the template's own name for id 1 (template syntax splits on spaces)
     tok.post_processor = processors.TemplateProcessing(
-        single=f"$A:0 {tag}:0", pair=f"$A:0 $B:1 {tag}:1", special_tokens=[(tag, 1)]
+        single=f"$A:0 {tag}:0", pair=f"$A:0 $B:1 {tag}:1", special_tokens=[(tag, EOS_ID)]
     )
     # Defaults stored in tokenizer.json; transformers applies its own call arguments on top.
     tok.enable_truncation(max_length=max_len)
-    tok.enable_padding(direction="right", pad_id=0, pad_token=pad, length=max_len)
+    tok.enable_padding(direction="right", pad_id=PAD_ID, pad_token=pad, length=max_len)
     return tok, dict(eos=eos, pad=pad, unk=unk)
 
 

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.core import FrozenDict
 
 from vljax.choices import ACTIVATIONS, DTYPES, expected
 from vljax.errors import ConfigError
@@ -218,3 +219,14 @@ def stack_layers(tree):
         subs = [tree[k] for _, k in blocks]
         out["encoderblock"] = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *subs)
     return out
+
+
+def freeze(d) -> FrozenDict:
+    """A config dict as a Flax module attribute: modules must be hashable, dicts are not."""
+    return FrozenDict({k: freeze(v) if isinstance(v, dict) else v for k, v in d.items()})
+
+
+def l2_normalize(x, axis=-1):
+    """x / |x| along `axis`, in float32 (also under bf16 compute); zero rows stay zero."""
+    x = jnp.asarray(x).astype(jnp.float32)
+    return x / jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True) + 1e-12)

@@ -5,9 +5,7 @@ import jax.numpy as jnp
 
 from vljax.choices import TEXT_POOLS, TEXT_PROJS, expected
 from vljax.models.layers import Dtype, Encoder, constrain, layer_norm, partitioned
-
-PAD_ID = 0
-EOS_ID = 1  # see docs/internals.md: not 2, so HF CLIP pools at the first EOS
+from vljax.token_ids import EOS_ID, PAD_ID
 
 
 class TextTransformer(nn.Module):

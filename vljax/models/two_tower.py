@@ -5,14 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from vljax.errors import ConfigError
-from vljax.models.layers import compute_dtype, partitioned
+from vljax.models.layers import compute_dtype, l2_normalize, partitioned
 from vljax.models.text import TextTransformer
 from vljax.models.vit import VisionTransformer
-
-
-def _l2_normalize(x):
-    x = x.astype(jnp.float32)  # normalise in float32 also under bf16 compute
-    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
 
 
 class TwoTower(nn.Module):
@@ -31,8 +26,7 @@ class TwoTower(nn.Module):
             scan=c["scan"],
         )
         i, t = c["image"], c["text"]
-        # `--config.model.image.proj=none` arrives as None from the command line.
-        img_proj = i.get("proj", "linear") or "none"
+        img_proj = i["proj"]
         if img_proj == "none" and i["width"] != c["embed_dim"]:
             raise ConfigError(
                 f"model.image.proj='none' uses the pooled output as the embedding, so "
@@ -85,16 +79,16 @@ class TwoTower(nn.Module):
             self.bias = None
 
     def encode_images(self, images):
-        return _l2_normalize(self.img(images))
+        return l2_normalize(self.img(images))
 
     def encode_texts(self, tokens):
-        return _l2_normalize(self.txt(tokens))
+        return l2_normalize(self.txt(tokens))
 
-    def __call__(self, images, tokens, train: bool = False):
-        del train  # no dropout: kept for a uniform call signature
-        return dict(
-            zimg=self.encode_images(images),
-            ztxt=self.encode_texts(tokens),
-            scale=jnp.exp(self.log_scale),
-            bias=self.bias,
-        )
+    def __call__(self, batch, train: bool = False):
+        del train  # no dropout: kept for the uniform call signature of methods' models
+        return {
+            "img/emb": self.encode_images(batch["image"]),
+            "txt/emb": self.encode_texts(batch["tokens"]),
+            "scale": jnp.exp(self.log_scale),
+            "bias": self.bias,
+        }

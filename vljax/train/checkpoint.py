@@ -59,9 +59,7 @@ class LoadedRun:
 def load_run(workdir: str, step: int | None = None) -> LoadedRun:
     """Reads a run directory's config, tokenizer and params at `step` (default: latest)."""
     from vljax import sharding as shd
-    from vljax.models import build_model
-    from vljax.train import optimizer as opt_lib
-    from vljax.train.state import state_shardings
+    from vljax.train.state import build_parts
 
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):
@@ -82,10 +80,7 @@ def load_run(workdir: str, step: int | None = None) -> LoadedRun:
     mesh = shd.make_mesh(
         ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1)), jax.devices()[:1]
     )
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    abstract, _ = state_shardings(model, config.model, tx, mesh, config.sharding)
-    state, _ = restore(manager, step, abstract)
+    state, _ = restore(manager, step, build_parts(config, mesh).abstract)
     manager.close()
     params = jax.tree.map(np.asarray, state.params)
     return LoadedRun(

@@ -21,6 +21,8 @@ from jax.experimental import multihost_utils
 
 from vljax import sharding as shd
 from vljax.config import save_config
+from vljax.data.pipeline import BATCH_FIELDS, make_train_iterator
+from vljax.data.tokenizer import Tokenizer, tokenizer_for_run
 from vljax.errors import (
     EXIT_INTERRUPTED,
     EXIT_PREEMPTED,
@@ -28,12 +30,13 @@ from vljax.errors import (
     NonFiniteError,
     StoppedEarly,
 )
-from vljax.models import build_model
+from vljax.evals.run import Evaluator
+from vljax.export.hf_tokenizer import load_tokenizer
+from vljax.params_io import load_flat
 from vljax.train import checkpoint as ckpt
-from vljax.train import optimizer as opt_lib
 from vljax.train.progress import Progress
 from vljax.train.report import MetricsWriter, write_report
-from vljax.train.state import init_state, num_params, state_shardings
+from vljax.train.state import build_parts, init_state, num_params
 from vljax.train.step import make_train_step
 from vljax.train.workdir_lock import WorkdirLock
 
@@ -108,8 +111,6 @@ def check_resume_compatible(config, workdir):
 def ensure_tokenizer(config, workdir):
     """The run's tokenizer: WORKDIR/tokenizer.model (copied or trained by process 0), or a
     Hugging Face tokenizer folder given by `vljax import`, used where it is."""
-    from vljax.data.tokenizer import Tokenizer, tokenizer_for_run
-    from vljax.export.hf_tokenizer import load_tokenizer
 
     given = config.tokenizer.get("model")
     if given and not given.endswith(".model"):
@@ -142,15 +143,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _train(config, workdir):
-    from vljax.data.pipeline import make_train_iterator
-    from vljax.evals.run import Evaluator
 
     # Everything that can be refused is checked before the tokenizer costs any time.
     mesh = shd.make_mesh(config.mesh)
     shd.check_batch(config.batch_size, mesh, config.sharding)
-    model = build_model(config.model)
-    tx = opt_lib.build_optimizer(config.optimizer, config.total_steps)
-    abstract, shardings = state_shardings(model, config.model, tx, mesh, config.sharding)
+    parts = build_parts(config, mesh)
+    missing = [f for f in parts.method.batch_fields if f not in BATCH_FIELDS]
+    if missing:
+        raise ConfigError(
+            f"config.method={config.method!r} needs batch fields {missing} that the data "
+            f"pipeline does not deliver (it gives {', '.join(BATCH_FIELDS)})"
+        )
     manager = ckpt.make_manager(workdir, keep=int(config.get("keep_checkpoints", 3)))
     if manager.latest_step() is not None:
         check_resume_compatible(config, workdir)
@@ -159,17 +162,15 @@ def _train(config, workdir):
 
     start = manager.latest_step()
     if start is not None:
-        state, data_state = ckpt.restore(manager, start, abstract)
+        state, data_state = ckpt.restore(manager, start, parts.abstract)
         if data_state:
             data_iter.set_state(data_state)
         print(f"Resumed from {workdir} at step {start}.")
     else:
         init_params = None
         if config.get("init_from"):
-            from vljax.export.params_io import load_flat
-
             init_params = load_flat(os.path.join(config.init_from, "params.safetensors"))
-        state = init_state(model, config.model, tx, int(config.seed), shardings, init_params)
+        state = init_state(parts, config.model, int(config.seed), init_params)
         start = 0
     # Written once the state is built: a run that fails before leaves no config to hold
     # the next attempt to (only checkpoints do, through check_resume_compatible).
@@ -180,8 +181,8 @@ def _train(config, workdir):
         f"global batch {config.batch_size}; steps {start} -> {config.total_steps}."
     )
 
-    step_fn = make_train_step(model, tx, config, mesh, shardings)
-    evaluator = Evaluator(config, model, tokenizer, workdir)
+    step_fn = make_train_step(parts, config, mesh)
+    evaluator = Evaluator(config, parts.method, parts.model, tokenizer, workdir)
     writer = MetricsWriter(workdir, resume_step=start) if jax.process_index() == 0 else None
     progress = Progress(config.total_steps, start)
     stop = StopRequest()

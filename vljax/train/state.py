@@ -1,5 +1,6 @@
 """The train state, its abstract shape and its shardings (all derived from config data)."""
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -11,6 +12,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from vljax import sharding as shd
 from vljax.errors import ConfigError
+from vljax.methods import Method, get_method
+from vljax.train.optimizer import build_optimizer
 
 
 @flax.struct.dataclass
@@ -18,20 +21,20 @@ class TrainState:
     step: jax.Array
     params: Any
     opt_state: Any
+    # The run's random key (raw uint32 key data, so checkpoints hold it as an array); each
+    # step folds in the step and the purpose (Method.rngs), so resumes draw the same masks.
+    rng: jax.Array
 
 
-def example_inputs(model_config, batch: int = 1):
-    """Dummy inputs with the model's shapes, for init and abstract evaluation."""
-    size = model_config.image.image_size
-    images = jnp.zeros((batch, size, size, 3), jnp.float32)
-    tokens = jnp.zeros((batch, model_config.text.max_len), jnp.int32)
-    return images, tokens
+def run_key(seed: int) -> jax.Array:
+    """The TrainState's key: apart from the key that initialised the params."""
+    return jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 1))
 
 
-def abstract_boxed_params(model, model_config):
+def abstract_boxed_params(method, model, model_config):
     """Param shapes with their logical axis names, without allocating anything."""
-    images, tokens = example_inputs(model_config)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), images, tokens))
+    batch = method.example_batch(model_config)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), batch))
     return variables["params"]
 
 
@@ -62,19 +65,24 @@ def opt_state_shardings(opt_state_shapes, params_shardings, mesh):
     return jax.tree_util.tree_map_with_path(pick, opt_state_shapes)
 
 
-def state_shardings(model, model_config, tx, mesh, sharding_config):
+def state_shardings(method, model, model_config, tx, mesh, sharding_config):
     """Returns (abstract state, state shardings) for jit's in/out shardings."""
-    boxed = abstract_boxed_params(model, model_config)
+    boxed = abstract_boxed_params(method, model, model_config)
     params_shardings = shd.param_shardings(boxed, mesh, sharding_config)
     params_shapes = nn.unbox(boxed)
     opt_shapes = jax.eval_shape(tx.init, params_shapes)
+    replicated = NamedSharding(mesh, PartitionSpec())
     shardings = TrainState(
-        step=NamedSharding(mesh, PartitionSpec()),
+        step=replicated,
         params=params_shardings,
         opt_state=opt_state_shardings(opt_shapes, params_shardings, mesh),
+        rng=replicated,
     )
     shapes = TrainState(
-        step=jax.ShapeDtypeStruct((), jnp.int32), params=params_shapes, opt_state=opt_shapes
+        step=jax.ShapeDtypeStruct((), jnp.int32),
+        params=params_shapes,
+        opt_state=opt_shapes,
+        rng=jax.eval_shape(run_key, 0),
     )
     abstract = jax.tree.map(
         lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings
@@ -82,21 +90,25 @@ def state_shardings(model, model_config, tx, mesh, sharding_config):
     return abstract, shardings
 
 
-def init_state(model, model_config, tx, seed, shardings, init_params=None):
+def init_state(parts, model_config, seed, init_params=None):
     """Creates the state directly in its shardings (params never materialise on one device)."""
+    method, model, tx, shardings = parts.method, parts.model, parts.tx, parts.shardings
+
+    def fresh(params):
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=tx.init(params),
+            rng=run_key(seed),
+        )
 
     def init(key):
-        images, tokens = example_inputs(model_config)
-        params = nn.unbox(model.init(key, images, tokens)["params"])
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        return fresh(nn.unbox(model.init(key, method.example_batch(model_config))["params"]))
 
     state = jax.jit(init, out_shardings=shardings)(jax.random.key(seed))
     if init_params is not None:
         params = load_into(state.params, init_params, shardings.params)
-        state = jax.jit(
-            lambda p: TrainState(step=jnp.zeros((), jnp.int32), params=p, opt_state=tx.init(p)),
-            out_shardings=shardings,
-        )(params)
+        state = jax.jit(fresh, out_shardings=shardings)(params)
     return state
 
 
@@ -129,3 +141,24 @@ def load_into(params, loaded, params_shardings):
 
 def num_params(params) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunParts:
+    """What a run's config builds before any data or params exist."""
+
+    method: Method
+    model: Any  # the method's flax Module
+    tx: Any  # the optax optimizer
+    abstract: TrainState  # shapes with shardings: for restore and ahead-of-time compile
+    shardings: TrainState
+
+
+def build_parts(config, mesh) -> RunParts:
+    """The method, model, optimizer and state shardings of `config` on `mesh`."""
+    method = get_method(config.method)
+    method.terms(config.loss)  # unknown loss terms are refused here, before any work
+    model = method.build_model(config.model)
+    tx = build_optimizer(config.optimizer, config.total_steps)
+    abstract, shardings = state_shardings(method, model, config.model, tx, mesh, config.sharding)
+    return RunParts(method, model, tx, abstract, shardings)

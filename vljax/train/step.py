@@ -1,4 +1,5 @@
-"""One training step: forward, contrastive loss, gradients (with microbatch accumulation), update.
+"""One training step: forward, the method's loss, gradients (with microbatch accumulation),
+update.
 
 The step is a single `jax.jit` with explicit in/out shardings and a donated state, so the
 same function runs on one CPU, fake CPU devices, a GPU or a pod.
@@ -11,36 +12,22 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from vljax import sharding as shd
 from vljax.data.preprocess import normalize
-from vljax.losses import contrastive_loss
+from vljax.methods import LossContext
 from vljax.train import optimizer as opt_lib
 from vljax.train.state import TrainState
 
 
-def make_loss_fn(model, config, mesh):
-    """params, batch -> (loss, aux); the loss is the configured contrastive objective."""
-    axes = shd.batch_axes(config.sharding)
+def make_loss_fn(method, model, config, mesh):
+    """(params, batch, rngs) -> (loss, metrics): the method's weighted loss terms."""
+    ctx = LossContext(
+        mesh=mesh, batch_axes=shd.batch_axes(config.sharding), loss_config=config.loss
+    )
 
-    def loss_fn(params, batch):
-        images = batch["image"]
-        if images.dtype == jnp.uint8:  # the loader ships pixels; scale them on device
-            images = normalize(images)
-        out = model.apply({"params": params}, images, batch["tokens"], train=True)
-        loss = contrastive_loss(
-            out["zimg"],
-            out["ztxt"],
-            scale=out["scale"],
-            bias=out["bias"],
-            kind=config.loss.kind,
-            impl=config.loss.impl,
-            mesh=mesh,
-            batch_axes=axes,
-            chunk=config.loss.get("chunk"),
-            group_size=config.loss.get("group_size"),
-        )
-        aux = {"scale": out["scale"]}
-        if out["bias"] is not None:
-            aux["bias"] = out["bias"]
-        return loss, aux
+    def loss_fn(params, batch, rngs):
+        if batch["image"].dtype == jnp.uint8:  # the loader ships pixels; scale them on device
+            batch = {**batch, "image": normalize(batch["image"])}
+        outputs = model.apply({"params": params}, batch, train=True, rngs=rngs)
+        return method.loss(outputs, batch, ctx)
 
     return loss_fn
 
@@ -61,48 +48,58 @@ def _split_microbatches(batch, accum_steps, mesh, sharding_config):
     return jax.tree.map(split, batch)
 
 
-def make_train_step(model, tx, config, mesh, state_shardings):
-    loss_fn = make_loss_fn(model, config, mesh)
+def make_train_step(parts, config, mesh):
+    """The jitted step of a run's parts (vljax.train.state.build_parts)."""
+    method, tx = parts.method, parts.tx
+    loss_fn = make_loss_fn(method, parts.model, config, mesh)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     accum_steps = int(config.optimizer.get("accum_steps", 1))
     schedule = opt_lib.learning_rate_schedule(config.optimizer, config.total_steps)
 
     def step(state: TrainState, batch):
         if accum_steps == 1:
-            (loss, aux), grads = grad_fn(state.params, batch)
+            rngs = method.rngs(state.rng, state.step)
+            (loss, aux), grads = grad_fn(state.params, batch, rngs)
         else:
             micro = _split_microbatches(batch, accum_steps, mesh, config.sharding)
 
-            def body(carry, mb):
-                (loss, aux), grads = grad_fn(state.params, mb)
+            def body(carry, xs):
+                index, mb = xs
+                rngs = method.rngs(state.rng, state.step, index)
+                (loss, aux), grads = grad_fn(state.params, mb, rngs)
                 acc_loss, acc_grads = carry
                 acc_grads = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc_grads, grads)
                 return (acc_loss + loss, acc_grads), aux
 
             zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
-            (loss, grads), aux = jax.lax.scan(body, (jnp.zeros((), jnp.float32), zeros), micro)
+            xs = (jnp.arange(accum_steps), micro)
+            (loss, grads), aux = jax.lax.scan(body, (jnp.zeros((), jnp.float32), zeros), xs)
             loss = loss / accum_steps
             grads = jax.tree.map(lambda g: g / accum_steps, grads)
-            aux = jax.tree.map(lambda a: a[-1], aux)
+            # Each term's mean over the microbatches, like the total; scale/bias are the same
+            # in every microbatch.
+            aux = jax.tree.map(lambda a: jnp.mean(a, axis=0), aux)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         counts = opt_lib.nonfinite_counts(opt_state)
+        # The optimizer's own count skips non-finite steps: the rate it applied this step.
+        skipped_before = opt_lib.nonfinite_counts(state.opt_state)["total"]
         metrics = {
             "loss": loss,
             "grad_norm": optax.tree.norm(grads),
             "param_norm": optax.tree.norm(params),
-            "learning_rate": schedule(state.step),
+            "learning_rate": schedule(state.step - skipped_before),
             "nonfinite_in_a_row": counts["consecutive"],
             "nonfinite_total": counts["total"],
             **aux,
         }
-        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         return new_state, metrics
 
     batch_sharding = shd.batch_sharding(mesh, config.sharding)
     return jax.jit(
         step,
-        in_shardings=(state_shardings, batch_sharding),
-        out_shardings=(state_shardings, shd.replicated(mesh)),
+        in_shardings=(parts.shardings, batch_sharding),
+        out_shardings=(parts.shardings, shd.replicated(mesh)),
         donate_argnums=(0,),
     )

@@ -1,0 +1,33 @@
+"""CLIP and SigLIP (arXiv 2103.00020, 2303.15343): two towers, one contrastive term on the
+pooled embeddings (config.loss.kind softmax | sigmoid). Exports to Hugging Face CLIPModel /
+SiglipModel."""
+
+import jax.numpy as jnp
+
+from vljax.methods.method import Method, dot_similarity
+from vljax.models.layers import freeze
+from vljax.models.two_tower import TwoTower
+
+
+def build_model(model_config):
+    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    return TwoTower(config=freeze(cfg))
+
+
+def example_batch(model_config, n: int = 1) -> dict:
+    size = model_config.image.image_size
+    return {
+        "image": jnp.zeros((n, size, size, 3), jnp.float32),
+        "tokens": jnp.zeros((n, model_config.text.max_len), jnp.int32),
+    }
+
+
+METHOD = Method(
+    name="clip",
+    build_model=build_model,
+    example_batch=example_batch,
+    batch_fields=("image", "tokens"),
+    default_terms={"contrastive": 1.0},
+    similarity=dot_similarity,
+    export_formats=("hf",),
+)

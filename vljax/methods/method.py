@@ -1,0 +1,80 @@
+"""What a method is: the one description the trainer, data, evals and export read.
+
+A method (CLIP/SigLIP, FILIP, CoCa, ...) says how to build its model, what an example batch
+looks like (for init and ahead-of-time compile), which batch fields it needs from the data
+pipeline, which loss terms it trains with, how to embed each modality for evals and
+`vljax.load`, how two embeddings compare for retrieval, and which export formats it
+supports. The trainer and the evals call these and never ask which method it is.
+
+Models return a dict with namespaced keys: `img/emb`, `txt/emb` (L2-normalised embeddings),
+`img/tokens`, `txt/tokens`, `txt/mask`, `caption/logits`, `scale`, `bias`, ... A loss is a
+weighted sum of terms (`vljax/losses/terms.py`), each logged as `loss/<term>` beside `loss`.
+"""
+
+import dataclasses
+import zlib
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from vljax.errors import ConfigError
+from vljax.losses.terms import TERMS
+
+
+@dataclasses.dataclass(frozen=True)
+class LossContext:
+    """What a loss term may need besides the model outputs and the batch."""
+
+    mesh: jax.sharding.Mesh
+    batch_axes: tuple[str, ...]
+    loss_config: object  # config.loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    build_model: Callable  # config.model -> flax Module; `module(batch, train=)` -> outputs
+    example_batch: Callable  # (config.model, n) -> {field: array} with the batch's shapes
+    batch_fields: tuple[str, ...]  # what the data pipeline must deliver (after preprocessing)
+    default_terms: dict  # {term name: weight}; config.loss.terms overrides
+    encode_images: str = "encode_images"  # model method: float images -> embeddings
+    encode_texts: str = "encode_texts"  # model method: tokens -> embeddings
+    similarity: Callable = None  # (image embeddings, text embeddings) -> [N, M] scores
+    rng_purposes: tuple[str, ...] = ()  # flax rng collections the model draws from in training
+    export_formats: tuple[str, ...] = ()  # `vljax export --format` values; () = none
+
+    def terms(self, loss_config) -> dict:
+        """The weighted terms this run trains with: config.loss.terms, else the defaults."""
+        terms = dict(loss_config.terms) if loss_config.get("terms") else self.default_terms
+        unknown = [name for name in terms if name not in TERMS]
+        if unknown:
+            raise ConfigError(
+                f"config.loss.terms names unknown terms {unknown}; known: {', '.join(TERMS)}"
+            )
+        return dict(terms)
+
+    def loss(self, outputs, batch, ctx: LossContext):
+        """Weighted sum of the configured terms -> (scalar, metrics with loss/<term>)."""
+        total, metrics = None, {}
+        for name, weight in self.terms(ctx.loss_config).items():
+            value, extra = TERMS[name](outputs, batch, ctx)
+            metrics[f"loss/{name}"] = value
+            metrics.update(extra)
+            # A weight of 1 adds the term itself, so a one-term loss is bit-identical to it.
+            weighted = value if weight == 1 else weight * value
+            total = weighted if total is None else total + weighted
+        return total, metrics
+
+    def rngs(self, key, step, microbatch=None) -> dict:
+        """One key per purpose, folded from the run's key by step (and microbatch), so a
+        resumed run draws the same masks and dropout as an uninterrupted one."""
+        key = jax.random.fold_in(key, step)
+        if microbatch is not None:
+            key = jax.random.fold_in(key, microbatch)
+        return {p: jax.random.fold_in(key, zlib.crc32(p.encode())) for p in self.rng_purposes}
+
+
+def dot_similarity(image_emb, text_emb):
+    """Cosine similarity of L2-normalised embeddings: [N, D] x [M, D] -> [N, M]."""
+    return jnp.asarray(image_emb) @ jnp.asarray(text_emb).T
