@@ -44,6 +44,7 @@ def image_tower(size, patch_size, image_size, pool="cls", posemb="learn"):
             pre_norm=False,  # LayerNorm on the embeddings before the encoder (HF CLIP)
             stem="patch",  # patch (ViT) | conv (stride-2 3x3 convs, not exportable to HF)
             stem_width=16,  # conv stems: channels of the first conv, doubling up to width
+            mask_ratio=0.0,  # FLIP patch dropout in training (configs/flip.py); 0 = off
             proj="linear",  # linear (CLIP) | none (SigLIP: the pooled output is the embedding)
         )
     )

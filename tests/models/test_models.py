@@ -23,7 +23,8 @@ def tiny_config(**over):
             embed_dim=16,
             image=dict(
                 image_size=16, patch_size=4, width=32, depth=2, heads=4, mlp_dim=64,
-                pool="cls", posemb="learn", proj="linear", pre_norm=False,
+                pool="cls", posemb="learn", proj="linear", pre_norm=False, stem="patch",
+                stem_width=16, mask_ratio=0.0,
             ),
             text=dict(
                 vocab_size=64, max_len=8, width=32, depth=2, heads=4, mlp_dim=64,
@@ -257,3 +258,35 @@ def test_conv_stems_against_lax_reference(stem):
     _, inter = model.apply(variables, BATCH, capture_intermediates=True, mutable=True)
     got = inter["intermediates"]["img"]["embedding"]["__call__"][0]
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_patch_dropout_keeps_a_random_ordered_subset_and_the_cls_token():
+    """FLIP: each image keeps round((1 - r) n) of its n patches, in order, cls first."""
+    from vljax.models.vit import drop_patches
+
+    n, width = 16, 2
+    # token t of image b holds (b, t): what was kept can be read off the output.
+    x = np.stack(np.meshgrid(np.arange(3), np.arange(n + 1), indexing="ij"), -1)
+    out = np.asarray(drop_patches(jnp.asarray(x, jnp.float32), 0.75, jax.random.key(0), True))
+    assert out.shape == (3, 1 + 4, width)
+    kept = [out[b, :, 1].astype(int).tolist() for b in range(3)]
+    for b, tokens in enumerate(kept):
+        assert tokens[0] == 0  # cls
+        assert tokens[1:] == sorted(set(tokens[1:])) and all(1 <= t <= n for t in tokens[1:])
+        assert (out[b, :, 0] == b).all()
+    assert len({tuple(t) for t in kept}) > 1  # images draw their own masks
+    again = drop_patches(jnp.asarray(x, jnp.float32), 0.75, jax.random.key(0), True)
+    np.testing.assert_array_equal(out, np.asarray(again))
+
+
+def test_patch_dropout_is_off_at_eval_and_on_in_training():
+    masked_model = build_model(tiny_config(**{"image.mask_ratio": 0.5}))
+    model, v = init(tiny_config())
+    np.testing.assert_array_equal(
+        np.asarray(model.apply(v, IMAGES, method="encode_images")),
+        np.asarray(masked_model.apply(v, IMAGES, method="encode_images")),
+    )
+    rngs = {"mask": jax.random.key(3)}
+    trained = masked_model.apply(v, BATCH, train=True, rngs=rngs)["img/emb"]
+    unmasked = model.apply(v, BATCH, train=True)["img/emb"]
+    assert np.abs(np.asarray(trained) - np.asarray(unmasked)).max() > 1e-3

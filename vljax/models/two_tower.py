@@ -45,6 +45,7 @@ class TwoTower(nn.Module):
             pre_norm=i.get("pre_norm", False),
             stem=i.get("stem", "patch"),
             stem_width=i.get("stem_width", 16),
+            mask_ratio=i.get("mask_ratio", 0.0),  # an imported HF config has none
             proj=img_proj,
             proj_dim=c["embed_dim"],
             **common,
@@ -78,16 +79,15 @@ class TwoTower(nn.Module):
         else:
             self.bias = None
 
-    def encode_images(self, images):
-        return l2_normalize(self.img(images))
+    def encode_images(self, images, train: bool = False):
+        return l2_normalize(self.img(images, train=train))
 
     def encode_texts(self, tokens):
         return l2_normalize(self.txt(tokens))
 
     def __call__(self, batch, train: bool = False):
-        del train  # no dropout: kept for the uniform call signature of methods' models
         return {
-            "img/emb": self.encode_images(batch["image"]),
+            "img/emb": self.encode_images(batch["image"], train=train),
             "txt/emb": self.encode_texts(batch["tokens"]),
             "scale": jnp.exp(self.log_scale),
             "bias": self.bias,

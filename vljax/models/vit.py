@@ -1,6 +1,7 @@
 """Vision Transformer image tower (ViT, as in CLIP / SigLIP / big_vision)."""
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -56,6 +57,19 @@ class MAPHead(nn.Module):
         return x[:, 0]
 
 
+def drop_patches(x, ratio: float, key, keep_first: bool = False):
+    """FLIP's patch dropout (arXiv 2212.00794): keeps a random round((1 - ratio) * n) of the
+    n patch tokens of each image (and the cls token when `keep_first`), in their order. The
+    encoder then costs about (1 - ratio) of its unmasked FLOPs."""
+    first, patches = (x[:, :1], x[:, 1:]) if keep_first else (None, x)
+    n = patches.shape[1]
+    keep = max(1, round((1 - ratio) * n))
+    noise = jax.random.uniform(key, patches.shape[:2])
+    index = jnp.sort(jnp.argsort(noise, axis=1)[:, :keep], axis=1)
+    kept = jnp.take_along_axis(patches, index[:, :, None], axis=1)
+    return kept if first is None else jnp.concatenate([first, kept], axis=1)
+
+
 class VisionTransformer(nn.Module):
     """Patches -> (+cls) -> +posemb -> (pre-LN) -> encoder -> LN -> pool -> (projection).
 
@@ -79,6 +93,7 @@ class VisionTransformer(nn.Module):
     stem_width: int = 16  # channels of the first stem conv; each next one doubles, up to width
     proj: str = "linear"  # linear (no bias) | none
     proj_dim: int | None = None
+    mask_ratio: float = 0.0  # FLIP: fraction of patches dropped in training, never at eval
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
@@ -122,7 +137,7 @@ class VisionTransformer(nn.Module):
         return x
 
     @nn.compact
-    def __call__(self, images):
+    def __call__(self, images, train: bool = False):
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
         p = self.patch_size
@@ -171,6 +186,8 @@ class VisionTransformer(nn.Module):
         else:
             raise ValueError(f"image.posemb={self.posemb!r}: expected {expected(POSEMBS)}")
         x = x + jnp.asarray(pe).astype(x.dtype)
+        if train and self.mask_ratio > 0:
+            x = drop_patches(x, self.mask_ratio, self.make_rng("mask"), keep_first=with_cls)
         x = constrain(x, ("batch", "length", "act_embed"))
 
         if self.pre_norm:
