@@ -93,7 +93,8 @@ def base_config():
     c.model.scan = False
     c.model.scale_init = 1 / 0.07  # stored as log(scale)
     c.model.bias_init = ml_collections.config_dict.placeholder(float)  # None = no bias
-    c.init_from = ""  # a folder written by `vljax import` (params.safetensors)
+    c.init_from = ""  # a vljax run directory, or a folder written by `vljax import`
+    c.init_from_include = []  # regexes over param paths to take from it; [] = all (LiT: ^img/)
 
     c.loss = ml_collections.ConfigDict()
     # {term: weight}, e.g. {"contrastive": 1.0, "caption": 2.0}; empty = the method's default

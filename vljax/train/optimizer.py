@@ -97,6 +97,16 @@ def frozen_labels(params, patterns):
     return labels
 
 
+def stop_frozen_gradients(params, patterns):
+    """Params with the frozen ones behind `stop_gradient`: no gradient is computed through a
+    frozen tower at all (LiT), not only discarded by the optimizer, so its backward pass
+    leaves the compiled step."""
+    labels = frozen_labels(params, patterns)
+    return jax.tree.map(
+        lambda p, label: jax.lax.stop_gradient(p) if label == FROZEN else p, params, labels
+    )
+
+
 def build_optimizer(opt_config, total_steps) -> optax.GradientTransformation:
     """The optimizer for `config.optimizer`; see the module docstring."""
     clip = opt_config.get("grad_clip_norm", None)

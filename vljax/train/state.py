@@ -1,6 +1,7 @@
 """The train state, its abstract shape and its shardings (all derived from config data)."""
 
 import dataclasses
+import re
 from typing import Any
 
 import flax.linen as nn
@@ -90,7 +91,7 @@ def state_shardings(method, model, model_config, tx, mesh, sharding_config):
     return abstract, shardings
 
 
-def init_state(parts, model_config, seed, init_params=None):
+def init_state(parts, model_config, seed, init_params=None, include=()):
     """Creates the state directly in its shardings (params never materialise on one device)."""
     method, model, tx, shardings = parts.method, parts.model, parts.tx, parts.shardings
 
@@ -107,15 +108,34 @@ def init_state(parts, model_config, seed, init_params=None):
 
     state = jax.jit(init, out_shardings=shardings)(jax.random.key(seed))
     if init_params is not None:
-        params = load_into(state.params, init_params, shardings.params)
+        params = load_into(state.params, init_params, shardings.params, include)
         state = jax.jit(fresh, out_shardings=shardings)(params)
     return state
 
 
-def load_into(params, loaded, params_shardings):
-    """Places host arrays `loaded` (same tree as params) onto params' shardings, checking shapes."""
+def load_into(params, loaded, params_shardings, include=()):
+    """Places host arrays `loaded` (same tree as params) onto params' shardings, checking shapes.
+
+    `include`: regexes over "/"-joined param paths; when given, only the matching params are
+    taken from `loaded` (which may hold more, e.g. a whole CLIP run for LiT's image tower) and
+    the others keep their values in `params`.
+    """
     flat_params = dict(jax.tree_util.tree_flatten_with_path(params)[0])
     flat_loaded = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
+    if include:
+        patterns = [re.compile(p) for p in include]
+        taken = {
+            path
+            for path in flat_params
+            if any(p.search("/".join(_dict_path(path))) for p in patterns)
+        }
+        if not taken:
+            raise ConfigError(f"config.init_from_include {list(include)} matches no parameter")
+        flat_loaded = {
+            path: flat_loaded[path] if path in taken and path in flat_loaded else leaf
+            for path, leaf in flat_params.items()
+            if path in flat_loaded or path not in taken
+        }
     problems = []
     for path, leaf in flat_params.items():
         name = "/".join(_dict_path(path))
@@ -131,9 +151,11 @@ def load_into(params, loaded, params_shardings):
         raise ConfigError(
             "init params do not match config.model:\n  " + "\n  ".join(sorted(problems))
         )
+    treedef = jax.tree.structure(params)
+    ordered = [flat_loaded[path] for path in flat_params]
     return jax.tree.map(
         lambda x, ref, s: jax.device_put(np.asarray(x, ref.dtype), s),
-        loaded,
+        jax.tree.unflatten(treedef, ordered),
         params,
         params_shardings,
     )

@@ -23,7 +23,11 @@ def make_loss_fn(method, model, config, mesh):
         mesh=mesh, batch_axes=shd.batch_axes(config.sharding), loss_config=config.loss
     )
 
+    frozen = list(config.optimizer.frozen)
+
     def loss_fn(params, batch, rngs):
+        if frozen:
+            params = opt_lib.stop_frozen_gradients(params, frozen)
         if batch["image"].dtype == jnp.uint8:  # the loader ships pixels; scale them on device
             batch = {**batch, "image": normalize(batch["image"])}
         outputs = model.apply({"params": params}, batch, train=True, rngs=rngs)
