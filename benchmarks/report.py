@@ -18,8 +18,9 @@ def _fmt(value):
     return str(value)
 
 
-def upsert_row(section: str, row: dict, key: tuple[str, ...], note: str = ""):
-    """Adds or replaces `row` (matched on `key` fields) in `section`, then rewrites the doc."""
+def upsert_row(section: str, row: dict, key: tuple[str, ...], note: str = "", doc: str = DOC):
+    """Adds or replaces `row` (matched on `key` fields) in `section`, then rewrites the doc
+    (docs/benchmarks.md unless another is named)."""
     store = {}
     if os.path.exists(STORE):
         with open(STORE) as f:
@@ -29,19 +30,20 @@ def upsert_row(section: str, row: dict, key: tuple[str, ...], note: str = ""):
     rows.append(row)
     with open(STORE, "w") as f:
         json.dump(store, f, indent=1, sort_keys=True)
-    _write_section(section, rows, note)
+    _write_section(section, rows, note, doc)
 
 
-def _write_section(section, rows, note=""):
+def _write_section(section, rows, note, doc):
     columns = list(dict.fromkeys(k for r in rows for k in r))
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    replace_section(section, (note + "\n\n" if note else "") + "\n".join(table) + "\n")
+    body = (note + "\n\n" if note else "") + "\n".join(table) + "\n"
+    replace_section(section, body, doc)
 
 
-def replace_section(section: str, body: str):
-    """Replaces the text under `## section` (up to the next `## `) in docs/benchmarks.md."""
-    text = open(DOC).read() if os.path.exists(DOC) else "# Benchmarks\n"
+def replace_section(section: str, body: str, doc: str = DOC):
+    """Replaces the text under `## section` (up to the next `## `) in `doc`."""
+    text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
     head = f"## {section}\n"
     if head in lines:
@@ -52,5 +54,5 @@ def replace_section(section: str, body: str):
         lines[start:end] = [head, "\n", body, "\n"]
     else:
         lines += ["\n", head, "\n", body]
-    with open(DOC, "w") as f:
+    with open(doc, "w") as f:
         f.write("".join(lines))

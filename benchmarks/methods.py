@@ -1,0 +1,65 @@
+"""Every method's `:demo` figures in one table: docs/methods.md, "Demo figures".
+
+    python benchmarks/methods.py [--only flip lit ...] [--root /tmp/vljax-methods] [--write]
+
+Trains each method's `configs/<name>.py:demo` in a fresh workdir under ROOT (LiT starts from
+`runs/demo`: run `make demo` first), then records steps, wall time, the final loss and the
+eval figures with the machine named.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.report import upsert_row  # noqa: E402
+from benchmarks.train_step import machine_name  # noqa: E402
+
+# method -> its demo recipe
+DEMOS = {
+    "clip": "configs/demo.py",
+    "flip": "configs/flip.py:demo",
+    "lit": "configs/lit.py:demo",
+}
+DOC = os.path.join(ROOT, "docs", "methods.md")
+
+
+def run_demo(name, spec, root):
+    workdir = os.path.join(root, name)
+    shutil.rmtree(workdir, ignore_errors=True)
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "vljax.cli", "train", "--config", spec, "--workdir", workdir]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    wall = time.perf_counter() - start
+    with open(os.path.join(workdir, "eval.json")) as f:
+        evals = json.load(f)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        last = [json.loads(line) for line in f][-1]
+    row = {"method": name, "config": spec, "machine": machine_name(), "steps": evals["step"]}
+    row.update({"wall_s": wall, "final_loss": last["loss"]})
+    row.update({k: v for k, v in evals.items() if k != "step"})
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="*", default=list(DEMOS))
+    parser.add_argument("--root", default="/tmp/vljax-methods")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    for name in args.only:
+        row = run_demo(name, DEMOS[name], args.root)
+        print(json.dumps(row))
+        if args.write:
+            note = "`python benchmarks/methods.py --write`: each method's `:demo`, fresh workdir."
+            upsert_row("Demo figures", row, key=("method", "machine"), note=note, doc=DOC)
+
+
+if __name__ == "__main__":
+    main()
