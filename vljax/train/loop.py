@@ -32,8 +32,8 @@ from vljax.errors import (
 )
 from vljax.evals.run import Evaluator
 from vljax.export.hf_tokenizer import load_tokenizer
-from vljax.params_io import load_flat
 from vljax.train import checkpoint as ckpt
+from vljax.train.init_from import initial_params
 from vljax.train.progress import Progress
 from vljax.train.report import MetricsWriter, write_report
 from vljax.train.state import build_parts, init_state, num_params
@@ -154,23 +154,23 @@ def _train(config, workdir):
             f"config.method={config.method!r} needs batch fields {missing} that the data "
             f"pipeline does not deliver (it gives {', '.join(BATCH_FIELDS)})"
         )
-    manager = ckpt.make_manager(workdir, keep=int(config.get("keep_checkpoints", 3)))
+    keep = int(config.keep_checkpoints)
+    manager = ckpt.make_manager(workdir)
     if manager.latest_step() is not None:
         check_resume_compatible(config, workdir)
     tokenizer = ensure_tokenizer(config, workdir)
     data_iter = make_train_iterator(config, tokenizer, seed=int(config.seed))
 
-    start = manager.latest_step()
-    if start is not None:
-        state, data_state = ckpt.restore(manager, start, parts.abstract)
+    restored = ckpt.restore_latest(manager, parts.abstract, set_aside=jax.process_index() == 0)
+    if restored is not None:
+        state, data_state, start = restored
         if data_state:
             data_iter.set_state(data_state)
         print(f"Resumed from {workdir} at step {start}.")
     else:
-        init_params = None
-        if config.get("init_from"):
-            init_params = load_flat(os.path.join(config.init_from, "params.safetensors"))
-        state = init_state(parts, config.model, int(config.seed), init_params)
+        init_params = initial_params(config)
+        include = list(config.init_from_include)
+        state = init_state(parts, config.model, int(config.seed), init_params, include)
         start = 0
     # Written once the state is built: a run that fails before leaves no config to hold
     # the next attempt to (only checkpoints do, through check_resume_compatible).
@@ -215,20 +215,20 @@ def _train(config, workdir):
             else:
                 progress.tick(step)
             if ckpt_every and step % ckpt_every == 0 and step < config.total_steps:
-                ckpt.save(manager, step, state, data_iter.get_state())
+                ckpt.save(manager, step, state, data_iter.get_state(), keep)
             if eval_every and step % eval_every == 0 and step < config.total_steps:
                 results = evaluator.run(state.params, step)
                 if writer:
                     writer.write(step, {k: v for k, v in results.items() if k != "step"})
             if stop.requested:
-                ckpt.save(manager, step, state, data_iter.get_state())
-                manager.wait_until_finished()
+                ckpt.save(manager, step, state, data_iter.get_state(), keep)
+                ckpt.finalize(manager, keep)
                 raise stop.stopped(step)
         if pending is not None:
             _check_nonfinite(pending, max_bad)
         if manager.latest_step() != step:
-            ckpt.save(manager, step, state, data_iter.get_state())
-        manager.wait_until_finished()
+            ckpt.save(manager, step, state, data_iter.get_state(), keep)
+        ckpt.finalize(manager, keep)
     finally:
         stop.restore()
         progress.close()
