@@ -13,6 +13,7 @@ import sys
 
 import ml_collections
 
+from vljax.atomic_write import write_text
 from vljax.choices import CHOICES, MESH_AXES
 from vljax.errors import ConfigError
 
@@ -289,7 +290,4 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 
 
 def save_config(config: ml_collections.ConfigDict, path: str):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(to_json(config))
-    os.replace(tmp, path)
+    write_text(path, to_json(config))

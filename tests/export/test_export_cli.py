@@ -1,11 +1,16 @@
 """`vljax export` on a (briefly) trained run, read back through transformers' Auto classes."""
 
+import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
 
 from tests.export.helpers import TEXTS, random_images, tiny_config
+from vljax import cli
+from vljax.errors import EXIT_BUG, EXIT_DATA, ExportError
+from vljax.methods import clip
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,83 @@ def test_export_cli_then_auto_classes_match_vljax(trained_run, tmp_path, capsys)
 
 
 def test_export_cli_errors_are_clear(tmp_path, capsys):
-    from vljax.export.cli import export_cli
+    (tmp_path / "run").mkdir()
+    code = cli.main(["export", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == EXIT_DATA and "no config.json" in err and "Traceback" not in err
 
-    assert export_cli(["--workdir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "no config.json" in capsys.readouterr().err
+
+def _snapshot(folder):
+    return {
+        os.path.relpath(os.path.join(r, n), folder): open(os.path.join(r, n), "rb").read()
+        for r, _, names in os.walk(folder)
+        for n in names
+    }
+
+
+def test_export_into_the_run_or_another_run_is_refused_and_the_run_is_intact(
+    trained_run, tmp_path, capsys
+):
+    before = _snapshot(trained_run)
+    for out in (trained_run, os.path.join(trained_run, "hf")):
+        code = cli.main(["export", "--workdir", trained_run, "--out", out, "--overwrite"])
+        assert code == ExportError.exit_code
+    other = tmp_path / "other_run"
+    (other / "checkpoints").mkdir(parents=True)
+    code = cli.main(["export", "--workdir", trained_run, "--out", str(other), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == ExportError.exit_code and "holds a vljax run" in err
+    assert "Traceback" not in err
+    assert _snapshot(trained_run) == before
+
+
+def test_a_non_empty_out_needs_overwrite_which_replaces_it_whole(trained_run, tmp_path):
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "model.safetensors.index.json").write_text("{}")  # stale, from a sharded export
+    argv = ["export", "--workdir", trained_run, "--out", str(out)]
+    assert cli.main(argv) == ExportError.exit_code
+    assert os.listdir(out) == ["model.safetensors.index.json"]
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert "model.safetensors" in os.listdir(out)
+    assert "model.safetensors.index.json" not in os.listdir(out)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".hf.")]
+
+
+def test_a_failing_export_leaves_nothing(trained_run, tmp_path, monkeypatch):
+    import vljax.export.cli as export_cli_module
+
+    def half_then_fail(workdir, out_dir, *args):
+        open(os.path.join(out_dir, "config.json"), "w").write("{}")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_cli_module, "export_run", half_then_fail)
+    out = tmp_path / "hf"
+    assert cli.main(["export", "--workdir", trained_run, "--out", str(out)]) == EXIT_BUG
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_method_without_the_format_is_refused_in_one_line(
+    trained_run, tmp_path, monkeypatch, capsys
+):
+    import vljax.export.hf_export as hf_export
+
+    no_export = dataclasses.replace(clip.METHOD, export_formats=())
+    monkeypatch.setattr(hf_export, "get_method", lambda name: no_export)
+    code = cli.main(["export", "--workdir", trained_run, "--out", str(tmp_path / "hf")])
+    err = capsys.readouterr().err.strip()
+    assert code == ExportError.exit_code and len(err.splitlines()) == 1
+    assert "cannot be exported as --format hf (it supports: none)" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_that_needs_remote_code_is_refused(tmp_path, capsys):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    config = {"model_type": "clip", "auto_map": {"AutoModel": "modeling_evil.EvilModel"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    argv = ["import", "--hf", str(folder), "--config", "configs/demo.py:clip"]
+    code = cli.main([*argv, "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == ExportError.exit_code and "auto_map" in err and "Traceback" not in err
+    assert not (tmp_path / "w").exists()

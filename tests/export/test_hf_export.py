@@ -9,7 +9,8 @@ from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
 from tests.export.helpers import TEXTS, random_images, random_params, tiny_config
 from vljax.data.tokenizer import Tokenizer
-from vljax.export.hf_config import ExportError, hf_family
+from vljax.errors import ExportError
+from vljax.export.hf_config import hf_family
 from vljax.export.hf_export import export_params
 from vljax.inference import Encoder
 from vljax.methods import clip

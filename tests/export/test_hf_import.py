@@ -9,8 +9,9 @@ import torch
 from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from tests.export.helpers import TEXTS, random_images, tiny_config
+from vljax import cli
 from vljax.data.tokenizer import Tokenizer
-from vljax.export.hf_config import ExportError
+from vljax.errors import ExportError
 from vljax.export.hf_import import import_hf_folder
 from vljax.export.mapping import to_hf_state_dict
 from vljax.methods.clip import build_model
@@ -164,9 +165,11 @@ def test_import_cli_writes_init_and_reports_mismatches(clip_folder, tmp_path, ca
 
     _, folder = clip_folder
     # demo.py's architecture differs from the tiny checkpoint: refused, field by field.
-    rc = import_cli(["--hf", folder, "--config", "configs/demo.py", "--workdir", str(tmp_path)])
+    rc = cli.main(
+        ["import", "--hf", folder, "--config", "configs/demo.py", "--workdir", str(tmp_path)]
+    )
     err = capsys.readouterr().err
-    assert rc == 2
+    assert rc == ExportError.exit_code and "Traceback" not in err
     assert "model.image.width: config 128, checkpoint 40" in err
     assert "model.image.pool: config 'gap', checkpoint 'cls'" in err
     assert "model.image.stem: config 'conv_pool', checkpoint 'patch'" in err

@@ -122,3 +122,34 @@ def test_report_without_metrics(tmp_path):
     text = open(write_report(str(tmp_path))).read()
     assert "No training metrics" in text
     assert os.listdir(tmp_path / "plots") == []
+
+
+def test_report_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A crash while writing report.md (or a plot) leaves the previous file and no temp file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from vljax import atomic_write
+
+    report, plot = tmp_path / "report.md", tmp_path / "loss.png"
+    atomic_write.write_text(str(report), "old report")
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    atomic_write.save_figure(fig, str(plot))
+    old_plot = plot.read_bytes()
+    assert old_plot.startswith(b"\x89PNG")
+
+    def crash(src, dst):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(atomic_write.os, "replace", crash)
+    for write in (lambda: atomic_write.write_text(str(report), "new"),
+                  lambda: atomic_write.save_figure(fig, str(plot))):  # fmt: skip
+        try:
+            write()
+        except OSError:
+            pass
+    assert report.read_text() == "old report" and plot.read_bytes() == old_plot
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "report.md"]

@@ -11,6 +11,7 @@ import os
 
 import jax
 
+from vljax.atomic_write import write_text
 from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics
@@ -55,10 +56,7 @@ def write_results(workdir: str, results: dict, final: bool):
     with open(os.path.join(workdir, "eval_history.jsonl"), "a") as f:
         f.write(json.dumps(results) + "\n")
     if final:
-        tmp = os.path.join(workdir, "eval.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, os.path.join(workdir, "eval.json"))
+        write_text(os.path.join(workdir, "eval.json"), json.dumps(results, indent=2))
 
 
 def print_results(results: dict):

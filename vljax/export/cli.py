@@ -3,9 +3,16 @@
 import argparse
 import os
 import shutil
-import sys
 
+from vljax.config import ConfigError, build_config, parse_overrides, save_config
+from vljax.errors import ExportError
+from vljax.export.hf_export import export_run
+from vljax.export.hf_import import check_shapes, import_hf_folder
+from vljax.export.safe_dir import atomic_folder, check_not_inside
+from vljax.models import stack_layers
+from vljax.params_io import save_flat
 from vljax.token_ids import EOS_ID, PAD_ID
+from vljax.train.init_from import IMPORTED_PARAMS
 
 # Architecture fields an imported checkpoint fixes; the rest of config.model (dtype, remat,
 # scan) and everything outside it stay the user's choice.
@@ -47,11 +54,6 @@ TOKEN_FIELDS = ["text.eos_id", "text.pad_id"]
 _DEFAULTS = {"image.pre_norm": False, "text.eos_id": EOS_ID, "text.pad_id": PAD_ID}
 
 
-def _fail(prog, err):
-    print(f"{prog}: error: {err}", file=sys.stderr)
-    return 2
-
-
 def export_cli(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="vljax export",
@@ -60,7 +62,8 @@ def export_cli(argv=None) -> int:
     p.add_argument("--workdir", required=True, help="the run directory (vljax train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     p.add_argument("--format", default="hf", choices=["hf"], help="output format")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (outside the run)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out as a whole")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="saved weights")
     p.add_argument(
         "--verify",
@@ -68,13 +71,9 @@ def export_cli(argv=None) -> int:
         help="load OUT with transformers and compare its embeddings with vljax's on probes",
     )
     args = p.parse_args(argv)
-    from vljax.export.hf_config import ExportError
-    from vljax.export.hf_export import export_run
-
-    try:
-        family, step = export_run(args.workdir, args.out, args.step, args.dtype)
-    except (ExportError, FileNotFoundError, ValueError) as e:
-        return _fail("vljax export", e)
+    check_not_inside(args.out, args.workdir)
+    with atomic_folder(args.out, overwrite=args.overwrite) as tmp:
+        family, step = export_run(args.workdir, tmp, args.step, args.dtype, args.format)
     name = "CLIPModel" if family == "clip" else "SiglipModel"
     print(f"Exported {args.workdir} step {step} as a transformers {name} to {args.out}")
     print(f"  AutoModel.from_pretrained({args.out!r}); AutoProcessor.from_pretrained(...)")
@@ -93,7 +92,9 @@ def export_cli(argv=None) -> int:
             max(res["image_max_abs_diff"], res["text_max_abs_diff"]) > tol
             or not res["token_ids_equal"]
         ):
-            return _fail("vljax export", f"verification failed (tolerance {tol}): {res}")
+            raise ExportError(
+                f"{args.out} was written but does not match the run (tolerance {tol}): {res}"
+            )
     return 0
 
 
@@ -146,43 +147,36 @@ def import_cli(argv=None) -> int:
     p.add_argument("--config", required=True, help="configs/X.py[:arg] matching the checkpoint")
     p.add_argument("--workdir", required=True, help="the run directory to initialise")
     args, rest = p.parse_known_args(argv)
-    from vljax.config import ConfigError, build_config, parse_overrides, save_config
-    from vljax.export.hf_config import ExportError
-    from vljax.export.hf_import import check_shapes, import_hf_folder
-    from vljax.models import stack_layers
-    from vljax.params_io import save_flat
-
-    try:
-        overrides, unknown = parse_overrides(rest)
-        if unknown:
-            raise ConfigError(f"unknown arguments {unknown}; overrides look like --config.a.b=1")
-        config = build_config(args.config, overrides)
-        ckpt = import_hf_folder(args.hf)
-        problems = architecture_mismatches(config.model, ckpt.model_config)
-        if problems:
-            fix = " ".join(
-                f"--config.{x.split(':')[0]}={x.rsplit('checkpoint ', 1)[1]}" for x in problems
-            )
-            raise ExportError(
-                f"the config's architecture does not match the {ckpt.family} checkpoint "
-                f"{args.hf}:\n  " + "\n  ".join(problems) + f"\nFix the config, e.g. {fix}"
-            )
-        for field in TOKEN_FIELDS:
-            _set(config.model, field, _get(ckpt.model_config, field))
-        check_shapes(ckpt.params, config.model)  # by param name and shape
-        init_dir = os.path.join(args.workdir, "init")
-        os.makedirs(init_dir, exist_ok=True)
-        params = stack_layers(ckpt.params) if config.model.get("scan") else ckpt.params
-        save_flat(params, os.path.join(init_dir, "params.safetensors"))
-        tok_path = _copy_tokenizer(args.hf, init_dir)
+    overrides, unknown = parse_overrides(rest)
+    if unknown:
+        raise ConfigError(f"unknown arguments {unknown}; overrides look like --config.a.b=1")
+    config = build_config(args.config, overrides)
+    ckpt = import_hf_folder(args.hf)
+    problems = architecture_mismatches(config.model, ckpt.model_config)
+    if problems:
+        fix = " ".join(
+            f"--config.{x.split(':')[0]}={x.rsplit('checkpoint ', 1)[1]}" for x in problems
+        )
+        raise ExportError(
+            f"the config's architecture does not match the {ckpt.family} checkpoint "
+            f"{args.hf}:\n  " + "\n  ".join(problems) + f"\nFix the config, e.g. {fix}"
+        )
+    for field in TOKEN_FIELDS:
+        _set(config.model, field, _get(ckpt.model_config, field))
+    check_shapes(ckpt.params, config.model)  # by param name and shape
+    init_dir = os.path.abspath(os.path.join(args.workdir, "init"))
+    params = stack_layers(ckpt.params) if config.model.get("scan") else ckpt.params
+    # Written whole or not at all; a re-import replaces the previous init folder.
+    with atomic_folder(init_dir, overwrite=True, refuse_runs=False) as tmp:
+        save_flat(params, os.path.join(tmp, IMPORTED_PARAMS))
+        tok_name = _copy_tokenizer(args.hf, tmp)
+        tok_path = None if tok_name is None else os.path.join(init_dir, tok_name)
         with config.unlocked():
             config.init_from = init_dir
             if tok_path is not None:
                 config.tokenizer.model = tok_path
                 config.tokenizer.vocab_size = config.model.text.vocab_size
-        save_config(config, os.path.join(init_dir, "config.json"))
-    except (ConfigError, ExportError, FileNotFoundError, ValueError, KeyError) as e:
-        return _fail("vljax import", e)
+        save_config(config, os.path.join(tmp, "config.json"))
     print(f"Imported {ckpt.family} checkpoint {args.hf} into {init_dir}")
     if tok_path is None:
         print("  (the folder has no tokenizer: set --config.tokenizer.model yourself)")
@@ -196,7 +190,8 @@ def import_cli(argv=None) -> int:
 
 
 def _copy_tokenizer(hf_dir, init_dir):
-    """The tokenizer the run should use, copied into init_dir (None if the folder has none).
+    """The tokenizer the run should use, copied into init_dir: its name there (None if the
+    folder has none).
 
     A vljax export carries its SentencePiece model -> `tokenizer.model` (vljax's Tokenizer).
     Other folders (OpenAI CLIP's BPE, SigLIP's SentencePiece) -> their tokenizer files, and
@@ -208,7 +203,7 @@ def _copy_tokenizer(hf_dir, init_dir):
     if is_vljax_export(hf_dir):
         dst = os.path.join(init_dir, "tokenizer.model")
         shutil.copyfile(os.path.join(hf_dir, SPIECE_NAME), dst)
-        return dst
+        return "tokenizer.model"
     names = [
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
         "merges.txt", SPIECE_NAME, "added_tokens.json",
@@ -220,4 +215,4 @@ def _copy_tokenizer(hf_dir, init_dir):
     os.makedirs(dst_dir, exist_ok=True)
     for name in present:
         shutil.copyfile(os.path.join(hf_dir, name), os.path.join(dst_dir, name))
-    return dst_dir
+    return "tokenizer"

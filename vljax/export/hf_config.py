@@ -10,6 +10,7 @@ import math
 
 import ml_collections
 
+from vljax.errors import ExportError
 from vljax.export.mapping import CLIP, SIGLIP
 from vljax.token_ids import EOS_ID, PAD_ID
 
@@ -21,10 +22,6 @@ ACTIVATIONS_FROM_HF = {
     "gelu_new": "gelu_tanh",
     "quick_gelu": "quick_gelu",
 }
-
-
-class ExportError(ValueError):
-    """A config that transformers cannot represent; the message names each field."""
 
 
 def _requirements(family):

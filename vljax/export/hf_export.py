@@ -10,10 +10,13 @@ import os
 
 import numpy as np
 
+from vljax.errors import ExportError
 from vljax.export.hf_config import hf_config_dict, hf_family
 from vljax.export.hf_tokenizer import write_hf_tokenizer
 from vljax.export.mapping import CLIP, to_hf_state_dict
 from vljax.export.processor import write_preprocessor_config
+from vljax.methods import get_method
+from vljax.train.checkpoint import load_run
 
 
 def image_posemb(params_img, image_config):
@@ -81,10 +84,17 @@ def export_params(
     return family
 
 
-def export_run(workdir, out_dir, step=None, dtype="float32"):
-    from vljax.train.checkpoint import load_run
-
+def export_run(workdir, out_dir, step=None, dtype="float32", fmt="hf"):
+    """Writes the run's checkpoint (default: the newest that restores) into out_dir as a
+    transformers folder; a method that cannot be exported as `fmt` is refused in one line."""
     run = load_run(workdir, step)
+    method = get_method(run.config.method)
+    if fmt not in method.export_formats:
+        supported = ", ".join(method.export_formats) or "none"
+        raise ExportError(
+            f"method {method.name!r} cannot be exported as --format {fmt} "
+            f"(it supports: {supported})"
+        )
     eval_results = None
     eval_path = os.path.join(workdir, "eval.json")
     if os.path.exists(eval_path):

@@ -14,6 +14,7 @@ import numpy as np
 
 from vljax.export.hf_config import ExportError, vljax_model_config
 from vljax.export.mapping import from_hf_state_dict, to_hf_state_dict
+from vljax.export.remote_code import refuse_remote_code
 from vljax.methods import clip
 from vljax.train.state import abstract_boxed_params
 
@@ -73,7 +74,8 @@ def import_hf_folder(path):
         )
     from transformers import AutoConfig
 
-    hf_config = AutoConfig.from_pretrained(path)
+    refuse_remote_code(path)
+    hf_config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     family, mcfg = vljax_model_config(hf_config)
     sd = {}
     for file in _state_dict_files(path):

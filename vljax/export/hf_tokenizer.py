@@ -16,6 +16,7 @@ import shutil
 
 import numpy as np
 
+from vljax.export.remote_code import refuse_remote_code
 from vljax.token_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 SPIECE_NAME = "spiece.model"
@@ -194,7 +195,8 @@ class HFTokenizer:
             )
         from transformers import AutoTokenizer
 
-        self._tok = AutoTokenizer.from_pretrained(self.path)
+        refuse_remote_code(self.path)
+        self._tok = AutoTokenizer.from_pretrained(self.path, trust_remote_code=False)
         self.pad_id = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
         self.vocab_size = len(self._tok)
 

@@ -6,6 +6,8 @@ probe images have several sizes and aspect ratios so resize and crop are exercis
 
 import numpy as np
 
+from vljax.export.remote_code import refuse_remote_code
+
 PROBE_TEXTS = [
     "a red circle",
     "a big green square to the left of a small blue triangle",
@@ -27,8 +29,9 @@ def transformers_embeddings(folder, images, texts):
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    model = AutoModel.from_pretrained(folder).eval()
-    processor = AutoProcessor.from_pretrained(folder)
+    refuse_remote_code(folder)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=False).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=False)
     inputs = processor(
         text=texts, images=images, padding="max_length", truncation=True, return_tensors="pt"
     )

@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from vljax.atomic_write import save_figure, write_text
+
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
 EVAL_HISTORY = "eval_history.jsonl"
@@ -81,10 +83,7 @@ class MetricsWriter:
 
     def _truncate(self, resume_step):
         rows = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        os.replace(tmp, self.path)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def write(self, step, metrics):
         if not self.enabled:
@@ -173,7 +172,7 @@ def _plot_lines(path, title, ylabel, rows, keys, smooth=False):
     _style(ax, title, ylabel)
     if len(keys) > 1 or smooth:
         ax.legend()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_other(path, rows, keys):
@@ -183,7 +182,7 @@ def _plot_other(path, rows, keys):
         x, y = _series(rows, key)
         ax.plot(x, y)
         _style(ax, key, "")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_evals(path, history, eval_keys):
@@ -215,7 +214,7 @@ def _plot_evals(path, history, eval_keys):
         if values and 0.0 <= min(values) and max(values) <= 1.0:
             ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize="small")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _recall_order(match):
@@ -346,6 +345,5 @@ def write_report(workdir):
         lines += [json.dumps(config, indent=2, sort_keys=True), "```", "", "</details>", ""]
 
     path = os.path.join(workdir, REPORT)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
