@@ -109,4 +109,3 @@ def tiny(c):
     c.data.train.size = 5_000
     c.evals = {}
     return c
-
