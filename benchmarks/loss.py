@@ -29,10 +29,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# jax-free: XLA_FLAGS (--devices) must be set before jax is imported.
+from vljax.choices import LOSS_IMPLS as IMPLS  # noqa: E402
+from vljax.choices import LOSS_KINDS as KINDS  # noqa: E402
+
 SECTION = "Contrastive losses"
 PNG = os.path.join(ROOT, "docs", "benchmarks_loss.png")
-IMPLS = ("all_gather", "ring", "grouped")
-KINDS = ("softmax", "sigmoid")
 
 
 def parse_args(argv=None):

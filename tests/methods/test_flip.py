@@ -2,14 +2,13 @@
 stochastic method (a fresh patch mask every step) resumes bit for bit."""
 
 import json
-import signal
 
 import numpy as np
 import pytest
 
+from tests.train.tiny import interrupt_at
 from vljax import cli
 from vljax.errors import EXIT_INTERRUPTED
-from vljax.train import loop
 
 ARGV = ["train", "--config", "configs/flip.py:tiny"]
 
@@ -34,27 +33,9 @@ def test_tiny_trains_60_steps_with_a_finite_falling_loss(flip_run):
 
 
 def test_resume_of_a_masked_run_is_bit_exact(flip_run, tmp_path, monkeypatch):
-    real = loop.make_train_iterator
-
-    class Interrupting:
-        def __init__(self, inner):
-            self.inner, self.n = inner, 0
-
-        def __next__(self):
-            self.n += 1
-            if self.n == 25:
-                signal.raise_signal(signal.SIGINT)
-            return next(self.inner)
-
-        def get_state(self):
-            return self.inner.get_state()
-
-        def set_state(self, state):
-            self.inner.set_state(state)
-
-    monkeypatch.setattr(loop, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k)))
+    interrupt_at(monkeypatch, 25)
     argv = [*ARGV, "--workdir", str(tmp_path)]
     assert cli.main(argv) == EXIT_INTERRUPTED
-    monkeypatch.setattr(loop, "make_train_iterator", real)
+    monkeypatch.undo()
     assert cli.main(argv) == 0
     assert losses(tmp_path) == losses(flip_run)

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from tests.train.tiny import tiny_argv
+from tests.train.tiny import interrupt_at, tiny_argv
 from vljax import cli
 from vljax import sharding as shd
 from vljax.config import build_config
@@ -56,31 +56,13 @@ def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsy
     """Ctrl-C during step 5 saves at step 5 and exits 130 without a traceback; rerunning
     continues with identical losses. (SIGTERM: the real-process test below.)"""
 
-    real = loop.make_train_iterator
-
-    class Interrupting:
-        def __init__(self, inner):
-            self.inner, self.n = inner, 0
-
-        def __next__(self):
-            self.n += 1
-            if self.n == 5:
-                signal.raise_signal(signal.SIGINT)
-            return next(self.inner)
-
-        def get_state(self):
-            return self.inner.get_state()
-
-        def set_state(self, state):
-            self.inner.set_state(state)
-
-    monkeypatch.setattr(loop, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k)))
+    interrupt_at(monkeypatch, 5)
     argv = tiny_argv(tmp_path, total_steps=12)
     assert cli.main(argv) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Ctrl-C: saved a checkpoint at step 5" in err and "Traceback" not in err
     assert max(losses(tmp_path)) == 5
-    monkeypatch.setattr(loop, "make_train_iterator", real)
+    monkeypatch.undo()
     assert cli.main(argv) == 0
     assert losses(tmp_path) == losses(full_run)  # every step, bit for bit
 

@@ -1,5 +1,9 @@
 """A tiny demo config for trainer tests: compiles in seconds on 2 cores."""
 
+import signal
+
+from vljax.train import loop
+
 TINY = {
     "batch_size": "16",
     "total_steps": "6",
@@ -39,3 +43,31 @@ def tiny_overrides(with_evals=False, **changes) -> list[tuple[str, str]]:
 def tiny_argv(workdir, with_evals=False, **changes) -> list[str]:
     argv = ["train", "--config", "configs/demo.py", "--workdir", str(workdir)]
     return argv + [f"--config.{k}={v}" for k, v in tiny_overrides(with_evals, **changes)]
+
+
+class Interrupting:
+    """The trainer's data iterator, raising `signum` (Ctrl-C by default) while batch `at`
+    is fetched: a stop in the middle of a run, at a known step."""
+
+    def __init__(self, inner, at, signum=signal.SIGINT):
+        self.inner, self.at, self.signum, self.n = inner, at, signum, 0
+
+    def __next__(self):
+        self.n += 1
+        if self.n == self.at:
+            signal.raise_signal(self.signum)
+        return next(self.inner)
+
+    def get_state(self):
+        return self.inner.get_state()
+
+    def set_state(self, state):
+        self.inner.set_state(state)
+
+
+def interrupt_at(monkeypatch, at, signum=signal.SIGINT):
+    """Makes vljax.train.loop's next runs stop at batch `at` (undone by monkeypatch)."""
+    real = loop.make_train_iterator
+    monkeypatch.setattr(
+        loop, "make_train_iterator", lambda *a, **k: Interrupting(real(*a, **k), at, signum)
+    )

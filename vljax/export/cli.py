@@ -8,7 +8,10 @@ from vljax.config import ConfigError, build_config, parse_overrides, save_config
 from vljax.errors import ExportError
 from vljax.export.hf_export import export_run
 from vljax.export.hf_import import check_shapes, import_hf_folder
+from vljax.export.hf_tokenizer import SPIECE_NAME, TOKENIZER_FILES, is_vljax_export
 from vljax.export.safe_dir import atomic_folder, check_not_inside
+from vljax.export.verify import verify_export
+from vljax.inference import load_run_encoder
 from vljax.models import stack_layers
 from vljax.params_io import save_flat
 from vljax.token_ids import EOS_ID, PAD_ID
@@ -78,9 +81,6 @@ def export_cli(argv=None) -> int:
     print(f"Exported {args.workdir} step {step} as a transformers {name} to {args.out}")
     print(f"  AutoModel.from_pretrained({args.out!r}); AutoProcessor.from_pretrained(...)")
     if args.verify:
-        from vljax.export.verify import verify_export
-        from vljax.inference import load_run_encoder
-
         res = verify_export(load_run_encoder(args.workdir, args.step), args.out)
         print(
             "verify (transformers vs vljax, max abs diff of L2-normalised embeddings): "
@@ -195,20 +195,14 @@ def _copy_tokenizer(hf_dir, init_dir):
 
     A vljax export carries its SentencePiece model -> `tokenizer.model` (vljax's Tokenizer).
     Other folders (OpenAI CLIP's BPE, SigLIP's SentencePiece) -> their tokenizer files, and
-    the returned path is `init_dir/tokenizer` (a folder), read by
+    the returned name is `tokenizer` (a folder), read by
     `vljax.export.hf_tokenizer.HFTokenizer` (transformers' own tokenizer).
     """
-    from vljax.export.hf_tokenizer import SPIECE_NAME, is_vljax_export
-
     if is_vljax_export(hf_dir):
         dst = os.path.join(init_dir, "tokenizer.model")
         shutil.copyfile(os.path.join(hf_dir, SPIECE_NAME), dst)
         return "tokenizer.model"
-    names = [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-        "merges.txt", SPIECE_NAME, "added_tokens.json",
-    ]  # fmt: skip
-    present = [n for n in names if os.path.exists(os.path.join(hf_dir, n))]
+    present = [n for n in TOKENIZER_FILES if os.path.exists(os.path.join(hf_dir, n))]
     if not any(n in present for n in ("tokenizer.json", "vocab.json", SPIECE_NAME)):
         return None
     dst_dir = os.path.join(init_dir, "tokenizer")

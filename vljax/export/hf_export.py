@@ -12,7 +12,7 @@ import numpy as np
 
 from vljax.errors import ExportError
 from vljax.export.hf_config import hf_config_dict, hf_family
-from vljax.export.hf_tokenizer import write_hf_tokenizer
+from vljax.export.hf_tokenizer import TOKENIZER_FILES, write_hf_tokenizer
 from vljax.export.mapping import CLIP, to_hf_state_dict
 from vljax.export.processor import write_preprocessor_config
 from vljax.methods import get_method
@@ -131,10 +131,8 @@ def _copy_hf_tokenizer(src, out_dir):
     import shutil
 
     folder = src if os.path.isdir(src) else os.path.dirname(src)
-    names = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-             "vocab.json", "merges.txt", "spiece.model"]  # fmt: skip
     copied = False
-    for name in names:
+    for name in TOKENIZER_FILES:
         if os.path.exists(os.path.join(folder, name)):
             shutil.copyfile(os.path.join(folder, name), os.path.join(out_dir, name))
             copied = True

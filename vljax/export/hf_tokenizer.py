@@ -20,6 +20,11 @@ from vljax.export.remote_code import refuse_remote_code
 from vljax.token_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 SPIECE_NAME = "spiece.model"
+# The files of a transformers tokenizer folder (any of them may be absent).
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+    "merges.txt", SPIECE_NAME, "added_tokens.json",
+)  # fmt: skip
 # Marker in tokenizer_config.json of folders vljax exported (SentencePiece ids, EOS, pad 0).
 VLJAX_TOKENS = "sentencepiece pieces + eos 1, cut to max_len - 1 pieces + eos, right pad 0"
 

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 
+from vljax.choices import LOSS_IMPLS, LOSS_KINDS
 from vljax.losses._sharded import axis_size
 from vljax.losses.dense import all_gather_loss
 from vljax.losses.grouped import grouped_loss
 from vljax.losses.ring_sigmoid import ring_sigmoid_loss
 from vljax.losses.ring_softmax import ring_softmax_loss
 
-KINDS = ("softmax", "sigmoid")
-IMPLS = ("all_gather", "ring", "grouped")
+KINDS, IMPLS = LOSS_KINDS, LOSS_IMPLS  # the public names of vljax.choices' lists
 
 
 def contrastive_loss(
