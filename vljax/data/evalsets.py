@@ -31,7 +31,9 @@ import numpy as np
 
 from vljax.data import shapes
 from vljax.data.captions import caption_candidates, languages
+from vljax.data.tfds_source import load_tfds_eval
 from vljax.errors import DataError
+from vljax.evals.templates import default_templates
 
 EVAL_SEED = 1_000_003
 
@@ -63,8 +65,6 @@ def load_eval_set(spec, config) -> dict:
     if dataset.startswith("shapes:"):
         out = _shapes(dataset.split(":", 1)[1], size, lang, entry.get("size"))
     elif dataset.startswith("tfds:"):
-        from vljax.data.tfds_source import load_tfds_eval
-
         out = load_tfds_eval(dataset, entry, config, size, lang)
     else:
         raise DataError(
@@ -76,8 +76,6 @@ def load_eval_set(spec, config) -> dict:
     if entry.get("templates"):
         out["templates"] = list(entry["templates"])
     if out.get("classnames") is not None and not out.get("templates"):
-        from vljax.evals.templates import default_templates
-
         out["templates"] = default_templates(lang)
     for t in out.get("templates") or []:
         if "{}" not in t:

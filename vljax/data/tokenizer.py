@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from vljax.data.pipeline import dataset_captions, train_captions
 from vljax.errors import ConfigError
 from vljax.token_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
@@ -224,7 +225,6 @@ def tokenizer_for_run(config, workdir: str | os.PathLike) -> Tokenizer:
             f.write(tok._proto)
         os.replace(tmp, path)
         return Tokenizer(path)
-    from vljax.data.pipeline import train_captions
 
     return train_tokenizer(
         train_captions(config, int(config.tokenizer.train_captions)),
@@ -252,7 +252,6 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     t.add_argument("--limit", type=int, default=2_000_000, help="at most this many captions")
     args = p.parse_args(argv)
-    from vljax.data.pipeline import dataset_captions
 
     try:
         texts = dataset_captions(args.dataset, args.data_dir, args.lang, args.limit)

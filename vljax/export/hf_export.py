@@ -16,6 +16,8 @@ from vljax.export.hf_tokenizer import TOKENIZER_FILES, write_hf_tokenizer
 from vljax.export.mapping import CLIP, to_hf_state_dict
 from vljax.export.processor import write_preprocessor_config
 from vljax.methods import get_method
+from vljax.models import unstack_layers
+from vljax.models.vit import posemb_sincos_2d
 from vljax.train.checkpoint import load_run
 
 
@@ -23,7 +25,6 @@ def image_posemb(params_img, image_config):
     """The `[tokens, width]` position embedding the image tower adds (cls row first)."""
     if image_config.get("posemb", "learn") == "learn":
         return np.asarray(params_img["pos_embedding"])[0]
-    from vljax.models.vit import posemb_sincos_2d
 
     g = image_config.image_size // image_config.patch_size
     pe = posemb_sincos_2d(g, g, image_config.width)
@@ -36,8 +37,6 @@ def host_params(params):
     """Any param tree (boxed, scanned, jax arrays) -> unstacked numpy nested dicts."""
     import flax.linen as nn
     import jax
-
-    from vljax.models import unstack_layers
 
     params = nn.unbox(params)
     params = jax.tree.map(np.asarray, params)

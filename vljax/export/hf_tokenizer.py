@@ -16,6 +16,7 @@ import shutil
 
 import numpy as np
 
+from vljax.data.tokenizer import Tokenizer
 from vljax.export.remote_code import refuse_remote_code
 from vljax.token_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
@@ -237,10 +238,7 @@ def load_tokenizer(path):
     path = os.fspath(path)
     if os.path.isdir(path) or path.endswith(".json"):
         if os.path.isdir(path) and is_vljax_export(path):
-            from vljax.data.tokenizer import Tokenizer
-
             return Tokenizer(os.path.join(path, SPIECE_NAME))
         return HFTokenizer(path)
-    from vljax.data.tokenizer import Tokenizer
 
     return Tokenizer(path)

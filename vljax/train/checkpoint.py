@@ -23,7 +23,9 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vljax import sharding as shd
 from vljax.errors import CheckpointError
+from vljax.train.state import build_parts
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKSUMS = "vljax_checksums.json"  # in each step folder, written once the save completed
@@ -188,8 +190,6 @@ class LoadedRun:
 
 def load_run(workdir: str, step: int | None = None) -> LoadedRun:
     """Reads a run directory's config, tokenizer and params at `step` (default: latest)."""
-    from vljax import sharding as shd
-    from vljax.train.state import build_parts
 
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):
