@@ -1,5 +1,5 @@
-"""FLIP on the method seam: the `:tiny` recipe trains 60 steps with a falling loss, and a
-stochastic method (a fresh patch mask every step) resumes bit for bit."""
+"""Methods' smoke runs: each `:tiny` recipe trains 60 steps with a falling loss; FLIP, a
+stochastic method (a fresh patch mask every step), resumes bit for bit."""
 
 import json
 
@@ -25,11 +25,22 @@ def flip_run(tmp_path_factory):
     return workdir
 
 
-def test_tiny_trains_60_steps_with_a_finite_falling_loss(flip_run):
-    got = losses(flip_run)
+def assert_trained_60_steps(workdir):
+    got = losses(workdir)
     assert sorted(got) == list(range(10, 61, 10))
     assert all(np.isfinite(v) for v in got.values())
     assert got[60] < got[10]
+
+
+def test_tiny_trains_60_steps_with_a_finite_falling_loss(flip_run):
+    assert_trained_60_steps(flip_run)
+
+
+def test_lit_tiny_trains_60_steps_with_a_finite_falling_loss(tmp_path):
+    """LiT's smoke run: a random locked image tower, the text tower learning to match it."""
+    argv = ["train", "--config", "configs/lit.py:tiny", "--workdir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert_trained_60_steps(tmp_path)
 
 
 def test_resume_of_a_masked_run_is_bit_exact(flip_run, tmp_path, monkeypatch):
