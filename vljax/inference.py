@@ -74,9 +74,10 @@ class Encoder:
         tokens = self.tokenizer.encode(list(texts), self.model_config.text.max_len)
         return self._batched(self.method.encode_texts, np.asarray(tokens, np.int32))
 
-    def similarity(self, image_emb, text_emb) -> np.ndarray:
-        """[N] image and [M] text embeddings -> float32 [N, M] scores."""
-        return np.asarray(self.method.similarity(image_emb, text_emb), np.float32)
+    def similarity(self, image_emb, text_emb, direction: str = "img2txt") -> np.ndarray:
+        """[N] image and [M] text embeddings -> float32 [N, M] scores; `direction` is who
+        queries: "img2txt" (images rank texts) or "txt2img" (the same for dot products)."""
+        return np.asarray(self.method.similarity(image_emb, text_emb, direction), np.float32)
 
 
 def load_run_encoder(workdir: str, step: int | None = None) -> Encoder:

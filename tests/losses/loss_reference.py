@@ -72,3 +72,18 @@ def assert_close(got, want, rtol, name=""):
     scale = max(float(np.max(np.abs(want))), 1e-30)
     err = float(np.max(np.abs(got - want))) / scale
     assert err <= rtol, f"{name}: max error {err:.3g} (relative to max |ref|) > {rtol}"
+
+
+def filip_scores_loops(x, y, m):
+    """FILIP's two similarity matrices written out pair by pair, float64: s_i2t[i, j] =
+    mean over patches of the best real word; s_t2i[i, j] = mean over real words of the best
+    patch."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    s_i2t = np.zeros((len(x), len(y)))
+    s_t2i = np.zeros((len(x), len(y)))
+    for i in range(len(x)):
+        for j in range(len(y)):
+            sims = x[i] @ y[j][np.asarray(m[j], bool)].T  # [Np, real words]
+            s_i2t[i, j] = sims.max(axis=1).mean()
+            s_t2i[i, j] = sims.max(axis=0).mean()
+    return s_i2t, s_t2i

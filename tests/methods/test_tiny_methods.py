@@ -36,9 +36,11 @@ def test_tiny_trains_60_steps_with_a_finite_falling_loss(flip_run):
     assert_trained_60_steps(flip_run)
 
 
-def test_lit_tiny_trains_60_steps_with_a_finite_falling_loss(tmp_path):
-    """LiT's smoke run: a random locked image tower, the text tower learning to match it."""
-    argv = ["train", "--config", "configs/lit.py:tiny", "--workdir", str(tmp_path)]
+@pytest.mark.parametrize("recipe", ["lit", "filip"])
+def test_tiny_recipe_trains_60_steps_with_a_finite_falling_loss(recipe, tmp_path):
+    """LiT: a random locked image tower, the text tower learning to match it. FILIP: the
+    late-interaction loss."""
+    argv = ["train", "--config", f"configs/{recipe}.py:tiny", "--workdir", str(tmp_path)]
     assert cli.main(argv) == 0
     assert_trained_60_steps(tmp_path)
 

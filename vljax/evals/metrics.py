@@ -17,7 +17,7 @@ from vljax.models.layers import l2_normalize
 _CHUNK = 1024
 
 
-def dot(img_emb, txt_emb):
+def dot(img_emb, txt_emb, direction=None):
     return np.asarray(img_emb, np.float32) @ np.asarray(txt_emb, np.float32).T
 
 
@@ -37,9 +37,9 @@ def _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text):
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
         if by_text:
-            sims = np.asarray(similarity(img_emb, _rows(txt_emb, start, stop))).T
+            sims = np.asarray(similarity(img_emb, _rows(txt_emb, start, stop), "txt2img")).T
         else:
-            sims = np.asarray(similarity(_rows(img_emb, start, stop), txt_emb))
+            sims = np.asarray(similarity(_rows(img_emb, start, stop), txt_emb, "img2txt"))
         rows = np.arange(len(sims))
         right = sims[rows, start + rows]
         ranks[start:stop] = np.sum(sims > right[:, None], axis=1)
@@ -49,9 +49,9 @@ def _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text):
 def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
     """Recall@k both ways for N image-text pairs where pair i matches i.
 
-    img_emb, txt_emb: [N, ...] (pytrees of arrays with N rows); similarity(images, texts)
-    -> [n_images, n_texts] scores. Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...}
-    (floats in [0, 1]); txt2img ranks images for each text query, img2txt texts for each image.
+    img_emb, txt_emb: [N, ...] (pytrees of arrays with N rows); similarity(images, texts,
+    direction) -> [n_images, n_texts] scores, direction "txt2img" when texts are the queries.
+    Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]); txt2img ranks images for each text query, img2txt texts for each image.
     """
     if _count(img_emb) != _count(txt_emb):
         raise ValueError(f"need N images and N texts, got {_count(img_emb)} and {_count(txt_emb)}")
@@ -60,6 +60,12 @@ def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
         "img2txt": _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=False),
     }
     return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
+
+
+def _ranks_of_labels(logits, labels):
+    """How many classes score strictly higher than each row's true class."""
+    right = logits[np.arange(len(logits)), labels]
+    return np.sum(logits > right[:, None], axis=1)
 
 
 def _label_ranks(img_emb, class_emb, labels):
@@ -71,10 +77,33 @@ def _label_ranks(img_emb, class_emb, labels):
     ranks = np.empty(len(labels), np.int64)
     for start in range(0, len(labels), _CHUNK):
         logits = img_emb[start : start + _CHUNK] @ class_emb.T
-        lab = labels[start : start + len(logits)]
-        right = logits[np.arange(len(logits)), lab]
-        ranks[start : start + len(logits)] = np.sum(logits > right[:, None], axis=1)
+        ranks[start : start + len(logits)] = _ranks_of_labels(
+            logits, labels[start : start + len(logits)]
+        )
     return ranks
+
+
+def zeroshot_scores(img_emb, encode_texts, classnames, templates, similarity):
+    """[N, C] image-class scores averaged over the prompt templates: zero-shot for methods
+    whose embeddings are not vectors to average (`Method.prompt_ensemble == "score"`).
+
+    similarity(images, texts, "img2txt") -> [N, M]; encode_texts: list[str] -> embeddings.
+    """
+    if not classnames or not templates:
+        raise ValueError("need at least one class name and one template")
+    total = 0.0
+    for template in templates:
+        prompts = encode_texts([template.format(c) for c in classnames])
+        total = total + np.asarray(similarity(img_emb, prompts, "img2txt"), np.float64)
+    return total / len(templates)
+
+
+def scores_topk(scores, labels, k):
+    """Fraction of rows of [N, C] `scores` whose true class is among the k best."""
+    labels = np.asarray(labels, np.int64)
+    if len(labels) != len(scores):
+        raise ValueError(f"{len(scores)} images but {len(labels)} labels")
+    return float(np.mean(_ranks_of_labels(np.asarray(scores), labels) < k))
 
 
 def zeroshot_topk(img_emb, class_emb, labels, k):

@@ -39,10 +39,15 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
                     f"config.evals.{name}.classnames"
                 )
             image_emb = encoder.encode_images(data["images"])
-            class_emb = metrics.class_embeddings(encoder.encode_texts, classnames, templates)
-            results[f"zeroshot/{key}/top1"] = float(
-                metrics.zeroshot_top1(image_emb, class_emb, data["labels"])
-            )
+            if encoder.method.prompt_ensemble == "embedding":
+                class_emb = metrics.class_embeddings(encoder.encode_texts, classnames, templates)
+                top1 = metrics.zeroshot_top1(image_emb, class_emb, data["labels"])
+            else:
+                scores = metrics.zeroshot_scores(
+                    image_emb, encoder.encode_texts, classnames, templates, encoder.similarity
+                )
+                top1 = metrics.scores_topk(scores, data["labels"], 1)
+            results[f"zeroshot/{key}/top1"] = float(top1)
         elif kind == "retrieval":
             image_emb = encoder.encode_images(data["images"])
             text_emb = encoder.encode_texts(data["captions"])

@@ -2,6 +2,7 @@
 (or a method's default terms) and summed with their weights by `Method.loss`."""
 
 from vljax.losses.contrastive import contrastive_loss
+from vljax.losses.filip import filip_loss
 
 
 def contrastive_term(outputs, batch, ctx):
@@ -25,4 +26,19 @@ def contrastive_term(outputs, batch, ctx):
     return value, metrics
 
 
-TERMS = {"contrastive": contrastive_term}
+def filip_term(outputs, batch, ctx):
+    """FILIP's late interaction on `img/tokens`, `txt/tokens`, `txt/mask` (config.loss.chunk:
+    texts per tile)."""
+    value = filip_loss(
+        outputs["img/tokens"],
+        outputs["txt/tokens"],
+        outputs["txt/mask"],
+        scale=outputs["scale"],
+        mesh=ctx.mesh,
+        batch_axes=ctx.batch_axes,
+        chunk=ctx.loss_config.chunk,
+    )
+    return value, {"scale": outputs["scale"]}
+
+
+TERMS = {"contrastive": contrastive_term, "filip": filip_term}

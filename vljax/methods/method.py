@@ -40,7 +40,13 @@ class Method:
     default_terms: dict  # {term name: weight}; config.loss.terms overrides
     encode_images: str = "encode_images"  # model method: float images -> embeddings
     encode_texts: str = "encode_texts"  # model method: tokens -> embeddings
-    similarity: Callable = None  # (image embeddings, text embeddings) -> [N, M] scores
+    # (image embeddings, text embeddings, direction) -> [N, M] scores, where direction is
+    # "img2txt" (images query texts; also zero-shot) or "txt2img"
+    similarity: Callable = None
+    # Zero-shot prompt ensembling: "embedding" averages each class's prompt embeddings
+    # (CLIP); "score" averages the similarity to each prompt (embeddings that are not
+    # vectors, e.g. FILIP's tokens).
+    prompt_ensemble: str = "embedding"
     rng_purposes: tuple[str, ...] = ()  # flax rng collections the model draws from in training
     export_formats: tuple[str, ...] = ()  # `vljax export --format` values; () = none
 
@@ -75,6 +81,7 @@ class Method:
         return {p: jax.random.fold_in(key, zlib.crc32(p.encode())) for p in self.rng_purposes}
 
 
-def dot_similarity(image_emb, text_emb):
-    """Cosine similarity of L2-normalised embeddings: [N, D] x [M, D] -> [N, M]."""
+def dot_similarity(image_emb, text_emb, direction=None):
+    """Cosine similarity of L2-normalised embeddings: [N, D] x [M, D] -> [N, M] (the same
+    both ways)."""
     return jnp.asarray(image_emb) @ jnp.asarray(text_emb).T

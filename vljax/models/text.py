@@ -32,7 +32,10 @@ class TextTransformer(nn.Module):
     scan: bool = False
 
     @nn.compact
-    def __call__(self, tokens):
+    def __call__(self, tokens, return_tokens: bool = False):
+        """-> the pooled, projected embedding [N, proj_dim]; with `return_tokens`, also every
+        position after the final norm and the same projection ([N, L, proj_dim]; padding
+        positions hold ignored values, `tokens != pad_id` marks the real ones)."""
         if tokens.ndim != 2 or tokens.shape[1] > self.max_len:
             raise ValueError(f"tokens must be [N, L<={self.max_len}], got shape {tokens.shape}")
         n, length = tokens.shape
@@ -74,6 +77,7 @@ class TextTransformer(nn.Module):
             name="encoder",
         )(x, mask)
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
+        sequence = x
 
         if self.pool == "eos":
             # First EOS, like HF CLIP with eos_token_id != 2 (position 0 if there is none).
@@ -92,7 +96,7 @@ class TextTransformer(nn.Module):
 
         if self.proj not in TEXT_PROJS:
             raise ValueError(f"text.proj={self.proj!r}: expected {expected(TEXT_PROJS)}")
-        return nn.Dense(
+        head = nn.Dense(
             self.proj_dim,
             use_bias=self.proj == "linear_bias",
             dtype=self.dtype,
@@ -100,4 +104,5 @@ class TextTransformer(nn.Module):
             kernel_init=partitioned(nn.initializers.lecun_normal(), ("embed", "mlp")),
             bias_init=partitioned(nn.initializers.zeros, ("mlp",)),
             name="head",
-        )(x)
+        )
+        return (head(x), head(sequence)) if return_tokens else head(x)

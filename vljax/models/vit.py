@@ -137,7 +137,10 @@ class VisionTransformer(nn.Module):
         return x
 
     @nn.compact
-    def __call__(self, images, train: bool = False):
+    def __call__(self, images, train: bool = False, return_tokens: bool = False):
+        """float images [N, H, W, 3] -> the pooled, projected embedding [N, proj_dim]; with
+        `return_tokens`, also the patch tokens after the final norm and the same projection
+        ([N, T, proj_dim]; no cls token; T is the kept patches under FLIP's dropout)."""
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
         p = self.patch_size
@@ -204,6 +207,7 @@ class VisionTransformer(nn.Module):
             name="encoder",
         )(x)
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
+        tokens = x[:, 1:] if with_cls else x
 
         if self.pool == "cls":
             x = x[:, 0]
@@ -217,14 +221,16 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"image.pool={self.pool!r}: expected {expected(IMAGE_POOLS)}")
 
         if self.proj == "linear":
-            x = nn.Dense(
+            head = nn.Dense(
                 self.proj_dim,
                 use_bias=False,
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
                 kernel_init=partitioned(nn.initializers.lecun_normal(), ("embed", "mlp")),
                 name="head",
-            )(x)
-        elif self.proj != "none":
+            )
+        elif self.proj == "none":
+            head = lambda y: y
+        else:
             raise ValueError(f"image.proj={self.proj!r}: expected {expected(IMAGE_PROJS)}")
-        return x
+        return (head(x), head(tokens)) if return_tokens else head(x)

@@ -1,0 +1,63 @@
+"""FILIP (Yao et al. 2021, arXiv 2111.07783): CLIP's towers trained and scored by token-wise
+late interaction: each image patch finds its best word and each word its best patch
+(`vljax.losses.filip_loss`, the term "filip"). Retrieval and zero-shot use the same
+similarity: image->text ranks by s_i2t, text->image by s_t2i. No export format: Hugging
+Face has no late-interaction CLIP model.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vljax.losses.filip import late_interaction_scores
+from vljax.methods import clip
+from vljax.methods.method import Method
+from vljax.models.late_interaction import LateInteraction
+from vljax.models.layers import freeze
+
+# Evals score [images, texts, Np, Nt] in blocks of at most this many float32 elements.
+_EVAL_BLOCK = 2**26
+
+
+def build_model(model_config):
+    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    return LateInteraction(config=freeze(cfg))
+
+
+_scores = jax.jit(late_interaction_scores)
+
+
+def late_interaction_similarity(image_emb, text_emb, direction="img2txt"):
+    """{"tokens": [N, Np, D]} x {"tokens": [M, Nt, D], "mask": [M, Nt]} -> float32 [N, M]:
+    s_i2t when images query ("img2txt"), s_t2i when texts do ("txt2img").
+
+    Texts are scored in fixed-size blocks (the last one padded with empty texts), so the
+    jitted scorer compiles once per image count."""
+    x = jnp.asarray(image_emb["tokens"])
+    y, m = np.asarray(text_emb["tokens"]), np.asarray(text_emb["mask"], bool)
+    n, n_img = x.shape[:2]
+    texts, n_txt = y.shape[:2]
+    block = max(1, min(texts, _EVAL_BLOCK // max(1, n * n_img * n_txt)))
+    which = 0 if direction == "img2txt" else 1
+    out = []
+    for start in range(0, texts, block):
+        yb, mb = y[start : start + block], m[start : start + block]
+        short = block - len(yb)
+        if short:
+            yb = np.concatenate([yb, np.zeros((short,) + yb.shape[1:], yb.dtype)])
+            mb = np.concatenate([mb, np.zeros((short,) + mb.shape[1:], bool)])
+        out.append(np.asarray(_scores(x, yb, mb)[which])[:, : block - short])
+    return np.concatenate(out, axis=1) if out else np.zeros((n, 0), np.float32)
+
+
+METHOD = Method(
+    name="filip",
+    build_model=build_model,
+    example_batch=clip.example_batch,
+    batch_fields=("image", "tokens"),
+    default_terms={"filip": 1.0},
+    similarity=late_interaction_similarity,
+    prompt_ensemble="score",
+    rng_purposes=("mask",),  # FLIP's patch dropout, if model.image.mask_ratio > 0
+    export_formats=(),
+)
