@@ -51,7 +51,8 @@ def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
 
     img_emb, txt_emb: [N, ...] (pytrees of arrays with N rows); similarity(images, texts,
     direction) -> [n_images, n_texts] scores, direction "txt2img" when texts are the queries.
-    Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]); txt2img ranks images for each text query, img2txt texts for each image.
+    Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]); txt2img ranks
+    images for each text query, img2txt texts for each image.
     """
     if _count(img_emb) != _count(txt_emb):
         raise ValueError(f"need N images and N texts, got {_count(img_emb)} and {_count(txt_emb)}")
