@@ -26,6 +26,8 @@ DEMOS = {
     "clip": "configs/demo.py",
     "flip": "configs/flip.py:demo",
     "lit": "configs/lit.py:demo",
+    "filip": "configs/filip.py:demo",
+    "coca": "configs/coca.py:demo",
 }
 DOC = os.path.join(ROOT, "docs", "methods.md")
 

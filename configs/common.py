@@ -86,6 +86,9 @@ def base_config():
     c.model.embed_dim = 512
     c.model.image = image_tower("B", 16, 224)
     c.model.text = text_tower("B", 32000, 64)
+    # CoCa's multimodal text decoder (configs/coca.py); its width, heads and MLP are the text
+    # tower's. pool_queries: learned queries of the attentional pooler it cross-attends to.
+    c.model.decoder = ml_collections.ConfigDict(dict(depth=1, pool_queries=16))
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32

@@ -17,7 +17,12 @@ TEXT_POOLS = ("eos", "last", "first", "mean")
 TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
-METHODS = ("clip", "filip")  # each a module vljax/methods/<name>.py
+METHODS = ("clip", "filip", "coca")
+EVAL_TYPES = (
+    "zeroshot",
+    "retrieval",
+    "captioning",
+)  # config.evals.<name>.type  # each a module vljax/methods/<name>.py
 
 # config key -> its choices
 CHOICES = {

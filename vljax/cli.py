@@ -1,7 +1,8 @@
-"""`vljax` command line: train, eval, export, import, prepare, tokenizer.
+"""`vljax` command line: train, eval, caption, export, import, prepare, tokenizer.
 
 vljax train  --config configs/X.py[:arg] --workdir DIR [--config.key=value ...]
 vljax eval   --workdir DIR [--step N]
+vljax caption --workdir DIR [--step N] --images PATHS...   (captioning methods: CoCa)
 vljax export --workdir DIR [--step N] --format hf --out OUT
 vljax import --hf PATH --config configs/X.py --workdir DIR
 vljax prepare --manifest FILE.jsonl --name NAME --data-dir DIR
@@ -80,6 +81,12 @@ def _eval(argv):
     return 0
 
 
+def _caption(argv):
+    from vljax.caption import cli
+
+    return cli(argv)
+
+
 EXPORT_EXTRA = ("torch", "transformers", "safetensors")
 
 
@@ -123,6 +130,7 @@ def _tokenizer(argv):
 COMMANDS = {
     "train": _train,
     "eval": _eval,
+    "caption": _caption,
     "export": _export,
     "import": _import,
     "prepare": _prepare,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vljax.data.preprocess import inference_image, normalize
+from vljax.errors import ConfigError
 from vljax.export.hf_import import import_hf_folder
 from vljax.export.hf_tokenizer import load_tokenizer
 from vljax.methods import Method, clip, get_method
@@ -20,6 +21,12 @@ from vljax.train.checkpoint import load_run
 def _jitted(model, model_method: str):
     """One compiled encoder per (model, method name), shared by every Encoder of the model."""
     return jax.jit(lambda params, x: model.apply({"params": params}, x, method=model_method))
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_decoder(model, decode_captions, max_len: int):
+    """One compiled greedy decoder per (model, decoder, length)."""
+    return jax.jit(lambda params, images: decode_captions(model, params, images, max_len))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +63,8 @@ class Encoder:
             return jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], np.float32), shapes)
         return jax.tree.map(lambda *parts: np.concatenate(parts), *out)
 
-    def encode_images(self, images):
-        """uint8 [N, H, W, 3] (any H, W) -> the method's image embedding (float32 [N, D] for
-        pooled-embedding methods)."""
+    def _pixels(self, images) -> np.ndarray:
+        """uint8 images of any size -> the model's normalised float32 [N, S, S, 3] input."""
         size = self.model_config.image.image_size
         images = [np.asarray(im) for im in images]
         if images and all(im.shape == (size, size, 3) for im in images):
@@ -67,12 +73,39 @@ class Encoder:
             pixels = np.stack([inference_image(im, size) for im in images])
         else:
             pixels = np.zeros((0, size, size, 3), np.uint8)
-        return self._batched(self.method.encode_images, np.asarray(normalize(pixels), np.float32))
+        return np.asarray(normalize(pixels), np.float32)
+
+    def encode_images(self, images):
+        """uint8 [N, H, W, 3] (any H, W) -> the method's image embedding (float32 [N, D] for
+        pooled-embedding methods)."""
+        return self._batched(self.method.encode_images, self._pixels(images))
 
     def encode_texts(self, texts: list[str]):
         """list[str] -> the method's text embedding (float32 [N, D] for pooled ones)."""
         tokens = self.tokenizer.encode(list(texts), self.model_config.text.max_len)
         return self._batched(self.method.encode_texts, np.asarray(tokens, np.int32))
+
+    def caption(self, images) -> list[str]:
+        """uint8 [N, H, W, 3] -> greedy captions (methods with a caption head: CoCa)."""
+        if self.method.decode_captions is None:
+            raise ConfigError(
+                f"method {self.method.name!r} has no caption head; captioning needs a "
+                "captioning method (e.g. configs/coca.py)"
+            )
+        pixels = self._pixels(images)
+        max_len = self.model_config.text.max_len
+        fn = _jitted_decoder(self.model, self.method.decode_captions, max_len)
+        tokens = []
+        for i in range(0, len(pixels), self.batch_size):
+            chunk = pixels[i : i + self.batch_size]
+            n = len(chunk)
+            if n < self.batch_size and len(pixels) > self.batch_size:
+                pad = np.zeros((self.batch_size - n,) + chunk.shape[1:], chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            tokens.append(np.asarray(fn(self.params, chunk))[:n])
+        if not tokens:
+            return []
+        return self.tokenizer.decode(np.concatenate(tokens))
 
     def similarity(self, image_emb, text_emb, direction: str = "img2txt") -> np.ndarray:
         """[N] image and [M] text embeddings -> float32 [N, M] scores; `direction` is who

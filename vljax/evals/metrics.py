@@ -10,6 +10,7 @@ a leading example axis (a late-interaction method's tokens and mask).
 
 import jax
 import numpy as np
+import sacrebleu
 
 from vljax.models.layers import l2_normalize
 
@@ -140,3 +141,12 @@ def class_embeddings(encode_texts, classnames, templates, batch_size=256):
     emb = np.asarray(l2_normalize(np.concatenate(chunks, axis=0)))
     emb = emb.reshape(len(classnames), len(templates), -1).mean(axis=1)
     return np.asarray(l2_normalize(emb))
+
+
+def corpus_bleu4(hypotheses, references, tokenize="13a") -> float:
+    """Corpus BLEU-4 in [0, 1] (sacrebleu's, divided by 100) of one hypothesis per image
+    against its reference caption; `tokenize` is sacrebleu's ("13a"; "zh" for Chinese)."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} captions but {len(references)} references")
+    bleu = sacrebleu.metrics.BLEU(tokenize=tokenize)
+    return float(bleu.corpus_score(list(hypotheses), [list(references)]).score / 100)

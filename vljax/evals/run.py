@@ -1,8 +1,9 @@
 """Runs every eval in `config.evals` and writes eval.json / eval_history.jsonl.
 
-`config.evals = {name: {"type": "zeroshot" | "retrieval", "dataset": spec, ...}}`; results are
-flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`, ... where `key` defaults to the
-eval's name.
+`config.evals = {name: {"type": "zeroshot" | "retrieval" | "captioning", "dataset": spec,
+...}}`; results are flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`,
+`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. Captioning decodes
+greedily (methods with a caption head) and scores corpus BLEU-4 against each image's caption.
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ import os
 import jax
 
 from vljax.atomic_write import write_text
+from vljax.choices import EVAL_TYPES, expected
 from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics
@@ -24,10 +26,8 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
     for name, spec in config.evals.items():
         kind = spec.get("type")
         key = spec.get("key", None) or name
-        if kind not in ("zeroshot", "retrieval"):
-            raise ConfigError(
-                f"eval {name!r} has type {kind!r}; expected 'zeroshot' or 'retrieval'"
-            )
+        if kind not in EVAL_TYPES:
+            raise ConfigError(f"eval {name!r} has type {kind!r}; expected {expected(EVAL_TYPES)}")
         if name not in cache:
             cache[name] = load_eval_set(spec, config)
         data = cache[name]
@@ -54,6 +54,10 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             recalls = metrics.retrieval_recall(image_emb, text_emb, similarity=encoder.similarity)
             for metric, value in recalls.items():
                 results[f"retrieval/{key}/{metric}"] = float(value)
+        elif kind == "captioning":
+            captions = encoder.caption(data["images"])
+            bleu = metrics.corpus_bleu4(captions, data["captions"], spec.get("tokenize", "13a"))
+            results[f"captioning/{key}/bleu4"] = bleu
     return results
 
 

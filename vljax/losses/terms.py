@@ -1,8 +1,12 @@
 """Loss terms: `term(outputs, batch, ctx) -> (scalar, metrics)`, named in `config.loss.terms`
 (or a method's default terms) and summed with their weights by `Method.loss`."""
 
+import jax.numpy as jnp
+import optax
+
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
+from vljax.token_ids import PAD_ID
 
 
 def contrastive_term(outputs, batch, ctx):
@@ -41,4 +45,15 @@ def filip_term(outputs, batch, ctx):
     return value, {"scale": outputs["scale"]}
 
 
-TERMS = {"contrastive": contrastive_term, "filip": filip_term}
+def caption_term(outputs, batch, ctx):
+    """Captioning (CoCa): token cross-entropy of `caption/logits` [B, L, V] against the
+    caption's own tokens, averaged over the real (non-padding) tokens of the global batch,
+    EOS included (the decoder learns where to stop)."""
+    targets = batch["tokens"]
+    real = (targets != PAD_ID).astype(jnp.float32)
+    logits = outputs["caption/logits"].astype(jnp.float32)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    return jnp.sum(nll * real) / jnp.maximum(jnp.sum(real), 1.0), {}
+
+
+TERMS = {"contrastive": contrastive_term, "filip": filip_term, "caption": caption_term}

@@ -47,6 +47,9 @@ class Method:
     # (CLIP); "score" averages the similarity to each prompt (embeddings that are not
     # vectors, e.g. FILIP's tokens).
     prompt_ensemble: str = "embedding"
+    # (model, params, float images, max_len) -> int32 [N, max_len] caption tokens (greedy),
+    # for `vljax caption` and the captioning eval; None = the method has no caption head
+    decode_captions: Callable | None = None
     rng_purposes: tuple[str, ...] = ()  # flax rng collections the model draws from in training
     export_formats: tuple[str, ...] = ()  # `vljax export --format` values; () = none
 
