@@ -89,6 +89,9 @@ def base_config():
     # CoCa's multimodal text decoder (configs/coca.py); its width, heads and MLP are the text
     # tower's. pool_queries: learned queries of the attentional pooler it cross-attends to.
     c.model.decoder = ml_collections.ConfigDict(dict(depth=1, pool_queries=16))
+    # SyCoCa's masked image modeling (configs/sycoca.py): the fraction of patches masked,
+    # attentive (the ones the caption attends to most) | random, reconstruction decoder depth.
+    c.model.mim = ml_collections.ConfigDict(dict(ratio=0.5, masking="attentive", decoder_depth=1))
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32
@@ -97,6 +100,10 @@ def base_config():
     c.model.scale_init = 1 / 0.07  # stored as log(scale)
     c.model.bias_init = ml_collections.config_dict.placeholder(float)  # None = no bias
     c.init_from = ""  # a vljax run directory, or a folder written by `vljax import`
+    # Long-CLIP (configs/long_clip.py): a text position table loaded by init_from that is
+    # shorter than model.text.max_len keeps its first `keep_positions` rows and is
+    # interpolated by `stretch` over the rest (max_len = keep + (loaded - keep) * stretch).
+    c.long_clip = ml_collections.ConfigDict(dict(keep_positions=20, stretch=4))
     c.init_from_include = []  # regexes over param paths to take from it; [] = all (LiT: ^img/)
 
     c.loss = ml_collections.ConfigDict()
@@ -107,6 +114,8 @@ def base_config():
     c.loss.impl = "all_gather"  # all_gather | ring | grouped
     c.loss.chunk = ml_collections.config_dict.placeholder(int)
     c.loss.group_size = ml_collections.config_dict.placeholder(int)
+    # Long-CLIP's short-caption term: image embeddings reduced to this many principal comps.
+    c.loss.primary_components = 32
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3

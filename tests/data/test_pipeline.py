@@ -5,6 +5,7 @@ import pytest
 
 from tests.data.conftest import small_config
 from vljax.data import captions, pipeline, preprocess
+from vljax.errors import DataError
 
 
 def _take(it, n):
@@ -107,3 +108,24 @@ def test_no_flip_when_caption_says_left_or_right(shapes_tokenizer, text, flippab
         left_is_red = out[:, :8, 0].mean() > out[:, :8, 2].mean()
         flipped += not left_is_red
     assert (flipped > 0) == flippable
+
+
+def test_short_tokens_are_the_short_caption_of_the_picked_language(shapes_tokenizer):
+    """Long-CLIP's batch field: the short caption in the long caption's language; a dataset
+    without short captions is refused with the fix named."""
+    t = pipeline.TrainTransform(shapes_tokenizer, 32, 16, None, preprocess.Augment(), fields=(
+        "image", "tokens", "short_tokens"))  # fmt: skip
+    image = np.zeros((32, 32, 3), np.uint8)
+    element = dict(
+        image=image,
+        captions={"en": "a big red circle", "zh": "一个大的红色圆形"},
+        short_captions={"en": "a red circle", "zh": "红色圆形"},
+    )
+    for seed in range(6):
+        out = t.random_map(element, np.random.default_rng(seed))
+        long_text = shapes_tokenizer.decode(out["tokens"])
+        lang = "en" if long_text == "a big red circle" else "zh"
+        want = shapes_tokenizer.encode([element["short_captions"][lang]], 16)[0]
+        np.testing.assert_array_equal(out["short_tokens"], want)
+    with pytest.raises(DataError, match="shapes_long"):
+        t.random_map(dict(image=image, captions={"en": "a"}), np.random.default_rng(0))

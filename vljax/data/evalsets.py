@@ -31,6 +31,7 @@ import numpy as np
 
 from vljax.data import shapes
 from vljax.data.captions import caption_candidates, languages
+from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.tfds_source import load_tfds_eval
 from vljax.errors import DataError
 from vljax.evals.templates import default_templates
@@ -64,11 +65,14 @@ def load_eval_set(spec, config) -> dict:
     size = int(config.model.image.image_size)
     if dataset.startswith("shapes:"):
         out = _shapes(dataset.split(":", 1)[1], size, lang, entry.get("size"))
+    elif dataset == "shapes_long:retrieval":
+        out = _shapes_long(size, entry.get("size"))
     elif dataset.startswith("tfds:"):
         out = load_tfds_eval(dataset, entry, config, size, lang)
     else:
         raise DataError(
-            f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval or "
+            f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval, "
+            "shapes_long:retrieval or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
     if entry.get("classnames"):
@@ -82,6 +86,19 @@ def load_eval_set(spec, config) -> dict:
             raise DataError(f"zero-shot template {t!r} has no '{{}}' for the class name")
     out["lang"] = lang
     return out
+
+
+def _shapes_long(image_size: int, n) -> dict:
+    """Long-caption retrieval (English): 2 x 2 shape grids, every caption distinct."""
+    src = ShapesLongSource("retrieval", size=n, seed=EVAL_SEED, image_size=image_size)
+    examples = [src[i] for i in range(len(src))]
+    return dict(
+        images=np.stack([ex["image"] for ex in examples]),
+        captions=[ex["captions"]["en"] for ex in examples],
+        labels=None,
+        classnames=None,
+        templates=None,
+    )
 
 
 def _shapes(split: str, image_size: int, lang: str, n) -> dict:

@@ -9,7 +9,8 @@ it.set_state(state)      # on a fresh iterator: the following batches are bit-id
 ```
 
 Sources (`config.data.train.dataset`): `"shapes"` (procedural, `config.data.train.size`
-examples, seeded by `config.seed`), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
+examples, seeded by `config.seed`), `"shapes_long"` (2 x 2 grids with long and short
+captions, Long-CLIP's demo), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
 `config.data.data_dir`), or a mixture: `{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the
 config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
 `'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
@@ -35,12 +36,14 @@ from vljax.data import preprocess
 from vljax.data.captions import caption_candidates, languages
 from vljax.data.mixture import MixtureSource
 from vljax.data.shapes import ShapesSource
+from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
 from vljax.errors import DataError
 
 _STATE_VERSION = 1
-# What a training batch holds: uint8 images [B, H, W, 3] and int32 tokens [B, max_len].
-BATCH_FIELDS = ("image", "tokens")
+# What a training batch can hold: uint8 images [B, H, W, 3], int32 tokens [B, max_len] and,
+# for methods that ask for it (Long-CLIP), the tokens of each example's short caption.
+BATCH_FIELDS = ("image", "tokens", "short_tokens")
 
 
 def augment_for(config) -> preprocess.Augment:
@@ -63,18 +66,21 @@ def augment_for(config) -> preprocess.Augment:
 
 
 class TrainTransform(grain.RandomMapTransform):
-    """Raw example -> dict(image=uint8 [S, S, 3], tokens=int32 [L]).
+    """Raw example -> dict(image=uint8 [S, S, 3], tokens=int32 [L]) (+ `short_tokens`).
 
     Picks one caption (seeded) among those in the configured languages, decodes the image
     (encoded bytes or a uint8 array), augments it keeping the caption true, tokenises.
+    `short_tokens`, when among `fields`, tokenises the example's short caption in the same
+    language (`short_captions`: {lang: str}).
     """
 
-    def __init__(self, tokenizer, image_size: int, max_len: int, langs, aug):
+    def __init__(self, tokenizer, image_size: int, max_len: int, langs, aug, fields=()):
         self.tokenizer = tokenizer
         self.image_size = image_size
         self.max_len = max_len
         self.langs = langs
         self.aug = aug
+        self.short = "short_tokens" in fields
 
     def random_map(self, element, rng: np.random.Generator):
         cands = caption_candidates(element["captions"], self.langs)
@@ -91,7 +97,25 @@ class TrainTransform(grain.RandomMapTransform):
             img, rng, self.image_size, self.aug, not preprocess.mentions_left_right(text)
         )
         tokens = self.tokenizer.encode([text], self.max_len)[0]
-        return dict(image=image, tokens=tokens)
+        if not self.short:
+            return dict(image=image, tokens=tokens)
+        short = self.tokenizer.encode([_short_caption(element, text)], self.max_len)[0]
+        return dict(image=image, tokens=tokens, short_tokens=short)
+
+
+def _short_caption(element, text) -> str:
+    """The short caption in the language of the picked (long) caption `text`."""
+    shorts = element.get("short_captions")
+    if not shorts:
+        raise DataError(
+            "the method needs a short caption per example (batch field short_tokens), and this "
+            "dataset has none: use data.train.dataset='shapes_long' or a dataset whose examples "
+            "carry short_captions"
+        )
+    for lang, long in element["captions"].items():
+        if long == text or (not isinstance(long, str) and text in long):
+            return shorts[lang]
+    raise DataError(f"no short caption in the language of {text!r}")
 
 
 def parse_mixture(spec):
@@ -130,12 +154,19 @@ def make_source(spec, config, split: str = "train"):
             seed=int(config.seed),
             image_size=int(config.model.image.image_size),
         )
+    if spec in ("shapes_long", "shapes_long:train"):
+        return ShapesLongSource(
+            "train",
+            size=int(config.data.train.size),
+            seed=int(config.seed),
+            image_size=int(config.model.image.image_size),
+        )
     if spec.startswith("tfds:"):
         name, sp = parse_tfds_spec(spec, default_split=split)
         return TfdsSource(name, sp, data_dir=config.data.data_dir)
     raise DataError(
-        f"unknown dataset {spec!r}: use 'shapes', 'tfds:NAME[:SPLIT]' (prepared with "
-        "`vljax prepare`), or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
+        f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'tfds:NAME[:SPLIT]' (prepared "
+        "with `vljax prepare`), or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
     )
 
 
@@ -204,8 +235,8 @@ def _mismatch_message(key, then, now) -> str:
     return f"data iterator state mismatch on {key}: saved {then!r}, now {now!r}"
 
 
-def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
-    """Per-process training batches; see the module docstring."""
+def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")) -> TrainIterator:
+    """Per-process training batches of `fields` (of BATCH_FIELDS); see the module docstring."""
     pc = jax.process_count()
     if config.batch_size % pc:
         raise DataError(
@@ -232,6 +263,7 @@ def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
         max_len=int(config.model.text.max_len),
         langs=languages(config.data.train.lang),
         aug=augment_for(config),
+        fields=tuple(fields),
     )
     workers = int(config.data.num_workers)
     if workers > 0:
@@ -257,10 +289,12 @@ def make_train_iterator(config, tokenizer, seed: int) -> TrainIterator:
 def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_000, config=None):
     """Up to `limit` caption strings of a dataset (for tokenizer training), in order."""
     langs = languages(lang)
-    if spec in ("shapes", "shapes:train"):
+    procedural = {"shapes": ShapesSource, "shapes_long": ShapesLongSource}
+    name = spec.removesuffix(":train")
+    if name in procedural:
         size = int(config.data.train.size) if config is not None else 100_000
         seed = int(config.seed) if config is not None else 0
-        src = ShapesSource("train", size=size, seed=seed)
+        src = procedural[name]("train", size=size, seed=seed)
         n = 0
         for i in range(len(src)):
             for text in caption_candidates(src.captions(i), langs):
@@ -272,7 +306,7 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
     if spec.startswith("tfds:"):
         yield from iter_captions(spec, data_dir, langs, limit)
         return
-    raise DataError(f"unknown dataset {spec!r}: use 'shapes' or 'tfds:NAME[:SPLIT]'")
+    raise DataError(f"unknown dataset {spec!r}: use 'shapes', 'shapes_long' or 'tfds:NAME[:SPLIT]'")
 
 
 def train_captions(config, limit: int = 100_000):

@@ -52,11 +52,11 @@ SPLITS = {"train": 0, "zeroshot": 1, "retrieval": 2}
 DEFAULT_SIZES = {"train": 100_000, "zeroshot": 1200, "retrieval": 1000}
 LANGS = ("en", "zh")
 
-_BIG = (21, 27)  # px at 64 px images
-_SMALL = (12, 15)
-_MARGIN = 3  # px kept free at the border and between shapes along a row
-_JITTER = 12  # per-channel colour jitter of a shape
-_BACKGROUND = (15, 70)  # grey level range of the background
+BIG_PX = (21, 27)  # px at 64 px images
+SMALL_PX = (12, 15)
+MARGIN_PX = 3  # px kept free at the border and between shapes along a row
+JITTER = 12  # per-channel colour jitter of a shape
+BACKGROUND = (15, 70)  # grey level range of the background
 
 
 def classnames(lang: str = "en") -> list[str]:
@@ -196,10 +196,10 @@ class ShapesSource:
     def _layout(self, rng, objs, axis) -> list[tuple[float, float, float]]:
         scale = self.image_size / 64
         w = self.image_size
-        margin = _MARGIN * scale
+        margin = MARGIN_PX * scale
         sides = []
         for size, _, _ in objs:
-            lo, hi = _BIG if size == "big" else _SMALL
+            lo, hi = BIG_PX if size == "big" else SMALL_PX
             sides.append(rng.uniform(lo, hi) * scale)
         # Along the row: shapes in order, the free space split at random into the gaps.
         free = w - 2 * margin - sum(sides) - margin * (len(objs) - 1)
@@ -224,14 +224,14 @@ class ShapesSource:
     def render(self, scene: dict, index: int) -> np.ndarray:
         rng = self._rng(index, 1)
         w = self.image_size
-        grey = rng.randrange(*_BACKGROUND)
+        grey = rng.randrange(*BACKGROUND)
         bg = tuple(min(max(grey + rng.randint(-6, 6), 0), 255) for _ in range(3))
         img = Image.new("RGB", (w, w), bg)
         draw = ImageDraw.Draw(img)
         for (_, colour, shape), (cx, cy, s) in zip(scene["objs"], scene["boxes"], strict=True):
             base = COLOURS[colour][0]
-            fill = tuple(min(max(v + rng.randint(-_JITTER, _JITTER), 0), 255) for v in base)
-            _draw_shape(draw, shape, cx, cy, s, fill)
+            fill = tuple(min(max(v + rng.randint(-JITTER, JITTER), 0), 255) for v in base)
+            draw_shape(draw, shape, cx, cy, s, fill)
         return np.asarray(img, dtype=np.uint8)
 
 
@@ -243,7 +243,7 @@ def _random_obj(rng) -> tuple[str, str, str]:
     )
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx, cy, s, fill) -> None:
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx, cy, s, fill) -> None:
     h = s / 2
     x0, y0, x1, y1 = cx - h, cy - h, cx + h - 1, cy + h - 1
     if shape == "circle":

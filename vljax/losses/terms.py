@@ -6,15 +6,16 @@ import optax
 
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
+from vljax.losses.primary_components import primary_components
+from vljax.models.layers import l2_normalize
 from vljax.token_ids import PAD_ID
 
 
-def contrastive_term(outputs, batch, ctx):
-    """CLIP / SigLIP on the pooled embeddings `img/emb`, `txt/emb` (config.loss.kind, impl)."""
+def _contrastive(zimg, ztxt, outputs, ctx):
     cfg = ctx.loss_config
-    value = contrastive_loss(
-        outputs["img/emb"],
-        outputs["txt/emb"],
+    return contrastive_loss(
+        zimg,
+        ztxt,
         scale=outputs["scale"],
         bias=outputs["bias"],
         kind=cfg.kind,
@@ -24,10 +25,23 @@ def contrastive_term(outputs, batch, ctx):
         chunk=cfg.chunk,
         group_size=cfg.group_size,
     )
+
+
+def contrastive_term(outputs, batch, ctx):
+    """CLIP / SigLIP on the pooled embeddings `img/emb`, `txt/emb` (config.loss.kind, impl)."""
+    value = _contrastive(outputs["img/emb"], outputs["txt/emb"], outputs, ctx)
     metrics = {"scale": outputs["scale"]}
     if outputs["bias"] is not None:
         metrics["bias"] = outputs["bias"]
     return value, metrics
+
+
+def short_caption_term(outputs, batch, ctx):
+    """Long-CLIP's primary component matching: the image embeddings reduced to their
+    `loss.primary_components` leading principal components (over the global batch),
+    re-normalised, against the short captions' `txt/short_emb`; the same contrastive loss."""
+    coarse = primary_components(outputs["img/emb"], int(ctx.loss_config.primary_components))
+    return _contrastive(l2_normalize(coarse), outputs["txt/short_emb"], outputs, ctx), {}
 
 
 def filip_term(outputs, batch, ctx):
@@ -56,4 +70,9 @@ def caption_term(outputs, batch, ctx):
     return jnp.sum(nll * real) / jnp.maximum(jnp.sum(real), 1.0), {}
 
 
-TERMS = {"contrastive": contrastive_term, "filip": filip_term, "caption": caption_term}
+TERMS = {
+    "contrastive": contrastive_term,
+    "filip": filip_term,
+    "caption": caption_term,
+    "short_caption": short_caption_term,
+}

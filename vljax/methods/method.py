@@ -50,6 +50,9 @@ class Method:
     # (model, params, float images, max_len) -> int32 [N, max_len] caption tokens (greedy),
     # for `vljax caption` and the captioning eval; None = the method has no caption head
     decode_captions: Callable | None = None
+    # (params loaded by config.init_from, config) -> params shaped for this method's model
+    # (Long-CLIP stretches the text position table); None = taken as they are
+    adapt_init_params: Callable | None = None
     rng_purposes: tuple[str, ...] = ()  # flax rng collections the model draws from in training
     export_formats: tuple[str, ...] = ()  # `vljax export --format` values; () = none
 

@@ -159,7 +159,9 @@ def _train(config, workdir):
     if manager.latest_step() is not None:
         check_resume_compatible(config, workdir)
     tokenizer = ensure_tokenizer(config, workdir)
-    data_iter = make_train_iterator(config, tokenizer, seed=int(config.seed))
+    data_iter = make_train_iterator(
+        config, tokenizer, seed=int(config.seed), fields=parts.method.batch_fields
+    )
 
     restored = ckpt.restore_latest(manager, parts.abstract, set_aside=jax.process_index() == 0)
     if restored is not None:
@@ -169,6 +171,8 @@ def _train(config, workdir):
         print(f"Resumed from {workdir} at step {start}.")
     else:
         init_params = initial_params(config)
+        if init_params is not None and parts.method.adapt_init_params is not None:
+            init_params = parts.method.adapt_init_params(init_params, config)
         include = list(config.init_from_include)
         state = init_state(parts, config.model, int(config.seed), init_params, include)
         start = 0
