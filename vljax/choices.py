@@ -17,7 +17,7 @@ TEXT_POOLS = ("eos", "last", "first", "mean")
 TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
-METHODS = ("clip", "filip", "coca", "long_clip")
+METHODS = ("clip", "filip", "coca", "long_clip", "sycoca")
 EVAL_TYPES = (
     "zeroshot",
     "retrieval",

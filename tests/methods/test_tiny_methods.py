@@ -36,10 +36,11 @@ def test_tiny_trains_60_steps_with_a_finite_falling_loss(flip_run):
     assert_trained_60_steps(flip_run)
 
 
-@pytest.mark.parametrize("recipe", ["lit", "filip", "long_clip"])
+@pytest.mark.parametrize("recipe", ["lit", "filip", "long_clip", "sycoca"])
 def test_tiny_recipe_trains_60_steps_with_a_finite_falling_loss(recipe, tmp_path):
     """LiT: a random locked image tower, the text tower learning to match it. FILIP: the
-    late-interaction loss. Long-CLIP: long and short captions (shapes_long), 36 positions."""
+    late-interaction loss. Long-CLIP: long and short captions (shapes_long), 36 positions.
+    SyCoCa: CoCa's two terms and the masked-image term. (CoCa's own run: test_coca_method.py.)"""
     argv = ["train", "--config", f"configs/{recipe}.py:tiny", "--workdir", str(tmp_path)]
     assert cli.main(argv) == 0
     assert_trained_60_steps(tmp_path)

@@ -1,8 +1,9 @@
 """The demo's built-in data: procedural images of 1 to 3 coloured shapes with true captions.
 
 `ShapesSource(split, size, seed, image_size)` is a grain `RandomAccessDataSource`: element i is
-`dict(image=uint8 [H, W, 3], captions=dict(en=str, zh=str), label=int)` and depends only on
-`(seed, split, i)`, so any process or worker can draw any example without coordination.
+`dict(image=uint8 [H, W, 3], captions=dict(en=str, zh=str), short_captions=dict(en=str),
+label=int)` and depends only on `(seed, split, i)`, so any process or worker can draw any
+example without coordination. The short caption names only colours and shapes.
 
 What an image holds (sizes scale with `image_size`; numbers below are for 64 px):
 
@@ -92,6 +93,15 @@ def caption(objs: list[tuple[str, str, str]], axis: str, lang: str) -> str:
     return f"{order}依次是{'、'.join(parts[:-1])}和{parts[-1]}"
 
 
+def short_caption(objs: list[tuple[str, str, str]]) -> str:
+    """An English summary naming only colours and shapes, in caption order ("a red circle and
+    a blue square"): Long-CLIP's short caption (configs/long_clip.py)."""
+    parts = [f"a {colour} {shape}" for _, colour, shape in objs]
+    if len(parts) == 1:
+        return parts[0]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 def _retrieval_descriptors(seed: int, n: int) -> list[tuple]:
     """The first n of a fixed list of distinct scenes (so scene i does not depend on n).
 
@@ -149,6 +159,7 @@ class ShapesSource:
         return dict(
             image=self.render(scene, index),
             captions={lang: caption(scene["objs"], scene["axis"], lang) for lang in LANGS},
+            short_captions={"en": short_caption(scene["objs"])},
             label=scene["label"],
         )
 

@@ -35,6 +35,7 @@ from vljax.data.shapes import (
     SIZES,
     SMALL_PX,
     draw_shape,
+    short_caption,
 )
 
 SPLITS = {"train": 0, "retrieval": 1}
@@ -46,11 +47,6 @@ OBJECTS = [(z, c, s) for z in SIZES for c in COLOUR_NAMES for s in SHAPE_NAMES] 
 def long_caption(objs) -> str:
     parts = [f"{place} a {size} {colour} {shape}" for place, (size, colour, shape) in
              zip(PLACES, objs, strict=True)]  # fmt: skip
-    return f"{', '.join(parts[:-1])} and {parts[-1]}"
-
-
-def short_caption(objs) -> str:
-    parts = [f"a {colour} {shape}" for _, colour, shape in objs]
     return f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 

@@ -6,6 +6,7 @@ import optax
 
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
+from vljax.losses.masked_image import masked_image_term
 from vljax.losses.primary_components import primary_components
 from vljax.models.layers import l2_normalize
 from vljax.token_ids import PAD_ID
@@ -75,4 +76,5 @@ TERMS = {
     "filip": filip_term,
     "caption": caption_term,
     "short_caption": short_caption_term,
+    "masked_image": masked_image_term,
 }
