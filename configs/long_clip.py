@@ -5,8 +5,9 @@ fine-tunes it on `shapes_long` (2 x 2 grids of shapes whose long captions, about
 name every shape by its place) mixed half and half with the demo's own scenes. The text
 position table keeps its first 20 rows and is stretched by 4 over the other 4 (36
 positions); the long caption is matched to the image embedding, the short caption ("a red
-circle, a blue square, ...") to its 32 leading principal components. Evals: long-caption retrieval, and the demo's own shapes evals (what the
-stretching is meant to preserve). `python benchmarks/long_clip.py` compares before and after.
+circle, a blue square, ...") to its 32 leading principal components. Evals: long-caption
+retrieval, and the demo's own shapes evals (what the stretching is meant to preserve).
+`python benchmarks/long_clip.py` compares before and after.
 
     make demo && vljax train --config configs/long_clip.py:demo --workdir runs/long_clip
     vljax train --config configs/long_clip.py:tiny --workdir /tmp/long_clip   # no run needed
