@@ -2,8 +2,8 @@
 
     python benchmarks/methods.py [--only flip lit ...] [--root /tmp/vljax-methods] [--write]
 
-Trains each method's `configs/<name>.py:demo` in a fresh workdir under ROOT (LiT starts from
-`runs/demo`: run `make demo` first), then records steps, wall time, the final loss and the
+Trains each method's `configs/<name>.py:demo` in a fresh workdir under ROOT (LiT and Long-CLIP
+start from `runs/demo`: run `make demo` first), then records steps, wall time, the final loss and the
 eval figures with the machine named.
 """
 
@@ -28,6 +28,8 @@ DEMOS = {
     "lit": "configs/lit.py:demo",
     "filip": "configs/filip.py:demo",
     "coca": "configs/coca.py:demo",
+    "sycoca": "configs/sycoca.py:demo",
+    "long_clip": "configs/long_clip.py:demo",
 }
 DOC = os.path.join(ROOT, "docs", "methods.md")
 

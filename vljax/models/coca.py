@@ -28,18 +28,18 @@ import numpy as np
 
 from vljax.errors import ConfigError
 from vljax.models.layers import (
-    LAYERS_AXIS,
     Attention,
     Dtype,
     Encoder,
     MlpBlock,
+    block_stack,
     compute_dtype,
     constrain,
     l2_normalize,
     layer_norm,
     partitioned,
 )
-from vljax.models.vit import VisionTransformer
+from vljax.models.vit import image_tower
 from vljax.token_ids import EOS_ID, PAD_ID
 
 
@@ -106,30 +106,9 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask, memory):
-        block = DecoderBlock
-        if self.remat:
-            block = nn.remat(block, prevent_cse=not self.scan)
-        kw = dict(
-            heads=self.heads,
-            mlp_dim=self.mlp_dim,
-            activation=self.activation,
-            ln_eps=self.ln_eps,
-            dtype=self.dtype,
-        )
-        if self.scan:
-            stack = nn.scan(
-                block,
-                variable_axes={"params": 0},
-                split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast),
-                length=self.depth,
-                metadata_params={nn.PARTITION_NAME: LAYERS_AXIS},
-            )
-            x, _ = stack(**kw, scanned=True, name="encoderblock")(x, mask, memory)
-            return x
-        for i in range(self.depth):
-            x = block(**kw, name=f"encoderblock_{i}")(x, mask, memory)
-        return x
+        kw = dict(heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
+                  ln_eps=self.ln_eps, dtype=self.dtype)  # fmt: skip
+        return block_stack(DecoderBlock, self.depth, kw, self.remat, self.scan, x, mask, memory)
 
 
 def _positive_int(value, key):
@@ -157,23 +136,7 @@ class CoCa(nn.Module):
         depth = _positive_int(d.get("depth"), "depth")
         pool_queries = _positive_int(d.get("pool_queries"), "pool_queries")
         self.max_len = t["max_len"]
-        self.img = VisionTransformer(
-            image_size=i["image_size"],
-            patch_size=i["patch_size"],
-            width=i["width"],
-            depth=i["depth"],
-            heads=i["heads"],
-            mlp_dim=i["mlp_dim"],
-            pool=i.get("pool", "cls"),
-            posemb=i.get("posemb", "learn"),
-            pre_norm=i.get("pre_norm", False),
-            stem=i.get("stem", "patch"),
-            stem_width=i.get("stem_width", 16),
-            mask_ratio=i.get("mask_ratio", 0.0),
-            proj="none",
-            **common,
-            **stack,
-        )
+        self.img = image_tower(c, proj="none")  # the poolers read its tokens
         self.contrastive_pool = AttentionPool(1, i["heads"], c["ln_eps"], dtype)
         self.caption_pool = AttentionPool(pool_queries, i["heads"], c["ln_eps"], dtype)
         self.img_proj = self._proj(c["embed_dim"])

@@ -163,30 +163,32 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask=None):
-        block = EncoderBlock
-        if self.remat:
-            block = nn.remat(block, prevent_cse=not self.scan)
-        kw = dict(
-            heads=self.heads,
-            mlp_dim=self.mlp_dim,
-            activation=self.activation,
-            ln_eps=self.ln_eps,
-            dtype=self.dtype,
+        kw = dict(heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
+                  ln_eps=self.ln_eps, dtype=self.dtype)  # fmt: skip
+        return block_stack(EncoderBlock, self.depth, kw, self.remat, self.scan, x, mask)
+
+
+def block_stack(block, depth: int, kw: dict, remat: bool, scan: bool, x, *shared):
+    """Runs `depth` blocks `block(**kw)` over x, each also given the `shared` arguments (a
+    mask, a memory). Call it inside a compact method: the blocks become that module's
+    submodules `encoderblock_{i}` (scanned: one `encoderblock` with a leading `layers` axis;
+    `remat` recomputes each block in the backward pass)."""
+    if remat:
+        block = nn.remat(block, prevent_cse=not scan)
+    if scan:
+        stack = nn.scan(
+            block,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(nn.broadcast,) * len(shared),
+            length=depth,
+            metadata_params={nn.PARTITION_NAME: LAYERS_AXIS},
         )
-        if self.scan:
-            stack = nn.scan(
-                block,
-                variable_axes={"params": 0},
-                split_rngs={"params": True},
-                in_axes=nn.broadcast,
-                length=self.depth,
-                metadata_params={nn.PARTITION_NAME: LAYERS_AXIS},
-            )
-            x, _ = stack(**kw, scanned=True, name="encoderblock")(x, mask)
-            return x
-        for i in range(self.depth):
-            x = block(**kw, name=f"encoderblock_{i}")(x, mask)
+        x, _ = stack(**kw, scanned=True, name="encoderblock")(x, *shared)
         return x
+    for i in range(depth):
+        x = block(**kw, name=f"encoderblock_{i}")(x, *shared)
+    return x
 
 
 _BLOCK_RE = re.compile(r"^encoderblock_(\d+)$")

@@ -7,7 +7,7 @@ import numpy as np
 from vljax.errors import ConfigError
 from vljax.models.layers import compute_dtype, l2_normalize, partitioned
 from vljax.models.text import TextTransformer
-from vljax.models.vit import VisionTransformer
+from vljax.models.vit import image_tower
 
 
 class TwoTower(nn.Module):
@@ -33,23 +33,7 @@ class TwoTower(nn.Module):
                 f"model.embed_dim ({c['embed_dim']}) must equal model.image.width ({i['width']}); "
                 "set image.proj='linear' or make them equal"
             )
-        self.img = VisionTransformer(
-            image_size=i["image_size"],
-            patch_size=i["patch_size"],
-            width=i["width"],
-            depth=i["depth"],
-            heads=i["heads"],
-            mlp_dim=i["mlp_dim"],
-            pool=i.get("pool", "cls"),
-            posemb=i.get("posemb", "learn"),
-            pre_norm=i.get("pre_norm", False),
-            stem=i.get("stem", "patch"),
-            stem_width=i.get("stem_width", 16),
-            mask_ratio=i.get("mask_ratio", 0.0),  # an imported HF config has none
-            proj=img_proj,
-            proj_dim=c["embed_dim"],
-            **common,
-        )
+        self.img = image_tower(c, proj=img_proj, proj_dim=c["embed_dim"])
         self.txt = TextTransformer(
             vocab_size=t["vocab_size"],
             max_len=t["max_len"],

@@ -13,6 +13,7 @@ from vljax.models.layers import (
     Dtype,
     Encoder,
     MlpBlock,
+    compute_dtype,
     constrain,
     layer_norm,
     partitioned,
@@ -234,3 +235,30 @@ class VisionTransformer(nn.Module):
         else:
             raise ValueError(f"image.proj={self.proj!r}: expected {expected(IMAGE_PROJS)}")
         return (head(x), head(tokens)) if return_tokens else head(x)
+
+
+def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionTransformer:
+    """The ViT of `config.model` (a frozen dict), with the given projection. Keys that an
+    imported Hugging Face config lacks take the defaults of a plain ViT."""
+    c, i = model_config, model_config["image"]
+    return VisionTransformer(
+        image_size=i["image_size"],
+        patch_size=i["patch_size"],
+        width=i["width"],
+        depth=i["depth"],
+        heads=i["heads"],
+        mlp_dim=i["mlp_dim"],
+        pool=i.get("pool", "cls"),
+        posemb=i.get("posemb", "learn"),
+        pre_norm=i.get("pre_norm", False),
+        stem=i.get("stem", "patch"),
+        stem_width=i.get("stem_width", 16),
+        mask_ratio=i.get("mask_ratio", 0.0),
+        proj=proj,
+        proj_dim=proj_dim,
+        activation=c["activation"],
+        ln_eps=c["ln_eps"],
+        dtype=compute_dtype(c["dtype"]),
+        remat=c["remat"],
+        scan=c["scan"],
+    )
