@@ -21,6 +21,31 @@ def flatten(tree, prefix=""):
     return out
 
 
+def shapes_of(tree, prefix="") -> dict[str, tuple]:
+    """{"a/b/c": shape} of a nested dict of arrays (or of shape-dtype structs)."""
+    if hasattr(tree, "items"):
+        out = {}
+        for k, v in tree.items():
+            out.update(shapes_of(v, f"{prefix}/{k}" if prefix else str(k)))
+        return out
+    return {prefix: tuple(tree.shape) if hasattr(tree, "shape") else tuple(np.shape(tree))}
+
+
+def shape_mismatches(want: dict, got: dict) -> list[str]:
+    """One line per param that the model (`want`, {path: shape}) and the loaded tree (`got`)
+    disagree on: a different shape, missing from the loaded tree, or not in the model."""
+    problems = [
+        f"{k}: loaded shape {got[k]}, model expects {want[k]}"
+        for k in want.keys() & got.keys()
+        if tuple(want[k]) != tuple(got[k])
+    ]
+    problems += [f"{k}: missing from the loaded params (model expects {want[k]})"
+                 for k in want.keys() - got.keys()]  # fmt: skip
+    problems += [f"{k}: not a parameter of this model (loaded {got[k]})"
+                 for k in got.keys() - want.keys()]  # fmt: skip
+    return sorted(problems)
+
+
 def unflatten(flat):
     tree = {}
     for key, value in flat.items():

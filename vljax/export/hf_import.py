@@ -16,6 +16,7 @@ from vljax.export.hf_config import ExportError, vljax_model_config
 from vljax.export.mapping import from_hf_state_dict, to_hf_state_dict
 from vljax.export.remote_code import refuse_remote_code
 from vljax.methods import clip
+from vljax.params_io import shape_mismatches, shapes_of
 from vljax.train.state import abstract_boxed_params
 
 # Buffers transformers may save that carry no weights.
@@ -117,37 +118,8 @@ def check_shapes(params, model_config):
     model_config.scan = False
     model = clip.build_model(model_config)
     abstract = abstract_boxed_params(clip.METHOD, model, model_config)
-    want = _shapes(_plain(nn.unbox(abstract)))
-    got = _shapes(params)
-    problems = [
-        f"  {k}: checkpoint {got[k]}, config {want[k]}"
-        for k in sorted(want.keys() & got.keys())
-        if want[k] != got[k]
-    ]
-    problems += [
-        f"  {k}: missing from the checkpoint (config {want[k]})"
-        for k in sorted(want.keys() - got.keys())
-    ]
-    problems += [
-        f"  {k}: not in the config's model (checkpoint {got[k]})"
-        for k in sorted(got.keys() - want.keys())
-    ]
+    problems = shape_mismatches(shapes_of(nn.unbox(abstract)), shapes_of(params))
     if problems:
         raise ExportError(
-            "the config's model does not match the checkpoint:\n" + "\n".join(problems)
+            "the config's model does not match the checkpoint:\n  " + "\n  ".join(problems)
         )
-
-
-def _shapes(tree, prefix=""):
-    if hasattr(tree, "items"):
-        out = {}
-        for k, v in tree.items():
-            out.update(_shapes(v, f"{prefix}/{k}" if prefix else k))
-        return out
-    return {prefix: tuple(np.shape(tree)) if not hasattr(tree, "shape") else tuple(tree.shape)}
-
-
-def _plain(tree):
-    if hasattr(tree, "items"):
-        return {k: _plain(v) for k, v in tree.items()}
-    return tree

@@ -14,6 +14,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from vljax import sharding as shd
 from vljax.errors import ConfigError
 from vljax.methods import Method, get_method
+from vljax.params_io import shape_mismatches
 from vljax.train.optimizer import build_optimizer
 
 
@@ -136,21 +137,13 @@ def load_into(params, loaded, params_shardings, include=()):
             for path, leaf in flat_params.items()
             if path in flat_loaded or path not in taken
         }
-    problems = []
-    for path, leaf in flat_params.items():
-        name = "/".join(_dict_path(path))
-        if path not in flat_loaded:
-            problems.append(f"{name}: missing from the loaded params (model expects {leaf.shape})")
-        elif tuple(np.shape(flat_loaded[path])) != tuple(leaf.shape):
-            problems.append(
-                f"{name}: loaded shape {np.shape(flat_loaded[path])}, model expects {leaf.shape}"
-            )
-    for path in flat_loaded.keys() - flat_params.keys():
-        problems.append(f"{'/'.join(_dict_path(path))}: not a parameter of this model")
+    name = lambda path: "/".join(_dict_path(path))
+    problems = shape_mismatches(
+        {name(path): leaf.shape for path, leaf in flat_params.items()},
+        {name(path): np.shape(leaf) for path, leaf in flat_loaded.items()},
+    )
     if problems:
-        raise ConfigError(
-            "init params do not match config.model:\n  " + "\n  ".join(sorted(problems))
-        )
+        raise ConfigError("init params do not match config.model:\n  " + "\n  ".join(problems))
     treedef = jax.tree.structure(params)
     ordered = [flat_loaded[path] for path in flat_params]
     return jax.tree.map(
