@@ -1,12 +1,11 @@
 """Flat safetensors I/O for param trees: keys are "/"-joined paths, e.g. "img/head/kernel"."""
 
+import flax.linen as nn
 import numpy as np
 
 
 def flatten(tree, prefix=""):
     """Nested dict of arrays -> {"a/b/c": np.ndarray}; LogicallyPartitioned boxes unboxed."""
-    import flax.linen as nn
-
     tree = nn.unbox(tree)
     out = {}
 

@@ -7,7 +7,11 @@ a README model card.
 
 import json
 import os
+import shutil
 
+import flax.linen as nn
+import jax
+import ml_dtypes
 import numpy as np
 
 from vljax.errors import ExportError
@@ -35,9 +39,6 @@ def image_posemb(params_img, image_config):
 
 def host_params(params):
     """Any param tree (boxed, scanned, jax arrays) -> unstacked numpy nested dicts."""
-    import flax.linen as nn
-    import jax
-
     params = nn.unbox(params)
     params = jax.tree.map(np.asarray, params)
     to_dict = lambda t: {k: to_dict(v) for k, v in t.items()} if hasattr(t, "items") else t
@@ -56,8 +57,6 @@ def export_params(
     p = host_params(params)
     sd = to_hf_state_dict(p, family, image_posemb(p["img"], config.model.image))
     if dtype in ("bfloat16", "bf16"):
-        import ml_dtypes
-
         sd = {k: v.astype(ml_dtypes.bfloat16) for k, v in sd.items()}
     os.makedirs(out_dir, exist_ok=True)
     save_file(sd, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
@@ -127,8 +126,6 @@ def _update_json(path, **kv):
 
 
 def _copy_hf_tokenizer(src, out_dir):
-    import shutil
-
     folder = src if os.path.isdir(src) else os.path.dirname(src)
     copied = False
     for name in TOKENIZER_FILES:

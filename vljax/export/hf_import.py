@@ -6,6 +6,7 @@ what the config builds are reported by name and shape.
 """
 
 import dataclasses
+import json
 import os
 
 import flax.linen as nn
@@ -49,8 +50,6 @@ def _state_dict_files(path):
     if os.path.exists(single):
         return [single]
     if os.path.exists(index):
-        import json
-
         with open(index) as f:
             files = sorted(set(json.load(f)["weight_map"].values()))
         return [os.path.join(path, x) for x in files]
