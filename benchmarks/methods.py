@@ -3,8 +3,8 @@
     python benchmarks/methods.py [--only flip lit ...] [--root /tmp/vljax-methods] [--write]
 
 Trains each method's `configs/<name>.py:demo` in a fresh workdir under ROOT (LiT and Long-CLIP
-start from `runs/demo`: run `make demo` first), then records steps, wall time, the final loss and the
-eval figures with the machine named.
+start from `runs/demo`: run `make demo` first), then records steps, wall time, the final
+loss and the eval figures with the machine named.
 """
 
 import argparse

@@ -20,14 +20,23 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.report import upsert_row  # noqa: E402
+from benchmarks.train_step import machine_name  # noqa: E402
+from vljax.data.evalsets import EVAL_SEED  # noqa: E402
+from vljax.data.preprocess import normalize  # noqa: E402
+from vljax.data.shapes import ShapesSource  # noqa: E402
+from vljax.inference import load_run_encoder  # noqa: E402
+
 SECTION = "SyCoCa attentive masking"
 BATCH = 64
 
 
 def patch_overlaps(boxes, image_size: int, patch_size: int):
     """bool [patches] (row-major): which patches share a positive area with any box."""
-    import numpy as np
-
     grid = image_size // patch_size
     out = np.zeros((grid, grid), bool)
     lo = np.arange(grid) * patch_size
@@ -42,15 +51,7 @@ def patch_overlaps(boxes, image_size: int, patch_size: int):
 
 def masked_indices(encoder, model_config, masking, pixels, tokens, seed=0):
     """int [N, M]: the patches SyCoCa masks in training under `masking`."""
-    import jax
-    import ml_collections
-    import numpy as np
-
-    from vljax.models.sycoca import MIM_DEFAULTS
-
     cfg = ml_collections.ConfigDict(model_config.to_dict())
-    if "mim" not in cfg:
-        cfg.mim = ml_collections.ConfigDict(MIM_DEFAULTS)
     cfg.mim.masking = masking
     model = encoder.method.build_model(cfg)
 
@@ -75,12 +76,6 @@ def _run_name(workdir: str) -> str:
 
 
 def measure(workdir: str, images: int = 256, seed: int = 0) -> dict:
-    import numpy as np
-
-    from vljax.data.evalsets import EVAL_SEED
-    from vljax.data.preprocess import normalize
-    from vljax.data.shapes import ShapesSource
-    from vljax.inference import load_run_encoder
 
     encoder = load_run_encoder(workdir)
     if encoder.method.name != "sycoca":
@@ -120,14 +115,10 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
-    from benchmarks.train_step import machine_name
-
     row = measure(args.workdir, args.images, args.seed)
     row["machine"] = machine_name()
     print(row)
     if args.write:
-        from benchmarks.report import upsert_row
-
         note = (
             "`python benchmarks/sycoca_masking.py --write`: on the first shapes retrieval "
             "scenes, the fraction of the patches SyCoCa masks in training that overlap a "

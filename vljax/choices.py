@@ -18,6 +18,7 @@ TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
 METHODS = ("clip", "filip", "coca", "long_clip", "sycoca")
+MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 EVAL_TYPES = (
     "zeroshot",
     "retrieval",
@@ -37,6 +38,7 @@ CHOICES = {
     "model.image.proj": IMAGE_PROJS,
     "model.text.pool": TEXT_POOLS,
     "model.text.proj": TEXT_PROJS,
+    "model.mim.masking": MIM_MASKINGS,
     "optimizer.schedule": SCHEDULES,
 }
 

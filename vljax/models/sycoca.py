@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vljax.choices import MIM_MASKINGS, expected
 from vljax.errors import ConfigError
 from vljax.models.coca import CoCa
 from vljax.models.layers import (
@@ -58,9 +59,6 @@ from vljax.models.layers import (
     layer_norm,
     partitioned,
 )
-
-MASKINGS = ("attentive", "random")
-MIM_DEFAULTS = dict(ratio=0.5, masking="attentive", decoder_depth=1)
 
 
 def patchify(images, patch_size: int):
@@ -146,13 +144,12 @@ class MimDecoder(nn.Module):
 
 
 def _mim_config(c):
-    m = dict(MIM_DEFAULTS)
-    m.update(dict(c.get("mim") or {}))
+    m = c["mim"]  # configs/common.py declares it with its defaults
     ratio, masking, depth = m["ratio"], m["masking"], m["decoder_depth"]
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
         raise ConfigError(f"model.mim.ratio={ratio!r}: expected a fraction in (0, 1)")
-    if masking not in MASKINGS:
-        raise ConfigError(f"model.mim.masking={masking!r}: expected {' | '.join(MASKINGS)}")
+    if masking not in MIM_MASKINGS:
+        raise ConfigError(f"model.mim.masking={masking!r}: expected {expected(MIM_MASKINGS)}")
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise ConfigError(f"model.mim.decoder_depth={depth!r}: expected an int >= 1")
     return float(ratio), masking, int(depth)

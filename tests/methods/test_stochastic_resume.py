@@ -1,0 +1,36 @@
+"""The stochastic methods' smoke runs (FLIP: a fresh patch mask every step; SyCoCa with
+random MIM masking) train 60 steps with a falling loss and resume bit for bit."""
+
+import pytest
+
+from tests.methods.runs import assert_trained_60_steps, losses
+from tests.train.tiny import interrupt_at
+from vljax import cli
+from vljax.errors import EXIT_INTERRUPTED
+
+ARGV = {
+    "flip": ["train", "--config", "configs/flip.py:tiny"],
+    # The recipe's attentive masking draws nothing; random masking draws every step.
+    "sycoca": ["train", "--config", "configs/sycoca.py:tiny", "--config.model.mim.masking=random"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(ARGV))
+def stochastic_run(request, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp(request.param)
+    assert cli.main([*ARGV[request.param], "--workdir", str(workdir)]) == 0
+    return request.param, workdir
+
+
+def test_stochastic_tiny_trains_60_steps_with_a_finite_falling_loss(stochastic_run):
+    assert_trained_60_steps(stochastic_run[1])
+
+
+def test_resume_of_a_stochastic_run_is_bit_exact(stochastic_run, tmp_path, monkeypatch):
+    name, reference = stochastic_run
+    interrupt_at(monkeypatch, 25)
+    argv = [*ARGV[name], "--workdir", str(tmp_path)]
+    assert cli.main(argv) == EXIT_INTERRUPTED
+    monkeypatch.undo()
+    assert cli.main(argv) == 0
+    assert losses(tmp_path) == losses(reference)
