@@ -9,14 +9,14 @@ Choices made here (the paper leaves them open or differs in scale):
 
 - Contrastive and captioning paths are CoCa's, on the unmasked image: the image encoder's
   forward pass over the full image feeds the poolers exactly as in `CoCa.__call__`.
-- Attentive masking: a patch's score is the caption's attention to it in the contrastive
-  space, `softmax_j(scale * <txt/emb, e_j>)` over the patches, where `e_j` is the image
-  embedding the contrastive pooler would give if it attended to patch j alone (its value path:
-  `img_proj(ln_out(out(value(ln_kv(token_j)))))`, L2-normalised; MaskCLIP's dense features).
-  `img/emb` is `img_proj(ln_out(...))` of the pooler's attention-weighted mix of the same value
-  vectors, so `e_j` lives where `img/emb` does. The score uses the unmasked pass's tokens and
-  the batch's own `txt/emb`, under stop_gradient; the top `M = round(ratio * patches)` patches
-  (the ones most relevant to the caption) are masked, deterministically (no rng, no noise).
+- Attentive masking: a patch's score is the caption's relevance to it: the norm of the
+  gradient of the image-text similarity <txt/emb, img/emb> with respect to the patch's token
+  (unmasked pass, the batch's own caption, under stop_gradient), normalised over the patches;
+  the top `M = round(ratio * patches)` patches (the ones that matter most for matching the
+  caption) are masked, deterministically (no rng, no noise). A first score, each patch alone
+  through the contrastive pooler against the caption's embedding (MaskCLIP's dense
+  features), did not localise the shapes on the demo (no better than random masking); the
+  relevance score did (docs/methods.md).
   Random masking: M distinct patches from uniform noise drawn with `make_rng("mask")`.
 - No leak through the encoder: the masked patches' pixels are set to 0 (mid-grey in [-1, 1])
   and the same image encoder runs a second time on that image, so a visible token has never
@@ -37,7 +37,7 @@ Choices made here (the paper leaves them open or differs in scale):
 
 Outputs in training (`train=True`): CoCa's keys plus `mim/pred` [N, M, P] (float32),
 `mim/target` [N, M, P], `mim/index` [N, M] (int32, patch indices, row-major) and `mim/score`
-[N, patches] (the attention score above, whichever the masking). Outside training there is
+[N, patches] (the relevance score above, whichever the masking). Outside training there is
 no masking and the outputs are exactly CoCa's. FLIP's patch dropout (`image.mask_ratio > 0`)
 is refused: MIM needs every patch's token at its position.
 """
@@ -55,7 +55,6 @@ from vljax.models.layers import (
     Dtype,
     MlpBlock,
     constrain,
-    l2_normalize,
     layer_norm,
     partitioned,
 )
@@ -188,14 +187,19 @@ class SyCoCa(CoCa):
         return min(max(1, round(self.mim_ratio * patches)), patches - 1)
 
     def patch_scores(self, image_tokens, txt_emb):
-        """The caption's attention over the patches, [N, T] (rows sum to 1): softmax over j of
-        scale * <txt_emb, e_j>, e_j the contrastive pooler's embedding of patch j alone."""
-        n, t, d = image_tokens.shape
-        # A pooler over one token attends to it with weight 1: its output is the value path.
-        per_patch = self.contrastive_pool(image_tokens.reshape(n * t, 1, d))[:, 0]
-        e = l2_normalize(self.img_proj(per_patch)).reshape(n, t, -1)
-        logits = jnp.exp(self.log_scale) * jnp.einsum("nd,ntd->nt", txt_emb, e)
-        return jax.lax.stop_gradient(jax.nn.softmax(logits, axis=-1))
+        """The caption's relevance of each patch, [N, T] (rows sum to 1): the norm of the
+        gradient of the image-text similarity <txt_emb, img/emb> with respect to the patch's
+        token (how much the patch moves the match to this caption), normalised over the
+        patches. Under stop_gradient."""
+
+        def similarity(module, tokens, txt):
+            return jnp.sum(module._image_embedding(tokens) * txt)
+
+        value, backward = nn.vjp(similarity, self, image_tokens, txt_emb)
+        _, token_grads, _ = backward(jnp.ones_like(value))
+        relevance = jnp.linalg.norm(token_grads.astype(jnp.float32), axis=-1)
+        relevance = relevance / jnp.maximum(jnp.sum(relevance, axis=-1, keepdims=True), 1e-30)
+        return jax.lax.stop_gradient(relevance)
 
     def _mask_index(self, score):
         m = self.num_masked()
