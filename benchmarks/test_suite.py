@@ -25,7 +25,9 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md")
     args = parser.parse_args(argv)
 
-    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    # The same workers as `make test` (Makefile): 2, whole files each.
+    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
+              "loadfile"]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(
         [*pytest, f"--durations={args.slowest}"], cwd=ROOT, capture_output=True, text=True
@@ -43,8 +45,8 @@ def main(argv=None):
 
         lines = [
             f"`python benchmarks/test_suite.py --write` on {machine_name()}: pytest "
-            f"{wall:.0f} s wall ({summary[-1].strip('= ') if summary else '?'}); `make test` "
-            "adds ruff (a few seconds) and, on a fresh clone, the install (see the README).",
+            f"{wall:.0f} s wall on 2 workers ({summary[-1].strip('= ') if summary else '?'}); "
+            "`make test` adds ruff (a few seconds) and, on a fresh clone, the install (see the README).",
             "",
             f"The {len(slowest)} slowest (seconds, phase, test):",
             "",
