@@ -44,8 +44,8 @@ def main(argv=None):
         from benchmarks.train_step import machine_name
 
         lines = [
-            f"`python benchmarks/test_suite.py --write` on {machine_name()}: pytest "
-            f"{wall:.0f} s wall on 2 workers ({summary[-1].strip('= ') if summary else '?'}); "
+            f"`python benchmarks/test_suite.py --write` on {machine_name()}: pytest {wall:.0f} "
+            f"s wall on 2 workers ({summary[-1].strip('= ') if summary else '?'}); "
             "`make test` adds ruff (a few seconds) and, on a fresh clone, the install (see the README).",
             "",
             f"The {len(slowest)} slowest (seconds, phase, test):",
