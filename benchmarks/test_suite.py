@@ -46,7 +46,8 @@ def main(argv=None):
         lines = [
             f"`python benchmarks/test_suite.py --write` on {machine_name()}: pytest {wall:.0f} "
             f"s wall on 2 workers ({summary[-1].strip('= ') if summary else '?'}); "
-            "`make test` adds ruff (a few seconds) and, on a fresh clone, the install (see the README).",
+            "`make test` adds ruff (a few seconds) and, on a fresh clone, the install (see the "
+            "README).",
             "",
             f"The {len(slowest)} slowest (seconds, phase, test):",
             "",
