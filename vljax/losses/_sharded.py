@@ -1,6 +1,7 @@
 """Small helpers shared by the sharded contrastive losses (shard_map bodies)."""
 
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -85,3 +86,31 @@ def ring_loop(n: int, step, carry):
 
 def pspec_batch(batch_axes):
     return jax.sharding.PartitionSpec(tuple(batch_axes))
+
+
+def positive_int(value, message) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{message}; got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{message}; got {value!r}")
+    return number
+
+
+def check_batch_axes(mesh, batch_axes) -> tuple[str, ...]:
+    if mesh is None:
+        raise ValueError("the loss needs mesh= (a jax.sharding.Mesh)")
+    if isinstance(batch_axes, str):
+        batch_axes = (batch_axes,)
+    batch_axes = tuple(batch_axes)
+    if not batch_axes:
+        raise ValueError("batch_axes must name at least one mesh axis")
+    unknown = [a for a in batch_axes if a not in mesh.axis_names]
+    if unknown or len(set(batch_axes)) != len(batch_axes):
+        raise ValueError(
+            f"batch_axes {batch_axes} must be distinct axes of the mesh {mesh.axis_names}"
+        )
+    return batch_axes

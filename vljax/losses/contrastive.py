@@ -12,13 +12,12 @@ difference of large numbers and keeps float32 precision: a softmax row term is
 softplus(lse_{j != i} (l[i,j] - l[i,i])) and a sigmoid positive is log_sigmoid(l[i,i]) itself.
 """
 
-import operator
 from collections.abc import Sequence
 
 import jax.numpy as jnp
 
 from vljax.choices import LOSS_IMPLS, LOSS_KINDS
-from vljax.losses._sharded import axis_size
+from vljax.losses._sharded import axis_size, check_batch_axes, positive_int
 from vljax.losses.dense import all_gather_loss
 from vljax.losses.grouped import grouped_loss
 from vljax.losses.ring_sigmoid import ring_sigmoid_loss
@@ -62,7 +61,7 @@ def contrastive_loss(
     Returns:
       The scalar float32 loss (replicated). Differentiable in zimg, ztxt, scale and bias.
     """
-    batch_axes = _check_axes(mesh, batch_axes)
+    batch_axes = check_batch_axes(mesh, batch_axes)
     if kind not in KINDS:
         raise ValueError(f"unknown loss kind {kind!r}; valid kinds: {', '.join(KINDS)}")
     if impl not in IMPLS:
@@ -82,7 +81,7 @@ def contrastive_loss(
             f"{batch_axes} (mesh {dict(mesh.shape)})"
         )
     if impl == "ring":
-        chunk = None if chunk is None else _positive_int(chunk, "chunk must be a positive int")
+        chunk = None if chunk is None else positive_int(chunk, "chunk must be a positive int")
         if kind == "softmax":
             return ring_softmax_loss(
                 zimg, ztxt, scale, mesh=mesh, batch_axes=batch_axes, chunk=chunk
@@ -95,7 +94,7 @@ def contrastive_loss(
             f"impl='grouped' needs group_size, a positive int dividing the {n} devices of "
             f"batch axes {batch_axes}"
         )
-        group_size = _positive_int(group_size, message)
+        group_size = positive_int(group_size, message)
         if n % group_size:
             raise ValueError(f"{message}; got {group_size!r}")
         return grouped_loss(
@@ -109,31 +108,3 @@ def contrastive_loss(
             group_size=group_size,
         )
     return all_gather_loss(zimg, ztxt, scale, bias, kind=kind, mesh=mesh, batch_axes=batch_axes)
-
-
-def _positive_int(value, message) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{message}; got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{message}; got {value!r}")
-    return number
-
-
-def _check_axes(mesh, batch_axes) -> tuple[str, ...]:
-    if mesh is None:
-        raise ValueError("contrastive_loss needs mesh= (a jax.sharding.Mesh)")
-    if isinstance(batch_axes, str):
-        batch_axes = (batch_axes,)
-    batch_axes = tuple(batch_axes)
-    if not batch_axes:
-        raise ValueError("batch_axes must name at least one mesh axis")
-    unknown = [a for a in batch_axes if a not in mesh.axis_names]
-    if unknown or len(set(batch_axes)) != len(batch_axes):
-        raise ValueError(
-            f"batch_axes {batch_axes} must be distinct axes of the mesh {mesh.axis_names}"
-        )
-    return batch_axes

@@ -59,13 +59,14 @@ from jax.sharding import PartitionSpec as P
 from vljax.losses._sharded import (
     F32,
     axis_size,
+    check_batch_axes,
     dot_nt,
     num_tiles,
+    positive_int,
     pspec_batch,
     tile_mask,
     tile_start,
 )
-from vljax.losses.contrastive import _check_axes, _positive_int
 
 NEGATIVES = ("n", "n_squared")
 TILE_BYTES = 2**24  # default n_squared chunk: one float32 [b, chunk, max(B, D)] tile <= 16 MiB
@@ -101,7 +102,7 @@ def symile_loss(
     """
     if mesh is None:
         raise ValueError("symile_loss needs mesh= (a jax.sharding.Mesh)")
-    batch_axes = _check_axes(mesh, batch_axes)
+    batch_axes = check_batch_axes(mesh, batch_axes)
     if negatives not in NEGATIVES:
         raise ValueError(
             f"unknown negatives {negatives!r}; valid choices: {', '.join(map(repr, NEGATIVES))}"
@@ -147,7 +148,7 @@ def symile_loss(
         if chunk is None:
             chunk = max(1, TILE_BYTES // (4 * b * max(batch, dim)))
         else:
-            chunk = _positive_int(chunk, "chunk must be a positive int")
+            chunk = positive_int(chunk, "chunk must be a positive int")
         chunk = min(chunk, n_combos)
 
     gather = lambda a: lax.all_gather(a, batch_axes, tiled=True)
