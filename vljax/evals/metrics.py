@@ -26,14 +26,14 @@ def _rows(tree, start, stop):
     return jax.tree.map(lambda x: x[start:stop], tree)
 
 
-def _count(tree) -> int:
+def num_rows(tree) -> int:
     return len(jax.tree.leaves(tree)[0])
 
 
-def _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text):
+def ranks_of_diagonal(img_emb, txt_emb, similarity, by_text):
     """For each query i (a text when by_text, else an image): how many keys j score
     strictly higher than key i."""
-    n = _count(img_emb)
+    n = num_rows(img_emb)
     ranks = np.empty(n, np.int64)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
@@ -55,11 +55,13 @@ def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
     Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]); txt2img ranks
     images for each text query, img2txt texts for each image.
     """
-    if _count(img_emb) != _count(txt_emb):
-        raise ValueError(f"need N images and N texts, got {_count(img_emb)} and {_count(txt_emb)}")
+    if num_rows(img_emb) != num_rows(txt_emb):
+        raise ValueError(
+            f"need N images and N texts, got {num_rows(img_emb)} and {num_rows(txt_emb)}"
+        )
     ranks = {
-        "txt2img": _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=True),
-        "img2txt": _ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=False),
+        "txt2img": ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=True),
+        "img2txt": ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=False),
     }
     return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
 
