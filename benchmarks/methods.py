@@ -30,6 +30,7 @@ DEMOS = {
     "coca": "configs/coca.py:demo",
     "sycoca": "configs/sycoca.py:demo",
     "long_clip": "configs/long_clip.py:demo",
+    "negnce": "configs/negnce.py:demo",
 }
 DOC = os.path.join(ROOT, "docs", "methods.md")
 

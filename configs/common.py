@@ -116,6 +116,10 @@ def base_config():
     c.loss.group_size = ml_collections.config_dict.placeholder(int)
     # Long-CLIP's short-caption term: image embeddings reduced to this many principal comps.
     c.loss.primary_components = 32
+    # NegNCE (term "negnce", configs/negnce.py): hard negatives beat their positive by more
+    # than this many logits; their mean term is added with this weight.
+    c.loss.negnce_margin = 0.0
+    c.loss.negnce_weight = 1.0
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3

@@ -6,6 +6,7 @@ import optax
 
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
+from vljax.losses.negnce import negnce_loss
 from vljax.losses.masked_image import masked_image_term
 from vljax.losses.primary_components import primary_components
 from vljax.models.layers import l2_normalize
@@ -71,10 +72,28 @@ def caption_term(outputs, batch, ctx):
     return jnp.sum(nll * real) / jnp.maximum(jnp.sum(real), 1.0), {}
 
 
+def negnce_term(outputs, batch, ctx):
+    """NegNCE on the pooled embeddings: InfoNCE plus `loss.negnce_weight` x the mean
+    hard-negative term (negatives beating their positive by more than `loss.negnce_margin`
+    logits). In place of "contrastive", beside any other term of a method."""
+    cfg = ctx.loss_config
+    value = negnce_loss(
+        outputs["img/emb"],
+        outputs["txt/emb"],
+        scale=outputs["scale"],
+        mesh=ctx.mesh,
+        batch_axes=ctx.batch_axes,
+        margin=float(cfg.negnce_margin),
+        weight=float(cfg.negnce_weight),
+    )
+    return value, {"scale": outputs["scale"]}
+
+
 TERMS = {
     "contrastive": contrastive_term,
     "filip": filip_term,
     "caption": caption_term,
     "short_caption": short_caption_term,
     "masked_image": masked_image_term,
+    "negnce": negnce_term,
 }
