@@ -6,8 +6,8 @@ import optax
 
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
-from vljax.losses.negnce import negnce_loss
 from vljax.losses.masked_image import masked_image_term
+from vljax.losses.negnce import negnce_loss
 from vljax.losses.primary_components import primary_components
 from vljax.models.layers import l2_normalize
 from vljax.token_ids import PAD_ID
