@@ -2,8 +2,10 @@
 
 `config.evals = {name: {"type": "zeroshot" | "retrieval" | "captioning", "dataset": spec,
 ...}}`; results are flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`,
-`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. Captioning decodes
-greedily (methods with a caption head) and scores corpus BLEU-4 against each image's caption.
+`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. A retrieval entry with
+`langs: ["en", "zh", ...]` also reports R@1 per language and their Mean Rank Variance.
+Captioning decodes greedily (methods with a caption head) and scores corpus BLEU-4 against
+each image's caption.
 """
 
 import dataclasses
@@ -11,12 +13,13 @@ import json
 import os
 
 import jax
+import numpy as np
 
 from vljax.atomic_write import write_text
 from vljax.choices import EVAL_TYPES, expected
 from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
-from vljax.evals import metrics
+from vljax.evals import metrics, mrv
 from vljax.inference import Encoder
 
 
@@ -54,11 +57,34 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             recalls = metrics.retrieval_recall(image_emb, text_emb, similarity=encoder.similarity)
             for metric, value in recalls.items():
                 results[f"retrieval/{key}/{metric}"] = float(value)
+            if spec.get("langs"):
+                results.update(
+                    multilingual_retrieval(name, spec, config, encoder, image_emb, cache)
+                )
         elif kind == "captioning":
             captions = encoder.caption(data["images"])
             bleu = metrics.corpus_bleu4(captions, data["captions"], spec.get("tokenize", "13a"))
             results[f"captioning/{key}/bleu4"] = bleu
     return results
+
+
+def multilingual_retrieval(name, spec, config, encoder, image_emb, cache) -> dict:
+    """The same images queried by their caption in each of `spec.langs`: text->image R@1 per
+    language (`retrieval/<key>/<lang>/txt2img_r1`) and the Mean Rank Variance across the
+    languages (`retrieval/<key>/mrv`, arXiv 2406.18254: per image, the variance over the
+    languages of the rank of the right image; averaged over the images)."""
+    key = spec.get("key", None) or name
+    entry = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
+    text_emb = {}
+    for lang in entry["langs"]:
+        if (name, lang) not in cache:
+            cache[(name, lang)] = load_eval_set({**entry, "lang": lang}, config)
+        text_emb[lang] = encoder.encode_texts(cache[(name, lang)]["captions"])
+    ranks = mrv.text_to_image_ranks(image_emb, text_emb, encoder.similarity)
+    out = {f"retrieval/{key}/mrv": mrv.mean_rank_variance(ranks)}
+    for lang, lang_ranks in zip(text_emb, ranks, strict=True):
+        out[f"retrieval/{key}/{lang}/txt2img_r1"] = float(np.mean(lang_ranks < 1))
+    return out
 
 
 def write_results(workdir: str, results: dict, final: bool):
