@@ -1,4 +1,5 @@
-"""Every method's `:demo` figures in one table: docs/methods.md, "Demo figures".
+"""Every method's `:demo` figures in one table: "Demo figures" in docs/methods.md and in
+docs/benchmarks.md.
 
     python benchmarks/methods.py [--only flip lit ...] [--root /tmp/vljax-methods] [--write]
 
@@ -18,6 +19,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.report import DOC as BENCHMARKS_DOC  # noqa: E402
 from benchmarks.report import upsert_row  # noqa: E402
 from benchmarks.train_step import machine_name  # noqa: E402
 
@@ -63,7 +65,8 @@ def main(argv=None):
         print(json.dumps(row))
         if args.write:
             note = "`python benchmarks/methods.py --write`: each method's `:demo`, fresh workdir."
-            upsert_row("Demo figures", row, key=("method", "machine"), note=note, doc=DOC)
+            for doc in (DOC, BENCHMARKS_DOC):  # the methods' page and the benchmarks page
+                upsert_row("Demo figures", row, key=("method", "machine"), note=note, doc=doc)
 
 
 if __name__ == "__main__":
