@@ -4,14 +4,10 @@ SiglipModel."""
 
 import jax.numpy as jnp
 
-from vljax.methods.method import Method, dot_similarity
-from vljax.models.layers import freeze
+from vljax.methods.method import Method, dot_similarity, model_builder
 from vljax.models.two_tower import TwoTower
 
-
-def build_model(model_config):
-    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
-    return TwoTower(config=freeze(cfg))
+build_model = model_builder(TwoTower)
 
 
 def example_batch(model_config, n: int = 1) -> dict:

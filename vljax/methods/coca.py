@@ -7,14 +7,10 @@ CoCa model.
 """
 
 from vljax.methods import clip
-from vljax.methods.method import Method, dot_similarity
+from vljax.methods.method import Method, dot_similarity, model_builder
 from vljax.models.coca import CoCa, greedy_decode
-from vljax.models.layers import freeze
 
-
-def build_model(model_config):
-    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
-    return CoCa(config=freeze(cfg))
+build_model = model_builder(CoCa)
 
 
 METHOD = Method(

@@ -11,17 +11,14 @@ import numpy as np
 
 from vljax.losses.filip import late_interaction_scores
 from vljax.methods import clip
-from vljax.methods.method import Method
+from vljax.methods.method import Method, model_builder
 from vljax.models.late_interaction import LateInteraction
-from vljax.models.layers import freeze
 
 # Evals score [images, texts, Np, Nt] in blocks of at most this many float32 elements.
 _EVAL_BLOCK = 2**26
 
 
-def build_model(model_config):
-    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
-    return LateInteraction(config=freeze(cfg))
+build_model = model_builder(LateInteraction)
 
 
 _scores = jax.jit(late_interaction_scores)

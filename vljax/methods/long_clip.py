@@ -13,14 +13,10 @@ import numpy as np
 
 from vljax.errors import ConfigError
 from vljax.methods import clip
-from vljax.methods.method import Method, dot_similarity
-from vljax.models.layers import freeze
+from vljax.methods.method import Method, dot_similarity, model_builder
 from vljax.models.long_clip import LongClip
 
-
-def build_model(model_config):
-    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
-    return LongClip(config=freeze(cfg))
+build_model = model_builder(LongClip)
 
 
 def example_batch(model_config, n: int = 1) -> dict:

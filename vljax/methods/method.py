@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from vljax.errors import ConfigError
 from vljax.losses.terms import TERMS
+from vljax.models.layers import freeze
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,17 @@ class Method:
         if microbatch is not None:
             key = jax.random.fold_in(key, microbatch)
         return {p: jax.random.fold_in(key, zlib.crc32(p.encode())) for p in self.rng_purposes}
+
+
+def model_builder(module_cls) -> Callable:
+    """`build_model` for a linen module whose one attribute is `config` (config.model, frozen:
+    modules must be hashable)."""
+
+    def build_model(model_config):
+        cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+        return module_cls(config=freeze(cfg))
+
+    return build_model
 
 
 def dot_similarity(image_emb, text_emb, direction=None):

@@ -6,15 +6,11 @@ training). No export format: Hugging Face has no CoCa model.
 """
 
 from vljax.methods import clip
-from vljax.methods.method import Method, dot_similarity
+from vljax.methods.method import Method, dot_similarity, model_builder
 from vljax.models.coca import greedy_decode
-from vljax.models.layers import freeze
 from vljax.models.sycoca import SyCoCa
 
-
-def build_model(model_config):
-    cfg = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
-    return SyCoCa(config=freeze(cfg))
+build_model = model_builder(SyCoCa)
 
 
 METHOD = Method(
