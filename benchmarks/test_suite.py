@@ -25,9 +25,9 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md")
     args = parser.parse_args(argv)
 
-    # The same workers as `make test` (Makefile): 2, whole files each.
-    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
-              "loadfile"]  # fmt: skip
+    # As `make test` runs it (Makefile): the malloc settings, 2 workers, whole files each.
+    pytest = [sys.executable, "-m", "vljax.host_malloc", sys.executable, "-m", "pytest", "-p",
+              "no:cacheprovider", "-n", "2", "--dist", "loadfile"]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(
         [*pytest, f"--durations={args.slowest}"], cwd=ROOT, capture_output=True, text=True
@@ -36,7 +36,9 @@ def main(argv=None):
     out = proc.stdout + proc.stderr
     summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
     slowest = [m.groups() for ln in out.splitlines() if (m := DURATION.match(ln))]
-    print(out[-3000:])
+    print(out[-3000:] if proc.returncode else "")
+    for s, phase, test in slowest:
+        print(f"{s:>8}s {phase:<5} {test}")
     print(f"pytest wall clock: {wall:.1f} s; {summary[-1] if summary else 'no summary'}")
 
     if args.write:

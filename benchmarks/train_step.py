@@ -18,6 +18,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from vljax.host_malloc import reexec_with_malloc_tunables  # noqa: E402
+
 
 def cpu_peak_flops(n=1024, repeats=5):
     import jax
@@ -78,6 +80,8 @@ def compiled_flops(compiled) -> float:
 
 
 def main(argv=None):
+    if argv is None:  # as `vljax train` runs (vljax/host_malloc.py)
+        reexec_with_malloc_tunables()
     argv = list(sys.argv[1:] if argv is None else argv)
     from vljax.config import build_config, parse_overrides
 

@@ -25,6 +25,7 @@ from vljax.errors import (
     StoppedEarly,
     UserError,
 )
+from vljax.host_malloc import reexec_with_malloc_tunables
 
 USAGE = (
     __doc__
@@ -139,6 +140,8 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
+    if argv is None:  # the process's own command line: start it with the malloc settings
+        reexec_with_malloc_tunables()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
