@@ -12,13 +12,14 @@ matmul can do".
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vljax.host_malloc import reexec_with_malloc_tunables  # noqa: E402
+from vljax.host_malloc import needs_malloc_tunables, reexec_with_malloc_tunables  # noqa: E402
 
 
 def cpu_peak_flops(n=1024, repeats=5):
@@ -125,11 +126,13 @@ def main(argv=None):
     state, metrics = step_fn(state, batch)  # warm-up
     jax.block_until_ready(metrics)
     times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(args.steps):
         t = time.perf_counter()
         state, metrics = step_fn(state, batch)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / args.steps
     step_time = float(np.median(times))
     # cost_analysis counts the FLOPs of one device's program; all devices run one each.
     total_flops = flops * jax.device_count()
@@ -153,6 +156,8 @@ def main(argv=None):
         "peak_gflops": peak / 1e9 if peak else float("nan"),
         "mfu": (total_flops / step_time / peak) if peak else float("nan"),
         "temp_mib": (memory.temp_size_in_bytes / 2**20) if memory else float("nan"),
+        "page_faults_per_step": faults,  # minor faults; see vljax/host_malloc.py
+        "malloc": "system" if needs_malloc_tunables(os.environ) else "vljax tunables",
     }
     for key, value in row.items():
         print(f"{key:>16}: {value:.4g}" if isinstance(value, float) else f"{key:>16}: {value}")
@@ -166,7 +171,8 @@ def main(argv=None):
             "measured float32 matmul rate of this CPU. ViT-B/16 on an H100 was not measured: "
             "no GPU was lent to this task (`--peak-tflops 989` for H100 bf16)."
         )
-        upsert_row("Train step", row, key=("config", "machine", "devices", "batch"), note=note)
+        key = ("config", "machine", "devices", "batch", "malloc")
+        upsert_row("Train step", row, key=key, note=note)
     return row
 
 
