@@ -13,6 +13,8 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
   classes, `classnames` = `shapes.classnames(lang)`, templates "a big {}" / "a small {}"
   (the class embedding averages both sizes).
 - `shapes:retrieval`: 1,000 image-caption pairs with distinct captions, 1 or 2 shapes.
+- `shapes:retrieval_bank`: 1,000 more pairs, none a scene of `shapes:retrieval` (while the two
+  sizes sum to at most `shapes.RETRIEVAL_SCENES` = 4,560): DBNorm's held-out banks.
 - `tfds:NAME:SPLIT`: a dataset written by `vljax prepare`; images go through
   `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval the
   first caption in the chosen language is the image's caption; for zero-shot the labels come
@@ -72,7 +74,7 @@ def load_eval_set(spec, config) -> dict:
     else:
         raise DataError(
             f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval, "
-            "shapes_long:retrieval or "
+            "shapes:retrieval_bank, shapes_long:retrieval or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
     if entry.get("classnames"):
@@ -102,8 +104,10 @@ def _shapes_long(image_size: int, n) -> dict:
 
 
 def _shapes(split: str, image_size: int, lang: str, n) -> dict:
-    if split not in ("zeroshot", "retrieval"):
-        raise DataError(f"shapes eval split must be zeroshot or retrieval, got {split!r}")
+    if split not in ("zeroshot", "retrieval", "retrieval_bank"):
+        raise DataError(
+            f"shapes eval split must be zeroshot, retrieval or retrieval_bank, got {split!r}"
+        )
     if lang not in shapes.LANGS:
         raise DataError(f"shapes captions exist in {shapes.LANGS}, not {lang!r}")
     src = shapes.ShapesSource(split, size=n, seed=EVAL_SEED, image_size=image_size)

@@ -17,8 +17,11 @@ What an image holds (sizes scale with `image_size`; numbers below are for 64 px)
 
 Splits: `train` (1 to 3 shapes), `zeroshot` (one shape; `label` = colour * 4 + shape, classes
 balanced by `i % 24`), `retrieval` (1 or 2 shapes, every caption distinct: scene descriptors
-are drawn without replacement). Held-out splits fold a different split id into the seed, so
-they never share a random stream with `train`.
+are drawn without replacement), `retrieval_bank` (held-out pairs for DBNorm's banks,
+vljax/evals/dbnorm.py: scenes taken from the far end of the retrieval split's list, so the two
+share no scene while their sizes sum to at most `RETRIEVAL_SCENES`). Held-out splits fold a
+different split id into the seed, so they never share a random stream with `train` or with
+each other.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ SHAPES_CLASSNAMES = {
 # sizes gives a size-free class embedding.
 SHAPES_TEMPLATES = {"en": ["a big {}", "a small {}"], "zh": ["一个大的{}", "一个小的{}"]}
 
-SPLITS = {"train": 0, "zeroshot": 1, "retrieval": 2}
-DEFAULT_SIZES = {"train": 100_000, "zeroshot": 1200, "retrieval": 1000}
+# The ids fill the 2 bits the example key keeps for the split (`ShapesSource._rng`).
+SPLITS = {"train": 0, "zeroshot": 1, "retrieval": 2, "retrieval_bank": 3}
+DEFAULT_SIZES = {"train": 100_000, "zeroshot": 1200, "retrieval": 1000, "retrieval_bank": 1000}
 LANGS = ("en", "zh")
 
 BIG_PX = (21, 27)  # px at 64 px images
@@ -102,29 +106,37 @@ def short_caption(objs: list[tuple[str, str, str]]) -> str:
     return f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
-def _retrieval_descriptors(seed: int, n: int) -> list[tuple]:
-    """The first n of a fixed list of distinct scenes (so scene i does not depend on n).
-
-    The list is a seeded permutation of the ordered pairs of distinct objects x axis, with
-    the 48 single objects inserted at every 20th place (48 of the first 1,000 scenes).
-    """
+def _retrieval_scene_list(seed: int) -> list[tuple]:
+    """Every distinct scene once, in a fixed order: a seeded permutation of the ordered pairs
+    of distinct objects x axis, with the 48 single objects inserted at every 20th place (48
+    of the first 1,000 scenes)."""
     objs = [(z, c, s) for z in SIZES for c in COLOUR_NAMES for s in SHAPE_NAMES]
     pairs = [((a, b), ax) for a in objs for b in objs if a != b for ax in "hv"]
-    if n > len(objs) + len(pairs):
-        raise ValueError(
-            f"shapes:retrieval has at most {len(objs) + len(pairs)} distinct captions; "
-            f"asked for {n}"
-        )
     rng = np.random.default_rng([seed, SPLITS["retrieval"], 2**31 - 1])
     singles = [((objs[j],), "h") for j in rng.permutation(len(objs))]
     pairs = [pairs[j] for j in rng.permutation(len(pairs))]
     scenes = []
-    while len(scenes) < n:
-        if len(scenes) % 20 == 0 and singles:
+    while singles or pairs:
+        if (len(scenes) % 20 == 0 and singles) or not pairs:
             scenes.append(singles.pop())
         else:
             scenes.append(pairs.pop())
     return scenes
+
+
+# 48 single objects + 48 * 47 ordered pairs x 2 axes: every distinct retrieval scene.
+RETRIEVAL_SCENES = 48 + 48 * 47 * 2
+
+
+def _retrieval_descriptors(seed: int, n: int, split: str) -> list[tuple]:
+    """The first n scenes of the list for `retrieval`, the last n (from the end) for
+    `retrieval_bank`; scene i does not depend on n."""
+    if n > RETRIEVAL_SCENES:
+        raise ValueError(
+            f"shapes:{split} has at most {RETRIEVAL_SCENES} distinct captions; asked for {n}"
+        )
+    scenes = _retrieval_scene_list(seed)
+    return scenes[:n] if split == "retrieval" else scenes[::-1][:n]
 
 
 class ShapesSource:
@@ -142,7 +154,9 @@ class ShapesSource:
         self.seed = int(seed)
         self.image_size = int(image_size)
         self._scenes = (
-            _retrieval_descriptors(self.seed, self.size) if split == "retrieval" else None
+            _retrieval_descriptors(self.seed, self.size, split)
+            if split in ("retrieval", "retrieval_bank")
+            else None
         )
 
     def __len__(self) -> int:
