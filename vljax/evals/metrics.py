@@ -66,8 +66,9 @@ def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
     return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
 
 
-def _ranks_of_labels(logits, labels):
-    """How many classes score strictly higher than each row's true class."""
+def ranks_of_labels(logits, labels):
+    """How many columns of [N, C] `logits` score strictly higher than each row's right column
+    `labels[i]` (retrieval from a score matrix: labels = arange(N))."""
     right = logits[np.arange(len(logits)), labels]
     return np.sum(logits > right[:, None], axis=1)
 
@@ -81,7 +82,7 @@ def _label_ranks(img_emb, class_emb, labels):
     ranks = np.empty(len(labels), np.int64)
     for start in range(0, len(labels), _CHUNK):
         logits = img_emb[start : start + _CHUNK] @ class_emb.T
-        ranks[start : start + len(logits)] = _ranks_of_labels(
+        ranks[start : start + len(logits)] = ranks_of_labels(
             logits, labels[start : start + len(logits)]
         )
     return ranks
@@ -107,7 +108,7 @@ def scores_topk(scores, labels, k):
     labels = np.asarray(labels, np.int64)
     if len(labels) != len(scores):
         raise ValueError(f"{len(scores)} images but {len(labels)} labels")
-    return float(np.mean(_ranks_of_labels(np.asarray(scores), labels) < k))
+    return float(np.mean(ranks_of_labels(np.asarray(scores), labels) < k))
 
 
 def zeroshot_topk(img_emb, class_emb, labels, k):
