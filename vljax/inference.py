@@ -112,6 +112,17 @@ class Encoder:
         queries: "img2txt" (images rank texts) or "txt2img" (the same for dot products)."""
         return np.asarray(self.method.similarity(image_emb, text_emb, direction), np.float32)
 
+    def same_modality_similarity(self, emb_a, emb_b) -> np.ndarray:
+        """[N] and [M] embeddings of one modality (both images or both texts) -> float32
+        [N, M] scores, for DBNorm's gallery bank."""
+        if self.method.same_modality_similarity is None:
+            raise ConfigError(
+                f"method {self.method.name!r} defines no same-modality similarity "
+                "(Method.same_modality_similarity), which DBNorm's gallery bank needs; drop "
+                "the eval's 'dbnorm' option for this method"
+            )
+        return np.asarray(self.method.same_modality_similarity(emb_a, emb_b), np.float32)
+
 
 def load_run_encoder(workdir: str, step: int | None = None) -> Encoder:
     """A run directory's checkpoint (default: the latest that restores)."""

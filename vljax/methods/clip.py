@@ -25,6 +25,7 @@ METHOD = Method(
     batch_fields=("image", "tokens"),
     default_terms={"contrastive": 1.0},
     similarity=dot_similarity,
+    same_modality_similarity=dot_similarity,
     rng_purposes=("mask",),  # FLIP's patch dropout (model.image.mask_ratio > 0)
     export_formats=("hf",),
 )

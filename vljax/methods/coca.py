@@ -20,6 +20,7 @@ METHOD = Method(
     batch_fields=("image", "tokens"),
     default_terms={"contrastive": 1.0, "caption": 2.0},  # the paper's weights (1 and 2)
     similarity=dot_similarity,
+    same_modality_similarity=dot_similarity,
     decode_captions=greedy_decode,
     rng_purposes=("mask",),  # FLIP's patch dropout, if model.image.mask_ratio > 0
     export_formats=(),

@@ -67,6 +67,7 @@ METHOD = Method(
     batch_fields=("image", "tokens", "short_tokens"),
     default_terms={"contrastive": 1.0, "short_caption": 1.0},
     similarity=dot_similarity,
+    same_modality_similarity=dot_similarity,
     adapt_init_params=stretch_loaded_positions,
     rng_purposes=("mask",),
     export_formats=("hf",),

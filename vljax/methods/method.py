@@ -44,6 +44,10 @@ class Method:
     # (image embeddings, text embeddings, direction) -> [N, M] scores, where direction is
     # "img2txt" (images query texts; also zero-shot) or "txt2img"
     similarity: Callable = None
+    # (embeddings, embeddings of the same modality) -> [N, M] scores: DBNorm's gallery bank
+    # (vljax/evals/dbnorm.py) compares gallery items with held-out ones of their own kind.
+    # None = the method defines none (an eval that needs it says so).
+    same_modality_similarity: Callable | None = None
     # Zero-shot prompt ensembling: "embedding" averages each class's prompt embeddings
     # (CLIP); "score" averages the similarity to each prompt (embeddings that are not
     # vectors, e.g. FILIP's tokens).

@@ -20,6 +20,7 @@ METHOD = Method(
     batch_fields=("image", "tokens"),
     default_terms={"contrastive": 1.0, "caption": 2.0, "masked_image": 1.0},
     similarity=dot_similarity,
+    same_modality_similarity=dot_similarity,
     decode_captions=greedy_decode,
     rng_purposes=("mask",),  # random masking (model.mim.masking="random")
     export_formats=(),
