@@ -25,6 +25,8 @@ EVAL_TYPES = (
     "captioning",
 )  # config.evals.<name>.type  # each a module vljax/methods/<name>.py
 
+DBNORM_METHODS = ("dis", "ddis")  # config.evals.<name>.dbnorm.method (vljax/evals/dbnorm.py)
+
 # config key -> its choices
 CHOICES = {
     "method": METHODS,

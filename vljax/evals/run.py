@@ -3,7 +3,11 @@
 `config.evals = {name: {"type": "zeroshot" | "retrieval" | "captioning", "dataset": spec,
 ...}}`; results are flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`,
 `captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. A retrieval entry with
-`langs: ["en", "zh", ...]` also reports R@1 per language and their Mean Rank Variance.
+`langs: ["en", "zh", ...]` also reports R@1 per language and their Mean Rank Variance; one
+with `dbnorm: {"bank": "shapes:retrieval_bank", "method": "dis" | "ddis", ...}` also reports
+recall after DBNorm's re-scoring with held-out banks and the hub occurrence before and after
+(`retrieval/<key>/txt2img_r1_dbnorm`, `.../txt2img_hubness`, `.../txt2img_hubness_dbnorm`,
+vljax/evals/dbnorm_eval.py).
 Captioning decodes greedily (methods with a caption head) and scores corpus BLEU-4 against
 each image's caption.
 """
@@ -20,6 +24,7 @@ from vljax.choices import EVAL_TYPES, expected
 from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics, mrv
+from vljax.evals.dbnorm_eval import dbnorm_options, dbnorm_retrieval
 from vljax.inference import Encoder
 
 
@@ -31,6 +36,8 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
         key = spec.get("key", None) or name
         if kind not in EVAL_TYPES:
             raise ConfigError(f"eval {name!r} has type {kind!r}; expected {expected(EVAL_TYPES)}")
+        if kind == "retrieval" and spec.get("dbnorm"):
+            dbnorm_options(name, spec["dbnorm"])  # a bad option fails before any encoding
         if name not in cache:
             cache[name] = load_eval_set(spec, config)
         data = cache[name]
@@ -60,6 +67,10 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             if spec.get("langs"):
                 results.update(
                     multilingual_retrieval(name, spec, config, encoder, image_emb, cache)
+                )
+            if spec.get("dbnorm"):
+                results.update(
+                    dbnorm_retrieval(name, spec, config, encoder, data, image_emb, text_emb, cache)
                 )
         elif kind == "captioning":
             captions = encoder.caption(data["images"])
