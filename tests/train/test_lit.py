@@ -4,6 +4,7 @@ import jax
 import numpy as np
 
 from benchmarks.train_step import compiled_flops
+from tests.methods.runs import SMOKE_STEPS
 from vljax import sharding as shd
 from vljax.config import build_config
 from vljax.train.checkpoint import load_run
@@ -31,8 +32,11 @@ def _step(config):
 
 
 def test_locked_tower_is_unchanged_and_its_backward_pass_is_gone():
-    locked = build_config("configs/lit.py:tiny")
-    free = build_config("configs/lit.py:tiny", [("optimizer.frozen", "[]")])
+    # The smoke run's step count (tests/methods/test_tiny_methods.py): the locked step is the
+    # program it compiled, read from the session's compile cache when it ran first.
+    steps = ("total_steps", str(SMOKE_STEPS))
+    locked = build_config("configs/lit.py:tiny", [steps])
+    free = build_config("configs/lit.py:tiny", [steps, ("optimizer.frozen", "[]")])
     parts, mesh, step = _step(locked)
     batch = _batch(locked, mesh)
     state = init_state(parts, locked.model, 0)

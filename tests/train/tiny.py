@@ -1,7 +1,9 @@
 """A tiny demo config for trainer tests: compiles in seconds on 2 cores."""
 
+import json
 import signal
 
+from configs import demo
 from vljax.train import loop
 
 TINY = {
@@ -31,11 +33,23 @@ TINY = {
 }
 
 
+# Examples in each of the demo's evals when a tiny run keeps them: one encoder batch (at most
+# 256), enough for R@10; the full splits (thousands of images) only cost encoder time.
+EVAL_SIZE = 128
+
+
+def tiny_evals() -> str:
+    """The demo's shapes evals (zero-shot and retrieval), EVAL_SIZE examples each, as JSON."""
+    evals = demo.get_config().evals.to_dict()
+    return json.dumps({name: {**spec, "size": EVAL_SIZE} for name, spec in evals.items()})
+
+
 def tiny_overrides(with_evals=False, **changes) -> list[tuple[str, str]]:
-    """TINY plus `changes` (`a__b=1` sets a.b); `with_evals` keeps the demo's shapes evals."""
+    """TINY plus `changes` (`a__b=1` sets a.b); `with_evals` keeps the demo's shapes evals
+    (on EVAL_SIZE examples each)."""
     merged = dict(TINY)
     if with_evals:
-        del merged["evals"]
+        merged["evals"] = tiny_evals()
     merged.update({k.replace("__", "."): str(v) for k, v in changes.items()})
     return list(merged.items())
 
