@@ -22,6 +22,10 @@ from vljax.errors import ConfigError
 from vljax.losses.terms import TERMS
 from vljax.models.layers import freeze
 
+# The rng purpose of loss terms that draw (TPM-CL's random token masking): `Method.rngs`
+# folds it like the model's purposes, and the step hands it to the terms as `LossContext.rng`.
+LOSS_RNG = "loss"
+
 
 @dataclasses.dataclass(frozen=True)
 class LossContext:
@@ -30,6 +34,11 @@ class LossContext:
     mesh: jax.sharding.Mesh
     batch_axes: tuple[str, ...]
     loss_config: object  # config.loss
+    # (tokens [N, L], token_gates=None) -> [N, D]: the method's text encoder with the step's
+    # params (differentiable), for terms that embed texts of their own making (TPM-CL's
+    # masked captions); None outside a train step.
+    encode_texts: Callable | None = None
+    rng: jax.Array | None = None  # the step's key for purpose LOSS_RNG; None = none given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +93,14 @@ class Method:
         return total, metrics
 
     def rngs(self, key, step, microbatch=None) -> dict:
-        """One key per purpose, folded from the run's key by step (and microbatch), so a
-        resumed run draws the same masks and dropout as an uninterrupted one."""
+        """One key per purpose (the model's and LOSS_RNG), folded from the run's key by step
+        (and microbatch), so a resumed run draws the same masks and dropout as an
+        uninterrupted one."""
         key = jax.random.fold_in(key, step)
         if microbatch is not None:
             key = jax.random.fold_in(key, microbatch)
-        return {p: jax.random.fold_in(key, zlib.crc32(p.encode())) for p in self.rng_purposes}
+        purposes = (*self.rng_purposes, LOSS_RNG)
+        return {p: jax.random.fold_in(key, zlib.crc32(p.encode())) for p in purposes}
 
 
 def model_builder(module_cls) -> Callable:

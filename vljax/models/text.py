@@ -32,10 +32,15 @@ class TextTransformer(nn.Module):
     scan: bool = False
 
     @nn.compact
-    def __call__(self, tokens, return_tokens: bool = False):
+    def __call__(self, tokens, return_tokens: bool = False, token_gates=None):
         """-> the pooled, projected embedding [N, proj_dim]; with `return_tokens`, also every
         position after the final norm and the same projection ([N, L, proj_dim]; padding
-        positions hold ignored values, `tokens != pad_id` marks the real ones)."""
+        positions hold ignored values, `tokens != pad_id` marks the real ones).
+
+        `token_gates` (float [N, L], default all 1) scale each token's embedding before the
+        position embedding is added: the gradient of a score at gates 1 is each token's
+        gradient x input relevance (TPM-CL's adaptive masking, vljax/losses/token_masking.py).
+        """
         if tokens.ndim != 2 or tokens.shape[1] > self.max_len:
             raise ValueError(f"tokens must be [N, L<={self.max_len}], got shape {tokens.shape}")
         n, length = tokens.shape
@@ -47,6 +52,8 @@ class TextTransformer(nn.Module):
             embedding_init=partitioned(nn.initializers.normal(0.02), ("vocab", "embed")),
             name="embedding",
         )(tokens)
+        if token_gates is not None:
+            x = x * token_gates[..., None].astype(x.dtype)
         pe = self.param(
             "pos_embedding",
             partitioned(nn.initializers.normal(0.01), (None, "length", "embed")),

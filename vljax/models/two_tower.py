@@ -66,8 +66,8 @@ class TwoTower(nn.Module):
     def encode_images(self, images, train: bool = False):
         return l2_normalize(self.img(images, train=train))
 
-    def encode_texts(self, tokens):
-        return l2_normalize(self.txt(tokens))
+    def encode_texts(self, tokens, token_gates=None):
+        return l2_normalize(self.txt(tokens, token_gates=token_gates))
 
     def __call__(self, batch, train: bool = False):
         return {

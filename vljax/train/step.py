@@ -5,6 +5,8 @@ The step is a single `jax.jit` with explicit in/out shardings and a donated stat
 same function runs on one CPU, fake CPU devices, a GPU or a pod.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -13,6 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from vljax import sharding as shd
 from vljax.data.preprocess import normalize
 from vljax.methods import LossContext
+from vljax.methods.method import LOSS_RNG
 from vljax.train import optimizer as opt_lib
 from vljax.train.state import TrainState
 
@@ -31,7 +34,14 @@ def make_loss_fn(method, model, config, mesh):
         if batch["image"].dtype == jnp.uint8:  # the loader ships pixels; scale them on device
             batch = {**batch, "image": normalize(batch["image"])}
         outputs = model.apply({"params": params}, batch, train=True, rngs=rngs)
-        return method.loss(outputs, batch, ctx)
+
+        def encode_texts(tokens, token_gates=None):
+            gates = {} if token_gates is None else {"token_gates": token_gates}
+            variables = {"params": params}
+            return model.apply(variables, tokens, method=method.encode_texts, **gates)
+
+        step_ctx = dataclasses.replace(ctx, encode_texts=encode_texts, rng=rngs.get(LOSS_RNG))
+        return method.loss(outputs, batch, step_ctx)
 
     return loss_fn
 
