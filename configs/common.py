@@ -120,6 +120,12 @@ def base_config():
     # than this many logits; their mean term is added with this weight.
     c.loss.negnce_margin = 0.0
     c.loss.negnce_weight = 1.0
+    # TPM-CL (term "tpm_cl", configs/tpm_cl.py): each caption with this fraction of its pieces
+    # masked (relevance: the ones its match rests on | random) must score below the caption,
+    # for its image, by tpm_margin (cosine) x the fraction masked.
+    c.loss.tpm_margin = 0.2
+    c.loss.tpm_mask_ratio = 0.3
+    c.loss.tpm_masking = "relevance"  # relevance | random
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3

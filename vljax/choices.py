@@ -19,6 +19,7 @@ SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
 METHODS = ("clip", "filip", "coca", "long_clip", "sycoca")
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
+TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
 EVAL_TYPES = (
     "zeroshot",
     "retrieval",
@@ -41,6 +42,7 @@ CHOICES = {
     "model.text.pool": TEXT_POOLS,
     "model.text.proj": TEXT_PROJS,
     "model.mim.masking": MIM_MASKINGS,
+    "loss.tpm_masking": TPM_MASKINGS,
     "optimizer.schedule": SCHEDULES,
 }
 

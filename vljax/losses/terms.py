@@ -4,11 +4,20 @@
 import jax.numpy as jnp
 import optax
 
+from vljax.choices import TPM_MASKINGS, expected
+from vljax.errors import ConfigError
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
 from vljax.losses.masked_image import masked_image_term
 from vljax.losses.negnce import negnce_loss
 from vljax.losses.primary_components import primary_components
+from vljax.losses.token_masking import (
+    mask_top_tokens,
+    masked_fraction,
+    random_scores,
+    token_relevance,
+)
+from vljax.losses.tpm_cl import similarity_gaps, tpm_cl_loss
 from vljax.models.layers import l2_normalize
 from vljax.token_ids import PAD_ID
 
@@ -89,6 +98,39 @@ def negnce_term(outputs, batch, ctx):
     return value, {"scale": outputs["scale"]}
 
 
+def _tpm_scores(outputs, batch, ctx):
+    """Which caption tokens TPM-CL masks: loss.tpm_masking (vljax/losses/token_masking.py)."""
+    masking = ctx.loss_config.tpm_masking
+    if masking == "relevance":
+        return token_relevance(ctx.encode_texts, outputs["img/emb"], batch["tokens"])
+    if masking == "random":
+        if ctx.rng is None:
+            raise ValueError("tpm_cl with loss.tpm_masking='random' needs the step's key (ctx.rng)")
+        return random_scores(ctx.rng, batch["tokens"])
+    raise ConfigError(f"loss.tpm_masking={masking!r}: expected {expected(TPM_MASKINGS)}")
+
+
+def tpm_cl_term(outputs, batch, ctx):
+    """TPM-CL: each caption with `loss.tpm_mask_ratio` of its pieces masked
+    (`loss.tpm_masking`: the most relevant to the match, or random) is a hard negative,
+    embedded by the method's text encoder (ctx.encode_texts); the triplet loss asks the
+    caption to beat it, for its own image, by `loss.tpm_margin` x the fraction masked.
+    Beside the method's contrastive term; needs pooled `img/emb`, `txt/emb`."""
+    cfg = ctx.loss_config
+    ratio = cfg.tpm_mask_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        raise ConfigError(f"loss.tpm_mask_ratio={ratio!r}: expected a fraction in (0, 1]")
+    if ctx.encode_texts is None:
+        raise ValueError("the tpm_cl term needs ctx.encode_texts (the train step sets it)")
+    tokens = batch["tokens"]
+    masked_tokens, masked = mask_top_tokens(tokens, _tpm_scores(outputs, batch, ctx), ratio)
+    zneg = ctx.encode_texts(masked_tokens)
+    zimg, ztxt = outputs["img/emb"], outputs["txt/emb"]
+    fraction = masked_fraction(tokens, masked)
+    value = tpm_cl_loss(zimg, ztxt, zneg, fraction, margin=float(cfg.tpm_margin))
+    return value, {"tpm_cl/similarity_gap": jnp.mean(similarity_gaps(zimg, ztxt, zneg))}
+
+
 TERMS = {
     "contrastive": contrastive_term,
     "filip": filip_term,
@@ -96,4 +138,5 @@ TERMS = {
     "short_caption": short_caption_term,
     "masked_image": masked_image_term,
     "negnce": negnce_term,
+    "tpm_cl": tpm_cl_term,
 }
