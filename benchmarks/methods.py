@@ -33,6 +33,7 @@ DEMOS = {
     "sycoca": "configs/sycoca.py:demo",
     "long_clip": "configs/long_clip.py:demo",
     "negnce": "configs/negnce.py:demo",
+    "tpm_cl": "configs/tpm_cl.py:demo",
 }
 DOC = os.path.join(ROOT, "docs", "methods.md")
 
