@@ -5,11 +5,18 @@ import os
 
 from corpus import write_manifest_corpus
 
+from tests.train.tiny import tiny_overrides
 from vljax import cli
+
+# The trainer tests' tiny run (tests/train/tiny.py: one block per tower, width 32, 12 steps of
+# 16): the data path is under test, not the demo model, whose width-128 step compiles far
+# longer; the step is the program the trainer tests' shared run compiles (the session's
+# compile cache serves whichever comes second). A batch needs 16 training examples.
+STEPS = 12
 
 
 def test_train_and_zeroshot_eval_on_prepared(tmp_path):
-    manifest, _ = write_manifest_corpus(tmp_path / "src", n_per_class=4)
+    manifest, _ = write_manifest_corpus(tmp_path / "src", n_per_class=7)  # 18 to train
     data_dir = str(tmp_path / "d")
     assert (
         cli.main(
@@ -28,28 +35,20 @@ def test_train_and_zeroshot_eval_on_prepared(tmp_path):
     )
     workdir = str(tmp_path / "run")
     evals = {"colours": {"type": "zeroshot", "dataset": "tfds:colours:test", "lang": "en"}}
-    args = [
-        "train",
-        "--config",
-        "configs/demo.py",
-        "--workdir",
-        workdir,
-        "--config.data.train.dataset=tfds:colours",
-        f"--config.data.data_dir={data_dir}",
-        "--config.data.train.lang=any",
-        "--config.batch_size=8",
-        "--config.total_steps=2",
-        "--config.log_every_steps=1",
-        "--config.checkpoint_every_steps=2",
-        "--config.model.image.image_size=32",
-        f"--config.evals={json.dumps(evals)}",
-        "--config.model.image.depth=1",
-        "--config.model.text.depth=1",
-    ]
+    changes = {
+        "total_steps": STEPS,
+        "checkpoint_every_steps": STEPS,
+        "evals": json.dumps(evals),
+        "data.train.dataset": "tfds:colours",
+        "data.data_dir": data_dir,
+        "data.train.lang": "any",
+    }
+    args = ["train", "--config", "configs/demo.py", "--workdir", workdir]
+    args += [f"--config.{k}={v}" for k, v in tiny_overrides(**changes)]
     assert cli.main(args) in (0, None)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         steps = [json.loads(line) for line in f]
-    assert steps[-1]["step"] == 2 and all("loss" in s for s in steps)
+    assert steps[-1]["step"] == STEPS and all("loss" in s for s in steps)
     assert os.path.exists(os.path.join(workdir, "tokenizer.model"))
     assert cli.main(["eval", "--workdir", workdir]) in (0, None)
     with open(os.path.join(workdir, "eval.json")) as f:
