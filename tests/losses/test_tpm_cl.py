@@ -13,6 +13,7 @@ from loss_reference import mesh_of, shard
 
 from vljax import sharding as shd
 from vljax.config import build_config
+from vljax.errors import ConfigError
 from vljax.losses.token_masking import (
     mask_top_tokens,
     masked_fraction,
@@ -239,3 +240,21 @@ def test_tpm_cl_term_in_the_train_step_loss(masking):
         v, batch["tokens"], method="encode_texts", token_gates=jnp.ones((n, length))
     )
     np.testing.assert_array_equal(np.asarray(plain), np.asarray(gated))
+
+
+def test_relevance_masking_with_a_text_encoder_without_gates_is_a_config_error():
+    """CoCa's text encoder takes no token gates: relevance masking says so and names the
+    fix, random masking works (the loss is only traced, not run)."""
+    overrides = [("loss.terms", {"contrastive": 1.0, "caption": 1.0, "tpm_cl": 1.0})]
+    config = build_config("configs/coca.py:tiny", overrides)
+    mesh = shd.make_mesh(config.mesh)
+    parts = build_parts(config, mesh)
+    state = jax.eval_shape(lambda: init_state(parts, config.model, 0))
+    batch = jax.eval_shape(lambda: parts.method.example_batch(config.model, 8))
+    loss_fn = make_loss_fn(parts.method, parts.model, config, mesh)
+    rngs = parts.method.rngs(jax.random.key(0), 0)
+    with pytest.raises(ConfigError, match="tpm_masking='random'"):
+        jax.eval_shape(loss_fn, state.params, batch, rngs)
+    config.loss.tpm_masking = "random"
+    loss_fn = make_loss_fn(parts.method, parts.model, config, mesh)
+    jax.eval_shape(loss_fn, state.params, batch, rngs)

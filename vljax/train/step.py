@@ -6,6 +6,7 @@ same function runs on one CPU, fake CPU devices, a GPU or a pod.
 """
 
 import dataclasses
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from vljax import sharding as shd
 from vljax.data.preprocess import normalize
+from vljax.errors import ConfigError
 from vljax.methods import LossContext
 from vljax.methods.method import LOSS_RNG
 from vljax.train import optimizer as opt_lib
@@ -27,6 +29,7 @@ def make_loss_fn(method, model, config, mesh):
     )
 
     frozen = list(config.optimizer.frozen)
+    gated_encoder_args = inspect.signature(getattr(model, method.encode_texts)).parameters
 
     def loss_fn(params, batch, rngs):
         if frozen:
@@ -37,6 +40,12 @@ def make_loss_fn(method, model, config, mesh):
 
         def encode_texts(tokens, token_gates=None):
             gates = {} if token_gates is None else {"token_gates": token_gates}
+            if gates and "token_gates" not in gated_encoder_args:
+                raise ConfigError(
+                    f"method {config.method!r}: its text encoder takes no token_gates, which "
+                    "a relevance score needs (loss.tpm_masking='relevance'); use "
+                    "loss.tpm_masking='random' with this method"
+                )
             variables = {"params": params}
             return model.apply(variables, tokens, method=method.encode_texts, **gates)
 
