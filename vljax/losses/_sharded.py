@@ -114,3 +114,15 @@ def check_batch_axes(mesh, batch_axes) -> tuple[str, ...]:
             f"batch_axes {batch_axes} must be distinct axes of the mesh {mesh.axis_names}"
         )
     return batch_axes
+
+
+def devices_per_batch(batch: int, mesh, batch_axes) -> int:
+    """The number of devices the batch axes span, after checking that the global batch splits
+    evenly over them."""
+    n = axis_size(mesh, batch_axes)
+    if batch % n:
+        raise ValueError(
+            f"global batch {batch} is not divisible by the {n} devices of batch axes "
+            f"{batch_axes} (mesh {dict(mesh.shape)})"
+        )
+    return n

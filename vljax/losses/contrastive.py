@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 
 from vljax.choices import LOSS_IMPLS, LOSS_KINDS
-from vljax.losses._sharded import axis_size, check_batch_axes, positive_int
+from vljax.losses._sharded import check_batch_axes, devices_per_batch, positive_int
 from vljax.losses.dense import all_gather_loss
 from vljax.losses.grouped import grouped_loss
 from vljax.losses.ring_sigmoid import ring_sigmoid_loss
@@ -73,13 +73,8 @@ def contrastive_loss(
         )
     if jnp.ndim(scale) != 0 or (bias is not None and jnp.ndim(bias) != 0):
         raise ValueError("scale and bias must be scalars")
-    n = axis_size(mesh, batch_axes)
     batch = zimg.shape[0]
-    if batch % n:
-        raise ValueError(
-            f"global batch {batch} is not divisible by the {n} devices of batch axes "
-            f"{batch_axes} (mesh {dict(mesh.shape)})"
-        )
+    n = devices_per_batch(batch, mesh, batch_axes)
     if impl == "ring":
         chunk = None if chunk is None else positive_int(chunk, "chunk must be a positive int")
         if kind == "softmax":

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from vljax.losses._sharded import F32, axis_size, num_tiles, pspec_batch
+from vljax.losses._sharded import F32, devices_per_batch, num_tiles, pspec_batch
 
 TILE_BYTES = 2**24  # default chunk: one float32 [b, chunk, Np, Nt] tile stays <= 16 MiB
 
@@ -92,12 +92,7 @@ def filip_loss(
         )
     if txt_mask.shape != txt_tokens.shape[:2]:
         raise ValueError(f"txt_mask {txt_mask.shape} must be txt_tokens' [B, Nt]")
-    n = axis_size(mesh, batch_axes)
-    if batch % n:
-        raise ValueError(
-            f"global batch {batch} is not divisible by the {n} devices of batch axes "
-            f"{batch_axes} (mesh {dict(mesh.shape)})"
-        )
+    n = devices_per_batch(batch, mesh, batch_axes)
     b, n_txt = batch // n, txt_tokens.shape[1]
     chunk = filip_chunk(b, batch, n_img, n_txt, chunk)
     tiles = num_tiles(batch, chunk)

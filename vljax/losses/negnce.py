@@ -40,7 +40,14 @@ import numpy as np
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from vljax.losses._sharded import F32, axis_size, check_batch_axes, diag_dots, dot_nt, pspec_batch
+from vljax.losses._sharded import (
+    F32,
+    check_batch_axes,
+    devices_per_batch,
+    diag_dots,
+    dot_nt,
+    pspec_batch,
+)
 
 
 def negnce_loss(
@@ -80,12 +87,7 @@ def negnce_loss(
         if np.ndim(value) != 0:
             raise ValueError(f"{name} must be a scalar; got shape {np.shape(value)}")
     batch = zimg.shape[0]
-    n = axis_size(mesh, batch_axes)
-    if batch % n:
-        raise ValueError(
-            f"global batch {batch} is not divisible by the {n} devices of batch axes "
-            f"{batch_axes} (mesh {dict(mesh.shape)})"
-        )
+    devices_per_batch(batch, mesh, batch_axes)  # checks the batch splits evenly
     if batch < 2:
         raise ValueError(f"negnce_loss needs a global batch of at least 2 (negatives); got {batch}")
     gather = lambda a: lax.all_gather(a, batch_axes, tiled=True)

@@ -58,8 +58,8 @@ from jax.sharding import PartitionSpec as P
 
 from vljax.losses._sharded import (
     F32,
-    axis_size,
     check_batch_axes,
+    devices_per_batch,
     dot_nt,
     num_tiles,
     positive_int,
@@ -119,12 +119,7 @@ def symile_loss(
     if jnp.ndim(scale) != 0:
         raise ValueError("scale must be a scalar")
     batch, dim = shape
-    n = axis_size(mesh, batch_axes)
-    if batch % n:
-        raise ValueError(
-            f"global batch {batch} is not divisible by the {n} devices of batch axes "
-            f"{batch_axes} (mesh {dict(mesh.shape)})"
-        )
+    n = devices_per_batch(batch, mesh, batch_axes)
     if batch < 2:
         raise ValueError(f"symile_loss needs a global batch of at least 2 (negatives); got {batch}")
     if masks is None:
