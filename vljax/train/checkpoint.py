@@ -30,6 +30,17 @@ from vljax.train.state import build_parts
 CHECKPOINT_DIR = "checkpoints"
 CHECKSUMS = "vljax_checksums.json"  # in each step folder, written once the save completed
 
+# Orbax saves a replicated array in slices, one per replica, each cut by its own dispatched
+# (and, per shape, compiled) slice op. For small arrays that costs more than the parallel write
+# saves: 192 slice compiles took 5.7 s of a 20-step tiny run's 9 s first save on 8 CPU devices.
+# Arrays whose slice per replica is under this many bytes are written whole by one replica.
+MIN_REPLICA_SLICE_BYTES = 1 << 20
+ocp.type_handlers.register_type_handler(
+    jax.Array,
+    ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES),
+    override=True,
+)
+
 
 def make_manager(workdir: str) -> ocp.CheckpointManager:
     # Pruning is ours (`finalize`), not orbax's max_to_keep: it must never delete the newest
