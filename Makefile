@@ -1,7 +1,7 @@
 # Quickstart: `make demo` and `make test` each create .venv on first use.
-# `make demo` installs the package alone; `make test` adds the test and export extras (torch,
-# transformers: the larger part of the install). Each install runs again only when
-# pyproject.toml changes, and says how long it took.
+# `make demo` installs the package alone; `make test` installs it with the test and export
+# extras (torch, transformers: the larger part of the install) in one pip run. Each install
+# runs again only when pyproject.toml changes, and says how long it took.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,11 +16,14 @@ $(BASE): pyproject.toml
 	touch $@ && \
 	echo "vljax: install took $$(( $$(date +%s) - start )) s"
 
-$(FULL): $(BASE)
+# One pip run for the package and its extras (not the base install first and the extras after:
+# each pip run resolves and checks every dependency again); the base is then up to date too.
+$(FULL): pyproject.toml
 	@start=$$(date +%s); \
-	echo "vljax: installing the test and export extras into $(VENV) ..."; \
+	echo "vljax: installing the package with its test and export extras into $(VENV) ..."; \
+	$(PY) -m venv $(VENV) && \
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,export]" && \
-	touch $@ && \
+	touch $(BASE) $@ && \
 	echo "vljax: install took $$(( $$(date +%s) - start )) s"
 
 .PHONY: venv demo test lint bench
