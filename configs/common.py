@@ -155,6 +155,13 @@ def base_config():
     c.data.train.dataset = "shapes"  # shapes | tfds:NAME[:SPLIT] | {"tfds:a": 0.7, ...}
     c.data.train.size = 100_000  # examples in the procedural shapes source
     c.data.train.lang = "en"  # caption language(s); "any" samples among them
+    # Methods with several captions per example (multi_caption: configs/m2_encoder.py,
+    # one_to_k.py, multi_positive.py; batch field multi_tokens [B, K, L]): "languages" = one
+    # caption per language of data.train.lang, in its order (K = their number) | "sentences" =
+    # the sentences of the picked caption (DreamLIP's sub-captions), up to
+    # captions_per_example = K of them sampled per example. An absent caption is an all-PAD row.
+    c.data.train.multi_captions = "languages"
+    c.data.train.captions_per_example = 4  # K for "sentences"; "languages" has one per language
     c.data.num_workers = 0  # decoding processes; 0 = in the training process
     c.data.prefetch = 2  # batches each worker keeps ready
     c.data.read_threads = 0  # grain's ArrayRecord read threads; 0 = grain's default

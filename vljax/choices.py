@@ -20,6 +20,9 @@ MESH_AXES = ("data", "fsdp", "tensor")
 METHODS = ("clip", "filip", "coca", "long_clip", "sycoca")
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
+# Methods with several captions per example (batch field multi_tokens): one per language of
+# data.train.lang, or the sentences of the picked caption (DreamLIP's sub-captions).
+MULTI_CAPTIONS = ("languages", "sentences")
 EVAL_TYPES = (
     "zeroshot",
     "retrieval",
@@ -43,6 +46,7 @@ CHOICES = {
     "model.text.proj": TEXT_PROJS,
     "model.mim.masking": MIM_MASKINGS,
     "loss.tpm_masking": TPM_MASKINGS,
+    "data.train.multi_captions": MULTI_CAPTIONS,
     "optimizer.schedule": SCHEDULES,
 }
 

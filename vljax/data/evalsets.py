@@ -15,6 +15,8 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
 - `shapes:retrieval`: 1,000 image-caption pairs with distinct captions, 1 or 2 shapes.
 - `shapes:retrieval_bank`: 1,000 more pairs, none a scene of `shapes:retrieval` (while the two
   sizes sum to at most `shapes.RETRIEVAL_SCENES` = 4,560): DBNorm's held-out banks.
+- `shapes_long:retrieval`, `shapes_long_sentences:retrieval`: 500 2 x 2 grids with distinct
+  long captions, one sentence or one sentence per shape (vljax/data/shapes_long.py).
 - `tfds:NAME:SPLIT`: a dataset written by `vljax prepare`; images go through
   `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval the
   first caption in the chosen language is the image's caption; for zero-shot the labels come
@@ -67,14 +69,14 @@ def load_eval_set(spec, config) -> dict:
     size = int(config.model.image.image_size)
     if dataset.startswith("shapes:"):
         out = _shapes(dataset.split(":", 1)[1], size, lang, entry.get("size"))
-    elif dataset == "shapes_long:retrieval":
-        out = _shapes_long(size, entry.get("size"))
+    elif dataset in ("shapes_long:retrieval", "shapes_long_sentences:retrieval"):
+        out = _shapes_long(size, entry.get("size"), sentences=dataset.startswith("shapes_long_"))
     elif dataset.startswith("tfds:"):
         out = load_tfds_eval(dataset, entry, config, size, lang)
     else:
         raise DataError(
             f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval, "
-            "shapes:retrieval_bank, shapes_long:retrieval or "
+            "shapes:retrieval_bank, shapes_long:retrieval, shapes_long_sentences:retrieval or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
     if entry.get("classnames"):
@@ -90,9 +92,12 @@ def load_eval_set(spec, config) -> dict:
     return out
 
 
-def _shapes_long(image_size: int, n) -> dict:
-    """Long-caption retrieval (English): 2 x 2 shape grids, every caption distinct."""
-    src = ShapesLongSource("retrieval", size=n, seed=EVAL_SEED, image_size=image_size)
+def _shapes_long(image_size: int, n, sentences: bool = False) -> dict:
+    """Long-caption retrieval (English): 2 x 2 shape grids, every caption distinct (one
+    sentence per shape with `sentences`)."""
+    src = ShapesLongSource(
+        "retrieval", size=n, seed=EVAL_SEED, image_size=image_size, sentences=sentences
+    )
     examples = [src[i] for i in range(len(src))]
     return dict(
         images=np.stack([ex["image"] for ex in examples]),

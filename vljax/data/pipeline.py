@@ -10,7 +10,8 @@ it.set_state(state)      # on a fresh iterator: the following batches are bit-id
 
 Sources (`config.data.train.dataset`): `"shapes"` (procedural, `config.data.train.size`
 examples, seeded by `config.seed`), `"shapes_long"` (2 x 2 grids with long and short
-captions, Long-CLIP's demo), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
+captions, Long-CLIP's demo), `"shapes_long_sentences"` (the same grids captioned one sentence
+per shape), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
 `config.data.data_dir`), or a mixture: `{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the
 config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
 `'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
@@ -25,6 +26,7 @@ does not depend on the number of workers. `config.data.num_workers` decoding pro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator
 
@@ -32,18 +34,29 @@ import grain.python as grain
 import jax
 import numpy as np
 
+from vljax.choices import MULTI_CAPTIONS, expected
 from vljax.data import preprocess
-from vljax.data.captions import caption_candidates, languages
+from vljax.data.captions import (
+    caption_candidates,
+    caption_per_language,
+    languages,
+    sampled_sentences,
+)
 from vljax.data.mixture import MixtureSource
 from vljax.data.shapes import ShapesSource
 from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
-from vljax.errors import DataError
+from vljax.errors import ConfigError, DataError
+from vljax.token_ids import PAD_ID
 
 _STATE_VERSION = 1
 # What a training batch can hold: uint8 images [B, H, W, 3], int32 tokens [B, max_len] and,
-# for methods that ask for it (Long-CLIP), the tokens of each example's short caption.
-BATCH_FIELDS = ("image", "tokens", "short_tokens")
+# for methods that ask for them, the tokens of each example's short caption (Long-CLIP) and
+# int32 multi_tokens [B, K, max_len]: K captions per example (multi_caption;
+# data.train.multi_captions), an absent one an all-PAD row.
+BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens")
+# The shapes_long grids captioned one sentence per shape (vljax/data/shapes_long.py).
+SENTENCE_SPECS = ("shapes_long_sentences", "shapes_long_sentences:train")
 
 
 def augment_for(config) -> preprocess.Augment:
@@ -66,21 +79,38 @@ def augment_for(config) -> preprocess.Augment:
 
 
 class TrainTransform(grain.RandomMapTransform):
-    """Raw example -> dict(image=uint8 [S, S, 3], tokens=int32 [L]) (+ `short_tokens`).
+    """Raw example -> dict of `fields` (default: image=uint8 [S, S, 3], tokens=int32 [L]).
 
     Picks one caption (seeded) among those in the configured languages, decodes the image
-    (encoded bytes or a uint8 array), augments it keeping the caption true, tokenises.
-    `short_tokens`, when among `fields`, tokenises the example's short caption in the same
-    language (`short_captions`: {lang: str}).
+    (encoded bytes or a uint8 array), augments it keeping every caption true, tokenises.
+    `short_tokens` tokenises the example's short caption in the same language
+    (`short_captions`: {lang: str}). `multi_tokens` (int32 [K, L]) tokenises K captions of
+    the example, by `multi_captions`: "languages" = one per language of `langs`, in order
+    (K = len(langs)); "sentences" = up to K = `captions_per_example` sentences of the picked
+    caption, sampled with the example's generator. An absent caption is an all-PAD row.
     """
 
-    def __init__(self, tokenizer, image_size: int, max_len: int, langs, aug, fields=()):
+    def __init__(
+        self,
+        tokenizer,
+        image_size: int,
+        max_len: int,
+        langs,
+        aug,
+        fields=(),
+        multi_captions: str = "languages",
+        captions_per_example: int | None = None,
+    ):
         self.tokenizer = tokenizer
         self.image_size = image_size
         self.max_len = max_len
         self.langs = langs
         self.aug = aug
-        self.short = "short_tokens" in fields
+        self.fields = tuple(fields) or ("image", "tokens")
+        self.multi_captions = multi_captions
+        self.multi_count = None  # K, when the fields ask for multi_tokens
+        if "multi_tokens" in self.fields:
+            self.multi_count = multi_caption_count(multi_captions, langs, captions_per_example)
 
     def random_map(self, element, rng: np.random.Generator):
         cands = caption_candidates(element["captions"], self.langs)
@@ -90,17 +120,68 @@ class TrainTransform(grain.RandomMapTransform):
                 "config.data.train.lang among the dataset's languages (or 'any')"
             )
         text = cands[int(rng.integers(len(cands)))] if len(cands) > 1 else cands[0]
+        multi = [] if self.multi_count is None else self._multi_captions(element, text, rng)
         img = element["image"]
         if isinstance(img, bytes | bytearray):
             img = preprocess.decode_image(bytes(img), draft_size=self.image_size)
-        image = preprocess.train_image(
-            img, rng, self.image_size, self.aug, not preprocess.mentions_left_right(text)
-        )
-        tokens = self.tokenizer.encode([text], self.max_len)[0]
-        if not self.short:
-            return dict(image=image, tokens=tokens)
-        short = self.tokenizer.encode([_short_caption(element, text)], self.max_len)[0]
-        return dict(image=image, tokens=tokens, short_tokens=short)
+        # A horizontal flip only when no caption of the example names left or right.
+        said = [text, *(t for t in multi if t is not None)]
+        flippable = not any(preprocess.mentions_left_right(t) for t in said)
+        out = dict(image=preprocess.train_image(img, rng, self.image_size, self.aug, flippable))
+        if "tokens" in self.fields:
+            out["tokens"] = self.tokenizer.encode([text], self.max_len)[0]
+        if "short_tokens" in self.fields:
+            short = _short_caption(element, text)
+            out["short_tokens"] = self.tokenizer.encode([short], self.max_len)[0]
+        if self.multi_count is not None:
+            out["multi_tokens"] = self._multi_tokens(multi)
+        return out
+
+    def _multi_captions(self, element, text, rng) -> list[str | None]:
+        """The example's K caption slots (None = absent), see the class docstring."""
+        if self.multi_captions == "languages":
+            slots = caption_per_language(element["captions"], self.langs, rng)
+        else:
+            slots = sampled_sentences(text, self.multi_count, rng)
+            if not slots:
+                raise DataError(
+                    f"data.train.multi_captions='sentences': the caption {text!r} has no "
+                    "sentence; drop such examples from the dataset or use "
+                    "data.train.multi_captions='languages'"
+                )
+        return slots + [None] * (self.multi_count - len(slots))
+
+    def _multi_tokens(self, slots) -> np.ndarray:
+        """int32 [K, L]: each caption's tokens, all-PAD rows for the absent ones."""
+        rows = np.full((self.multi_count, self.max_len), PAD_ID, np.int32)
+        present = [i for i, t in enumerate(slots) if t is not None]
+        if present:
+            texts = [slots[i] for i in present]
+            rows[present] = self.tokenizer.encode(texts, self.max_len)
+        return rows
+
+
+def multi_caption_count(multi_captions, langs, captions_per_example) -> int:
+    """K, the captions per example of batch field multi_tokens (see TrainTransform)."""
+    if multi_captions == "languages":
+        if not langs:
+            raise ConfigError(
+                "data.train.multi_captions='languages' takes one caption per language of "
+                "data.train.lang, which names none ('any'); name them in order, e.g. "
+                "--config.data.train.lang=en,zh"
+            )
+        return len(langs)
+    if multi_captions == "sentences":
+        k = captions_per_example
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(
+                f"data.train.captions_per_example={k!r}: the sentences per example must be a "
+                "positive int, e.g. --config.data.train.captions_per_example=4"
+            )
+        return k
+    raise ConfigError(
+        f"data.train.multi_captions={multi_captions!r}: expected {expected(MULTI_CAPTIONS)}"
+    )
 
 
 def _short_caption(element, text) -> str:
@@ -154,19 +235,21 @@ def make_source(spec, config, split: str = "train"):
             seed=int(config.seed),
             image_size=int(config.model.image.image_size),
         )
-    if spec in ("shapes_long", "shapes_long:train"):
+    if spec in ("shapes_long", "shapes_long:train", *SENTENCE_SPECS):
         return ShapesLongSource(
             "train",
             size=int(config.data.train.size),
             seed=int(config.seed),
             image_size=int(config.model.image.image_size),
+            sentences=spec in SENTENCE_SPECS,
         )
     if spec.startswith("tfds:"):
         name, sp = parse_tfds_spec(spec, default_split=split)
         return TfdsSource(name, sp, data_dir=config.data.data_dir)
     raise DataError(
-        f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'tfds:NAME[:SPLIT]' (prepared "
-        "with `vljax prepare`), or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
+        f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'shapes_long_sentences', "
+        "'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), or a mixture "
+        "{'tfds:a': 0.7, 'tfds:b': 0.3}"
     )
 
 
@@ -257,6 +340,12 @@ def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")
         num_epochs=None,
         seed=int(seed) % (2**31),
     )
+    multi = {}
+    if "multi_tokens" in fields:  # read only then: saved configs of older runs lack the keys
+        multi = dict(
+            multi_captions=config.data.train.multi_captions,
+            captions_per_example=config.data.train.captions_per_example,
+        )
     transform = TrainTransform(
         tokenizer,
         image_size=int(config.model.image.image_size),
@@ -264,6 +353,7 @@ def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")
         langs=languages(config.data.train.lang),
         aug=augment_for(config),
         fields=tuple(fields),
+        **multi,
     )
     workers = int(config.data.num_workers)
     if workers > 0:
@@ -289,7 +379,11 @@ def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")
 def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_000, config=None):
     """Up to `limit` caption strings of a dataset (for tokenizer training), in order."""
     langs = languages(lang)
-    procedural = {"shapes": ShapesSource, "shapes_long": ShapesLongSource}
+    procedural = {
+        "shapes": ShapesSource,
+        "shapes_long": ShapesLongSource,
+        "shapes_long_sentences": functools.partial(ShapesLongSource, sentences=True),
+    }
     name = spec.removesuffix(":train")
     if name in procedural:
         size = int(config.data.train.size) if config is not None else 100_000
@@ -306,7 +400,10 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
     if spec.startswith("tfds:"):
         yield from iter_captions(spec, data_dir, langs, limit)
         return
-    raise DataError(f"unknown dataset {spec!r}: use 'shapes', 'shapes_long' or 'tfds:NAME[:SPLIT]'")
+    raise DataError(
+        f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'shapes_long_sentences' or "
+        "'tfds:NAME[:SPLIT]'"
+    )
 
 
 def train_captions(config, limit: int = 100_000):

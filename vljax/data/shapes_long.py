@@ -15,6 +15,13 @@ short}, label=-1)` and depends only on (seed, split, i). The long caption is lon
 demo's 24-token text tower: a model that reads only its first 24 tokens cannot tell two
 scenes apart that differ in the bottom-right shape. Splits: `train`, `retrieval` (eval;
 captions distinct).
+
+With `sentences=True` (datasets `shapes_long_sentences`, `shapes_long_sentences:retrieval`)
+the same scenes are captioned one sentence per shape, for DreamLIP's sub-captions
+(configs/multi_positive.py):
+
+    "top left a big red circle. top right a small blue square. bottom left a big green
+     cross. bottom right a small yellow triangle."
 """
 
 from __future__ import annotations
@@ -44,30 +51,44 @@ PLACES = ("top left", "top right", "bottom left", "bottom right")
 OBJECTS = [(z, c, s) for z in SIZES for c in COLOUR_NAMES for s in SHAPE_NAMES]  # 48
 
 
+def _placed(objs) -> list[str]:
+    """["top left a big red circle", ...]: each shape named by its place."""
+    return [f"{place} a {size} {colour} {shape}" for place, (size, colour, shape) in
+            zip(PLACES, objs, strict=True)]  # fmt: skip
+
+
 def long_caption(objs) -> str:
-    parts = [f"{place} a {size} {colour} {shape}" for place, (size, colour, shape) in
-             zip(PLACES, objs, strict=True)]  # fmt: skip
+    parts = _placed(objs)
     return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def sentence_caption(objs) -> str:
+    """The long caption as four sentences, one per shape."""
+    return " ".join(f"{part}." for part in _placed(objs))
 
 
 class ShapesLongSource:
     """grain RandomAccessDataSource of 2 x 2 shape grids with long and short captions."""
 
-    def __init__(self, split="train", size=None, seed=0, image_size=64):
+    def __init__(self, split="train", size=None, seed=0, image_size=64, sentences=False):
         if split not in SPLITS:
             raise ValueError(f"shapes_long split must be one of {list(SPLITS)}, got {split!r}")
         if image_size < 32:
             raise ValueError(f"shapes images need image_size >= 32, got {image_size}")
         self.split, self.seed, self.image_size = split, int(seed), int(image_size)
         self.size = int(size if size is not None else DEFAULT_SIZES[split])
+        self.sentences = bool(sentences)
 
     def __len__(self) -> int:
         return self.size
 
     def __repr__(self) -> str:  # grain validates checkpoints with repr(source)
+        # `sentences` shown only when set: the one-sentence source keeps its earlier repr, so
+        # checkpoints of runs on it still restore.
+        extra = ", sentences=True" if self.sentences else ""
         return (
             f"ShapesLongSource(split={self.split!r}, size={self.size}, seed={self.seed}, "
-            f"image_size={self.image_size})"
+            f"image_size={self.image_size}{extra})"
         )
 
     def _rng(self, index: int, purpose: str) -> random.Random:
@@ -91,14 +112,17 @@ class ShapesLongSource:
             objs[3] = OBJECTS[index % len(OBJECTS)]
         return objs
 
+    def caption(self, objs) -> str:
+        return sentence_caption(objs) if self.sentences else long_caption(objs)
+
     def captions(self, index: int) -> dict[str, str]:
-        return {"en": long_caption(self.scene(index))}
+        return {"en": self.caption(self.scene(index))}
 
     def __getitem__(self, index: int) -> dict:
         objs = self.scene(index)
         return dict(
             image=self.render(objs, index),
-            captions={"en": long_caption(objs)},
+            captions={"en": self.caption(objs)},
             short_captions={"en": short_caption(objs)},
             label=-1,
         )
