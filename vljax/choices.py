@@ -17,7 +17,7 @@ TEXT_POOLS = ("eos", "last", "first", "mean")
 TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
-METHODS = ("clip", "filip", "coca", "long_clip", "sycoca")
+METHODS = ("clip", "filip", "coca", "long_clip", "sycoca", "multi_caption")
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
 # Methods with several captions per example (batch field multi_tokens): one per language of

@@ -57,6 +57,24 @@ def embeddings(batch, dim, seed=0, dtype=np.float32, noise=1.5):
     return zimg.astype(dtype), ztxt.astype(dtype)
 
 
+def caption_embeddings(batch, k, dim, seed=0, noise=1.0):
+    """L2-normalised images [B, D] and captions [B, K, D], each caption near its image."""
+    rng = np.random.default_rng(seed)
+    zimg = rng.normal(size=(batch, dim))
+    ztxt = zimg[:, None, :] + noise * rng.normal(size=(batch, k, dim))
+    zimg /= np.linalg.norm(zimg, axis=-1, keepdims=True)
+    ztxt /= np.linalg.norm(ztxt, axis=-1, keepdims=True)
+    return zimg.astype(np.float32), ztxt.astype(np.float32)
+
+
+def some_absent(batch, k, seed=0):
+    """A valid mask with about a third of the captions absent, every image keeping one."""
+    valid = np.random.default_rng(seed).random((batch, k)) > 0.35
+    valid[np.arange(batch), np.arange(batch) % k] = True
+    valid[0, 1:] = False  # at least one absent
+    return valid
+
+
 def mesh_of(shape, names):
     n = int(np.prod(shape))
     return Mesh(np.array(jax.devices()[:n]).reshape(shape), names)

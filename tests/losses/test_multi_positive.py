@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from loss_reference import assert_close, mesh_of, shard
+from loss_reference import assert_close, caption_embeddings, mesh_of, shard, some_absent
 from loss_reference import reference as clip_reference
 
 from vljax.losses import multi_positive_loss
@@ -57,24 +57,6 @@ def ccrk_formula(zimg, ztxt, s):
     return (loss_i2t + loss_t2i) / 2 / k
 
 
-def embeddings(batch, k, dim, seed=0, noise=1.0):
-    """L2-normalised images [B, D] and captions [B, K, D], each caption near its image."""
-    rng = np.random.default_rng(seed)
-    zimg = rng.normal(size=(batch, dim))
-    ztxt = zimg[:, None, :] + noise * rng.normal(size=(batch, k, dim))
-    zimg /= np.linalg.norm(zimg, axis=-1, keepdims=True)
-    ztxt /= np.linalg.norm(ztxt, axis=-1, keepdims=True)
-    return zimg.astype(np.float32), ztxt.astype(np.float32)
-
-
-def some_absent(batch, k, seed=0):
-    """A valid mask with about a third of the captions absent, every image keeping one."""
-    valid = np.random.default_rng(seed).random((batch, k)) > 0.35
-    valid[np.arange(batch), np.arange(batch) % k] = True
-    valid[0, 1:] = False  # at least one absent
-    return valid
-
-
 def run(zimg, ztxt, valid, s, mesh, batch_axes=("data",)):
     fn = lambda zi, zt, s: multi_positive_loss(
         zi, zt, shard(valid, mesh, batch_axes), scale=s, mesh=mesh, batch_axes=batch_axes
@@ -93,7 +75,7 @@ def check(got, want, rtol=1e-5):
 
 @pytest.mark.parametrize("n_dev", [1, 2, 8])
 def test_matches_dense_float64_reference_with_absent_captions(n_dev):
-    zimg, ztxt = embeddings(16, 3, 8, seed=n_dev)
+    zimg, ztxt = caption_embeddings(16, 3, 8, seed=n_dev)
     valid = some_absent(16, 3, seed=n_dev)
     got = run(zimg, ztxt, valid, 5.0, mesh_of((n_dev,), ("data",)))
     check(got, reference(zimg, ztxt, valid, 5.0))
@@ -106,7 +88,7 @@ def test_matches_dense_float64_reference_with_absent_captions(n_dev):
 
 @pytest.mark.parametrize("n_dev", [1, 8])
 def test_every_caption_present_is_the_authors_formula(n_dev):
-    zimg, ztxt = embeddings(8, 4, 8, seed=10 + n_dev, noise=0.7)
+    zimg, ztxt = caption_embeddings(8, 4, 8, seed=10 + n_dev, noise=0.7)
     valid = np.ones((8, 4), bool)
     ref_val, ref_grads = reference(zimg, ztxt, valid, 8.0)
     assert_close(ref_val, ccrk_formula(zimg, ztxt, 8.0), 1e-12, "float64 definition vs CCRK")
@@ -115,7 +97,8 @@ def test_every_caption_present_is_the_authors_formula(n_dev):
 
 @pytest.mark.parametrize("n_dev", [1, 8])
 def test_one_caption_is_clip(n_dev):
-    zimg, ztxt = embeddings(16, 1, 8, seed=20 + n_dev, noise=0.3)  # well separated: small loss
+    # Well separated pairs: a small loss, where precision shows.
+    zimg, ztxt = caption_embeddings(16, 1, 8, seed=20 + n_dev, noise=0.3)
     val, grads = run(zimg, ztxt, np.ones((16, 1), bool), 10.0, mesh_of((n_dev,), ("data",)))
     ref_val, (gi, gt, gs, _) = clip_reference(zimg, ztxt[:, 0], 10.0, 0.0, "softmax")
     assert ref_val < 0.1
@@ -123,7 +106,7 @@ def test_one_caption_is_clip(n_dev):
 
 
 def test_several_batch_axes_and_bfloat16():
-    zimg, ztxt = embeddings(8, 2, 8, seed=4)
+    zimg, ztxt = caption_embeddings(8, 2, 8, seed=4)
     valid = some_absent(8, 2, seed=4)
     zimg, ztxt = zimg.astype(jnp.bfloat16), ztxt.astype(jnp.bfloat16)
     mesh = mesh_of((2, 2, 2), ("data", "tensor", "fsdp"))
@@ -138,7 +121,7 @@ def test_several_batch_axes_and_bfloat16():
 def test_a_single_valid_text_gives_a_finite_loss():
     """Nothing left in a softmax (no valid negative, no other positive) is a zero term, not
     NaN (the masked logits are finite)."""
-    zimg, ztxt = embeddings(2, 2, 4, seed=5)
+    zimg, ztxt = caption_embeddings(2, 2, 4, seed=5)
     valid = np.array([[True, False], [False, False]])
     val, grads = run(zimg, ztxt, valid, 5.0, mesh_of((1,), ("data",)))
     assert np.isfinite(val) and all(np.all(np.isfinite(np.asarray(g))) for g in grads)

@@ -9,10 +9,14 @@ from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
 from vljax import cli
 
 
-@pytest.mark.parametrize("recipe", ["lit", "filip", "negnce", "tpm_cl"])
+@pytest.mark.parametrize(
+    "recipe", ["lit", "filip", "negnce", "tpm_cl", "m2_encoder", "one_to_k", "multi_positive"]
+)
 def test_tiny_recipe_trains_with_a_finite_falling_loss(recipe, tmp_path):
     """LiT: a random locked image tower, the text tower learning to match it. FILIP: the
     late-interaction loss. NegNCE: the "negnce" term in place of "contrastive". TPM-CL: the
-    "tpm_cl" term beside it (the text tower also embeds the masked captions)."""
+    "tpm_cl" term beside it (the text tower also embeds the masked captions). M2-Encoder,
+    1-to-K, multi-positive: K captions per image (English and Chinese; sampled sentences, some
+    absent), terms "per_caption" and "one_to_k"."""
     assert cli.main(smoke_argv(recipe, tmp_path)) == 0
     assert_trained_smoke_steps(tmp_path)

@@ -1,6 +1,7 @@
 """Loss terms: `term(outputs, batch, ctx) -> (scalar, metrics)`, named in `config.loss.terms`
 (or a method's default terms) and summed with their weights by `Method.loss`."""
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -9,6 +10,7 @@ from vljax.errors import ConfigError
 from vljax.losses.contrastive import contrastive_loss
 from vljax.losses.filip import filip_loss
 from vljax.losses.masked_image import masked_image_term
+from vljax.losses.multi_positive import multi_positive_loss
 from vljax.losses.negnce import negnce_loss
 from vljax.losses.primary_components import primary_components
 from vljax.losses.token_masking import (
@@ -131,6 +133,77 @@ def tpm_cl_term(outputs, batch, ctx):
     return value, {"tpm_cl/similarity_gap": jnp.mean(similarity_gaps(zimg, ztxt, zneg))}
 
 
+def one_to_k_term(outputs, batch, ctx):
+    """1-to-K contrastive learning (arXiv 2406.18254): every caption of an image
+    (`txt/multi_emb` [B, K, D]; one per language, or DreamLIP's sub-captions of one long
+    caption) is a positive of the image's row (`img/emb`), in one softmax over all B K texts;
+    each text's softmax is over the B images; (i2t + t2i) / 2 / K as in the authors' code.
+    Absent captions (`txt/multi_valid` False) are masked out of every softmax and mean
+    (vljax/losses/multi_positive.py). A softmax loss, gathered like impl all_gather: other
+    `loss.kind` / `loss.impl` values are refused."""
+    cfg = ctx.loss_config
+    if cfg.kind != "softmax":
+        raise ConfigError(
+            f"the one_to_k term is a softmax loss (its positives share one softmax); "
+            f"loss.kind={cfg.kind!r} has no such form: set --config.loss.kind=softmax, or train "
+            "with the per_caption term, which takes either kind"
+        )
+    if cfg.impl != "all_gather":
+        raise ConfigError(
+            f"the one_to_k term gathers every caption like impl all_gather; "
+            f"loss.impl={cfg.impl!r} has no 1-to-K form: set --config.loss.impl=all_gather, or "
+            "train with the per_caption term, which takes every impl"
+        )
+    value = multi_positive_loss(
+        outputs["img/emb"],
+        outputs["txt/multi_emb"],
+        outputs["txt/multi_valid"],
+        scale=outputs["scale"],
+        mesh=ctx.mesh,
+        batch_axes=ctx.batch_axes,
+    )
+    return value, {"scale": outputs["scale"]}
+
+
+def _present_captions(outputs):
+    """`txt/multi_emb` [B, K, D] with each absent caption replaced by its example's first
+    present one: the pairwise loss takes no mask, so an absent caption is trained on as a
+    repeat of a true pair rather than as an embedding of padding."""
+    emb, valid = outputs["txt/multi_emb"], outputs["txt/multi_valid"]
+    first = jnp.argmax(valid, axis=1)  # the first present caption of each example
+    return jnp.where(valid[..., None], emb, jnp.take_along_axis(emb, first[:, None, None], 1))
+
+
+def per_caption_term(outputs, batch, ctx):
+    """M2-Encoder's bilingual objective: every image is seen with each of its K captions
+    (`txt/multi_emb`, one per language): the mean over k of the pairwise contrastive loss of
+    `img/emb` and caption k (the "contrastive" term's loss: `loss.kind` softmax | sigmoid,
+    `loss.impl` all_gather | ring | grouped, M2-Encoder's grouped aggregation).
+
+    Absent captions are not masked (the pairwise losses take no mask) but replaced by their
+    example's first caption, so every pair trained on is true; with every caption present
+    (the bilingual shapes data) the term is exactly the mean of the K pairwise losses."""
+    captions = _present_captions(outputs)
+    k = captions.shape[1]
+    total = sum(_contrastive(outputs["img/emb"], captions[:, i], outputs, ctx) for i in range(k))
+    return total / k, {"scale": outputs["scale"]}
+
+
+def sampled_caption_term(outputs, batch, ctx):
+    """The 1-to-K paper's baseline, one language per step: caption k = randint(ctx.rng, 0, K)
+    for the whole step (ctx.rng is folded by step, and by microbatch with accumulation, so a
+    resumed run picks the same k), then the pairwise contrastive loss of `img/emb` and
+    caption k (as in per_caption; an absent caption k is replaced by its example's first).
+    All K captions are still encoded, forward and backward (the cost of K), but only
+    caption k is trained on. Logs the pick as `sampled_caption/k`."""
+    if ctx.rng is None:
+        raise ValueError("the sampled_caption term needs the step's key (ctx.rng)")
+    captions = _present_captions(outputs)
+    k = jax.random.randint(ctx.rng, (), 0, captions.shape[1])
+    value = _contrastive(outputs["img/emb"], jnp.take(captions, k, axis=1), outputs, ctx)
+    return value, {"scale": outputs["scale"], "sampled_caption/k": k}
+
+
 TERMS = {
     "contrastive": contrastive_term,
     "filip": filip_term,
@@ -139,4 +212,7 @@ TERMS = {
     "masked_image": masked_image_term,
     "negnce": negnce_term,
     "tpm_cl": tpm_cl_term,
+    "one_to_k": one_to_k_term,
+    "per_caption": per_caption_term,
+    "sampled_caption": sampled_caption_term,
 }
