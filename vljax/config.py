@@ -30,17 +30,9 @@ def _import_roots(path: str) -> list[str]:
     return [c for c in candidates if os.path.isdir(os.path.join(c, "configs"))]
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads `path/to/file.py[:arg]` (calling `get_config(arg)`) or a saved `config.json`."""
-    path, _, arg = spec.partition(":")
-    if not os.path.exists(path):
-        raise ConfigError(f"config file {path!r} does not exist; pass e.g. configs/demo.py")
-    if path.endswith(".json"):
-        try:
-            with open(path) as f:
-                return ml_collections.ConfigDict(json.load(f))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{path} is not a readable config.json ({e})") from None
+def load_config_module(path: str):
+    """Imports the recipe (or sweep) file at `path` as a module, with `from configs import
+    ...` working in it."""
     for root in reversed(_import_roots(path)):
         if root not in sys.path:
             sys.path.insert(0, root)
@@ -55,6 +47,21 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         ) from None
     except Exception as e:  # the recipe is the user's code: report where it failed
         raise ConfigError(f"{path} failed to load: {type(e).__name__}: {e}") from None
+    return module
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path/to/file.py[:arg]` (calling `get_config(arg)`) or a saved `config.json`."""
+    path, _, arg = spec.partition(":")
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} does not exist; pass e.g. configs/demo.py")
+    if path.endswith(".json"):
+        try:
+            with open(path) as f:
+                return ml_collections.ConfigDict(json.load(f))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path} is not a readable config.json ({e})") from None
+    module = load_config_module(path)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} has no get_config(arg=None) function")
     try:
