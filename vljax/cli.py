@@ -1,4 +1,4 @@
-"""`vljax` command line: train, eval, caption, export, import, prepare, tokenizer.
+"""`vljax` command line: train, eval, caption, export, import, prepare, tokenizer, sweep.
 
 vljax train  --config configs/X.py[:arg] --workdir DIR [--config.key=value ...]
 vljax eval   --workdir DIR [--step N]
@@ -7,6 +7,8 @@ vljax export --workdir DIR [--step N] --format hf --out OUT
 vljax import --hf PATH --config configs/X.py --workdir DIR
 vljax prepare --manifest FILE.jsonl --name NAME --data-dir DIR
 vljax tokenizer train --dataset tfds:NAME --data-dir DIR --vocab-size N --out FILE.model
+vljax sweep --config configs/ablations/X.py --workdir-root ROOT [--launcher L] [--dry-run]
+vljax sweep summarize ROOT
 """
 
 import argparse
@@ -128,6 +130,12 @@ def _tokenizer(argv):
     return cli(argv)
 
 
+def _sweep(argv):
+    from vljax.sweep.cli import cli
+
+    return cli(argv)
+
+
 COMMANDS = {
     "train": _train,
     "eval": _eval,
@@ -136,6 +144,7 @@ COMMANDS = {
     "import": _import,
     "prepare": _prepare,
     "tokenizer": _tokenizer,
+    "sweep": _sweep,
 }
 
 
