@@ -1,15 +1,22 @@
-"""Launchers: --dry-run prints the commands with the VLJAX_* environment."""
+"""Launchers: --dry-run prints the exact commands (shell-quoted like shlex.join), with the
+VLJAX_* environment; a path with spaces and an override holding JSON survive every level of
+quoting (srun's bash -c, the TPU workers' ssh --command)."""
 
 import os
+import shlex
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_ARGS = ["--config", "configs/demo.py", "--workdir", "runs/x", "--config.total_steps=5"]
+TRAIN_ARGS = [
+    "--config", "configs/demo.py", "--workdir", "runs/a dir/x", "--config.total_steps=5",
+    '--config.evals={"shapes": {"type": "zeroshot", "key": "it\'s"}}',
+]  # fmt: skip
+NO_SLURM = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
 
 
-def run(cmd):
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+def run(cmd, env=None):
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     return out.stdout.strip().splitlines()
 
 
@@ -23,17 +30,84 @@ def test_multiprocess_dry_run():
         assert "VLJAX_COORDINATOR=127.0.0.1:4321 VLJAX_NUM_PROCESSES=3" in line
         assert f"VLJAX_PROCESS_ID={i} " in line
         assert "--xla_force_host_platform_device_count=2" in line
-        assert line.endswith("-m vljax.cli train " + " ".join(TRAIN_ARGS))
+        assert line.endswith(shlex.join(["-m", "vljax.cli", "train", *TRAIN_ARGS]))
 
 
-def test_shell_launchers_dry_run():
-    env_free = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    out = subprocess.run(
-        ["bash", "launch/slurm_gpu.sh", "--dry-run", *TRAIN_ARGS],
-        cwd=ROOT, env=env_free, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    assert out.startswith("srun ") and "VLJAX_PROCESS_ID=$SLURM_PROCID" in out
-    assert "train --config configs/demo.py --workdir runs/x" in out
-    (line,) = run(["bash", "launch/tpu_pod.sh", "--dry-run", "tpu1", "zone1", *TRAIN_ARGS])
-    assert line.startswith("gcloud compute tpus tpu-vm ssh tpu1 --zone zone1 --worker=all")
-    assert "agent-worker-number" in line and "--config.total_steps=5" in line
+def test_slurm_dry_run():
+    task = (
+        "VLJAX_COORDINATOR=FIRST_NODE:8476 VLJAX_NUM_PROCESSES=$SLURM_NTASKS "
+        "VLJAX_PROCESS_ID=$SLURM_PROCID exec "
+        + shlex.join([".venv/bin/vljax", "train", *TRAIN_ARGS])
+    )
+    expected = shlex.join(
+        ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", "-c", task]
+    )
+    assert run(["bash", "launch/slurm.sh", "--dry-run", *TRAIN_ARGS], NO_SLURM) == [expected]
+    # The batch script hands one run to slurm.sh.
+    assert run(["bash", "launch/slurm.sbatch", "--dry-run", *TRAIN_ARGS], NO_SLURM) == [expected]
+    # What each task runs is the train args again, word for word.
+    assert shlex.split(shlex.split(expected)[-1])[-len(TRAIN_ARGS) :] == TRAIN_ARGS
+
+
+def test_slurm_array_task_dry_run(tmp_path):
+    """Array task i runs line i + 1 of the tasks file `vljax sweep` writes."""
+    tasks = tmp_path / "slurm tasks.txt"
+    lines = [
+        shlex.join([f"/r/run {i}/log.txt", "launch/slurm.sh", *TRAIN_ARGS, f"--config.seed={i}"])
+        for i in range(2)
+    ]
+    tasks.write_text("\n".join(lines) + "\n")
+    env = {**NO_SLURM, "SLURM_ARRAY_TASK_ID": "1"}
+    (line,) = run(["bash", "launch/slurm.sbatch", "--dry-run", str(tasks)], env)
+    assert shlex.split(shlex.split(line)[-1])[-len(TRAIN_ARGS) - 1 :] == [
+        *TRAIN_ARGS,
+        "--config.seed=1",
+    ]
+
+
+def test_tpu_pod_dry_run():
+    tpu_vm = ["gcloud", "compute", "tpus", "tpu-vm"]
+    ssh = [*tpu_vm, "ssh", "pod 1", "--zone", "zone1", "--worker=all", "--command"]
+    lines = run(
+        ["bash", "launch/tpu_pod.sh", "--dry-run", "--create", "v4-32", "--copy", "--install",
+         "--delete", "pod 1", "zone1", "--", *TRAIN_ARGS]
+    )  # fmt: skip
+    worker_id = (
+        "$(curl -s -H Metadata-Flavor:Google http://metadata.google.internal/computeMetadata/v1"
+        "/instance/attributes/agent-worker-number)"
+    )
+    remote = (
+        "cd vljax && VLJAX_COORDINATOR=WORKER0_IP:8476 VLJAX_NUM_PROCESSES=NUM_WORKERS "
+        f"VLJAX_PROCESS_ID={worker_id} exec "
+        + shlex.join([".venv/bin/vljax", "train", *TRAIN_ARGS])
+    )
+    describe = shlex.join([*tpu_vm, "describe", "pod 1", "--zone", "zone1"])
+    create = [*tpu_vm, "create", "pod 1", "--zone", "zone1", "--accelerator-type", "v4-32",
+              "--version", "tpu-ubuntu2204-base"]  # fmt: skip
+    ip = shlex.join([*tpu_vm, "describe", "pod 1", "--zone", "zone1", "--format",
+                     "value(networkEndpoints[0].ipAddress)"])  # fmt: skip
+    assert lines == [
+        f"{describe} >/dev/null 2>&1 || {shlex.join(create)}",
+        f"cd {shlex.quote(ROOT)} && git ls-files -z | tar czf /tmp/vljax-code.tgz --null -T -",
+        shlex.join(
+            [
+                *tpu_vm,
+                "scp",
+                "/tmp/vljax-code.tgz",
+                "pod 1:vljax-code.tgz",
+                "--zone",
+                "zone1",
+                "--worker=all",
+            ]
+        ),  # fmt: skip
+        shlex.join([*ssh, "mkdir -p vljax && tar xzf vljax-code.tgz -C vljax"]),
+        shlex.join(
+            [*ssh, "cd vljax && python3 -m venv .venv && .venv/bin/pip install -q -e . 'jax[tpu]'"]
+        ),  # fmt: skip
+        f"# WORKER0_IP=$({ip})",
+        "# NUM_WORKERS: the count of networkEndpoints[].ipAddress",
+        shlex.join([*ssh, remote]),
+        shlex.join([*tpu_vm, "delete", "pod 1", "--zone", "zone1", "--quiet"]),
+    ]
+    # On each worker, the remote command's words are the train args.
+    assert shlex.split(shlex.split(lines[-2])[-1])[-len(TRAIN_ARGS) :] == TRAIN_ARGS
