@@ -69,33 +69,33 @@ def _describe(status) -> str:
     return "interrupted: resumes from its checkpoint" if status == INTERRUPTED else "new"
 
 
-def print_dry_run(plan: Plan, root: str, options: launchers.LaunchOptions, out=sys.stdout):
+def print_dry_run(plan: Plan, root: str, options: launchers.LaunchOptions):
     """The exact shell lines the sweep would run (a script: comments say why), nothing else."""
     for run in plan.complete:
-        print(f"# {run.name}: complete, skipped", file=out)
+        print(f"# {run.name}: complete, skipped")
     for run, message in plan.refused:
-        print(f"# {run.name}: NOT RUN, its config is refused: {message}", file=out)
+        print(f"# {run.name}: NOT RUN, its config is refused: {message}")
     if not plan.to_run:
         return
     if options.launcher == "slurm":
         tasks = os.path.join(root, launchers.SLURM_TASKS)
-        print(f"# {len(plan.to_run)} array tasks; line i of {tasks} is task i", file=out)
-        print(f"mkdir -p {shlex.quote(root)}", file=out)
-        print(f"cat > {shlex.quote(tasks)} <<'VLJAX_TASKS'", file=out)
+        print(f"# {len(plan.to_run)} array tasks; line i of {tasks} is task i")
+        print(f"mkdir -p {shlex.quote(root)}")
+        print(f"cat > {shlex.quote(tasks)} <<'VLJAX_TASKS'")
         for run, _ in plan.to_run:
-            print(launchers.slurm_task_line(run), file=out)
-        print("VLJAX_TASKS", file=out)
+            print(launchers.slurm_task_line(run))
+        print("VLJAX_TASKS")
         print(shlex.join(launchers.slurm_submit_command(root, len(plan.to_run), options)))
         return
     if options.launcher == "tpu":
-        print(shlex.join(launchers.tpu_setup_command(options)), file=out)
+        print(shlex.join(launchers.tpu_setup_command(options)))
     for run, status in plan.to_run:
-        print(f"# {run.name}: {_describe(status)}", file=out)
+        print(f"# {run.name}: {_describe(status)}")
         command = shlex.join(launchers.run_command(run, options))
         log = shlex.quote(launchers.log_path(run))
-        print(f"mkdir -p {shlex.quote(run.workdir)} && {command} >>{log} 2>&1", file=out)
+        print(f"mkdir -p {shlex.quote(run.workdir)} && {command} >>{log} 2>&1")
     if options.launcher == "tpu" and options.tpu_delete:
-        print(shlex.join(launchers.tpu_delete_command(options)), file=out)
+        print(shlex.join(launchers.tpu_delete_command(options)))
 
 
 class _Attempt:
