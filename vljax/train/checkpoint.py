@@ -14,6 +14,7 @@ state, so a resumed run sees exactly the batches an uninterrupted one would).
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -35,11 +36,21 @@ CHECKSUMS = "vljax_checksums.json"  # in each step folder, written once the save
 # saves: 192 slice compiles took 5.7 s of a 20-step tiny run's 9 s first save on 8 CPU devices.
 # Arrays whose slice per replica is under this many bytes are written whole by one replica.
 MIN_REPLICA_SLICE_BYTES = 1 << 20
-ocp.type_handlers.register_type_handler(
-    jax.Array,
-    ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES),
-    override=True,
-)
+# Orbax logs a warning on every override of its registry; this one is deliberate, so the
+# warning is held back rather than printed at each `vljax` start.
+_absl_logger = logging.getLogger("absl")
+_level = _absl_logger.level
+_absl_logger.setLevel(logging.ERROR)
+try:
+    ocp.type_handlers.register_type_handler(
+        jax.Array,
+        ocp.type_handlers.ArrayHandler(
+            min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES
+        ),
+        override=True,
+    )
+finally:
+    _absl_logger.setLevel(_level)
 
 
 def make_manager(workdir: str) -> ocp.CheckpointManager:
