@@ -127,6 +127,7 @@ def _run_all(plan: Plan, options: launchers.LaunchOptions, parallel: int) -> lis
     pending = list(plan.to_run)
     running, failures = [], []
     total, started = len(pending), 0
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         while pending or running:
             while pending and len(running) < parallel:
@@ -157,7 +158,15 @@ def _run_all(plan: Plan, options: launchers.LaunchOptions, parallel: int) -> lis
             failures.append((attempt.run, code))
         failures += [(run, None) for run, _ in pending]
         print("sweep: interrupted; run the same command to resume", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return failures
+
+
+def _stop_on_sigterm(signum, frame):
+    """SIGTERM (a scheduler's stop, `kill`) stops the sweep as Ctrl-C does: the running
+    trainers are told to save and stop, not left running on their own."""
+    raise KeyboardInterrupt
 
 
 def _tail(path, n=TAIL_LINES) -> list[str]:
