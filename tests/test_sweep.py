@@ -12,7 +12,7 @@ import pytest
 
 from tests.train.tiny import tiny_overrides
 from vljax import cli, sweep
-from vljax.errors import ConfigError
+from vljax.errors import EXIT_SWEEP_RUN_FAILED, ConfigError
 from vljax.sweep import execute, launchers
 from vljax.sweep.spec import expand, load_sweep, override_text
 from vljax.sweep.summary import markdown_table, read_run, summarize
@@ -256,7 +256,7 @@ def test_dry_run_refuses_bad_runs_naming_the_fix(tmp_path, capsys):
     path = write_sweep(str(tmp_path), [{"seed": 1}, {"model.image.dpeth": 2}])
     code = cli.main(["sweep", "--config", path, "--workdir-root", str(tmp_path), "--dry-run"])
     out = capsys.readouterr().out
-    assert code == 1
+    assert code == EXIT_SWEEP_RUN_FAILED
     assert "NOT RUN, its config is refused" in out and "did you mean 'depth'" in out
     assert out.count("vljax.cli train") == 1
     with pytest.raises(ConfigError, match="its runs are: dpeth=2 seed=1"):
@@ -280,7 +280,8 @@ def test_parallel_and_failures_do_not_stop_the_others(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(launchers, "run_command", fake_command)
     start = time.perf_counter()
-    assert cli.main(["sweep", "--config", path, "--workdir-root", root, "--parallel", "4"]) == 1
+    argv = ["sweep", "--config", path, "--workdir-root", root, "--parallel", "4"]
+    assert cli.main(argv) == EXIT_SWEEP_RUN_FAILED
     assert time.perf_counter() - start < 3.5
     err = capsys.readouterr().err
     log = os.path.join(root, "seed=1", "log.txt")
@@ -302,7 +303,7 @@ def test_real_local_sweep(tmp_path, capsys):
     )
     root = str(tmp_path / "sweep root")
     argv = ["sweep", "--config", path, "--workdir-root", root]
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == EXIT_SWEEP_RUN_FAILED
     captured = capsys.readouterr()
     assert "3 new, 1 refused" in captured.out
     refused_log = os.path.join(root, "seed=4,dpeth=2", "log.txt")

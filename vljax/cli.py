@@ -33,8 +33,9 @@ USAGE = (
     __doc__
     + """
 Exit codes: 0 done, 1 a bug (with its traceback), 2 config or argument, 3 data or path,
-4 checkpoint, 5 workdir in use, 6 export, 7 diverged, 75 preempted (SIGTERM; checkpoint saved,
-run the same command to resume), 130 Ctrl-C. VLJAX_DEBUG=1 shows tracebacks for every error.
+4 checkpoint, 5 workdir in use, 6 export, 7 diverged, 8 a sweep's run failed, 75 preempted
+(SIGTERM; checkpoint saved, run the same command to resume), 130 Ctrl-C. VLJAX_DEBUG=1 shows
+tracebacks for every error.
 """
 )
 

@@ -13,6 +13,7 @@ EXIT_CHECKPOINT = 4  # no checkpoint restores (or the one asked for with --step 
 EXIT_LOCKED = 5  # another trainer holds the workdir
 EXIT_EXPORT = 6  # export/import refused or failed (nothing half-written is left)
 EXIT_DIVERGED = 7  # the divergence stop: too many non-finite steps in a row
+EXIT_SWEEP_RUN_FAILED = 8  # `vljax sweep`: a run failed or was refused (the others ran)
 EXIT_PREEMPTED = 75  # SIGTERM: a checkpoint was saved; run the same command to resume
 EXIT_INTERRUPTED = 130  # Ctrl-C: a checkpoint was saved (once) or the run aborted (twice)
 

@@ -5,8 +5,8 @@ vljax sweep --config configs/ablations/loss.py[:arg] --workdir-root ROOT
 vljax sweep summarize ROOT
 
 Each run trains in ROOT/NAME (its output in ROOT/NAME/log.txt); complete runs are skipped and
-interrupted ones resume, so rerunning the same command finishes a sweep. Exit code 1 when a
-run failed (the others still ran; each failure is listed with its log).
+interrupted ones resume, so rerunning the same command finishes a sweep. Exit code 8
+(EXIT_SWEEP_RUN_FAILED) when a run failed (the others still ran; each is listed with its log).
 """
 
 import argparse

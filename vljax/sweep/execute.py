@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass, field
 
 from vljax.atomic_write import write_text
-from vljax.errors import EXIT_CONFIG, ConfigError, UserError
+from vljax.errors import EXIT_CONFIG, EXIT_SWEEP_RUN_FAILED, ConfigError, UserError
 from vljax.sweep import launchers
 from vljax.sweep.spec import Run
 from vljax.sweep.status import COMPLETE, INTERRUPTED, run_status, write_run_record
 
 ATTEMPTS = "sweep_attempts.jsonl"
-EXIT_RUN_FAILED = 1  # `vljax sweep`: some run failed (each run's own code is in the report)
 TAIL_LINES = 3  # lines of a failed run's log shown in the final report
 
 
@@ -219,7 +218,7 @@ def run_sweep(plan: Plan, root: str, options: launchers.LaunchOptions, dry_run=F
     """Runs (or with `dry_run` prints) the plan; 0 when every run finished, else non-zero."""
     if dry_run:
         print_dry_run(plan, root, options)
-        return EXIT_RUN_FAILED if plan.refused else 0
+        return EXIT_SWEEP_RUN_FAILED if plan.refused else 0
     print(
         f"sweep: {len(plan.complete) + len(plan.to_run) + len(plan.refused)} runs in {root}: "
         f"{len(plan.complete)} complete (skipped), "
@@ -248,4 +247,4 @@ def run_sweep(plan: Plan, root: str, options: launchers.LaunchOptions, dry_run=F
     elif plan.to_run:
         failures = _run_all(plan, options, parallel=max(options.parallel, 1))
     report_failures(failures, plan.refused)
-    return EXIT_RUN_FAILED if failures or plan.refused else 0
+    return EXIT_SWEEP_RUN_FAILED if failures or plan.refused else 0
