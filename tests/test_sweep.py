@@ -148,6 +148,9 @@ def test_skip_complete_resume_interrupted(tmp_path, capsys):
     runs = load_sweep(path, root)
     fake_run(runs[0].workdir, 20, 20)  # complete
     fake_run(runs[1].workdir, 20, 30, report=False)  # interrupted at step 20 of 30
+    os.makedirs(runs[2].workdir)  # refused last time: only the sweep's own files
+    for name in ("log.txt", "sweep_run.json", "sweep_attempts.jsonl"):
+        open(os.path.join(runs[2].workdir, name), "w").close()
     plan = execute.plan_runs(runs)
     assert plan.complete == [runs[0]]
     assert [(r.name, s) for r, s in plan.to_run] == [
@@ -159,7 +162,7 @@ def test_skip_complete_resume_interrupted(tmp_path, capsys):
     assert f"# {runs[0].name}: complete, skipped" in out
     assert f"# {runs[1].name}: interrupted: resumes from its checkpoint" in out
     assert out.count("vljax.cli train") == 2  # the same command resumes: the trainer does
-    assert not os.path.exists(runs[2].workdir)  # a dry run touches nothing
+    assert sorted(os.listdir(root)) == sorted(r.name for r in runs)  # a dry run writes nothing
 
 
 def test_summary_table_bolds_the_best(tmp_path):

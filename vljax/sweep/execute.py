@@ -19,9 +19,8 @@ from vljax.atomic_write import write_text
 from vljax.errors import EXIT_CONFIG, EXIT_SWEEP_RUN_FAILED, ConfigError, UserError
 from vljax.sweep import launchers
 from vljax.sweep.spec import Run
-from vljax.sweep.status import COMPLETE, INTERRUPTED, run_status, write_run_record
+from vljax.sweep.status import ATTEMPTS, COMPLETE, INTERRUPTED, run_status, write_run_record
 
-ATTEMPTS = "sweep_attempts.jsonl"
 TAIL_LINES = 3  # lines of a failed run's log shown in the final report
 
 

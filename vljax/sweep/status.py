@@ -14,6 +14,8 @@ from vljax.train.report import METRICS, REPORT, read_jsonl
 
 LOG = "log.txt"  # the run's stdout and stderr, appended to on every attempt
 RUN_RECORD = "sweep_run.json"  # the run's name, recipe and overrides, for the summary
+ATTEMPTS = "sweep_attempts.jsonl"  # one line per attempt the sweep started: seconds, exit code
+SWEEP_FILES = (LOG, RUN_RECORD, ATTEMPTS)  # what the sweep, not the trainer, writes there
 COMPLETE, INTERRUPTED, NEW = "complete", "interrupted", "new"
 
 
@@ -29,7 +31,7 @@ def run_status(workdir: str, total_steps: int) -> str:
     if os.path.exists(os.path.join(workdir, REPORT)) and last is not None:
         if last >= total_steps:
             return COMPLETE
-    trainer_files = set(os.listdir(workdir)) - {LOG, RUN_RECORD}
+    trainer_files = set(os.listdir(workdir)) - set(SWEEP_FILES)
     return INTERRUPTED if trainer_files else NEW
 
 

@@ -20,8 +20,14 @@ from rich.progress import track
 
 from vljax.atomic_write import save_figure, write_text
 from vljax.errors import DataError
-from vljax.sweep.execute import ATTEMPTS
-from vljax.sweep.status import COMPLETE, LOG, RUN_RECORD, read_run_record, run_status
+from vljax.sweep.status import (
+    ATTEMPTS,
+    COMPLETE,
+    LOG,
+    RUN_RECORD,
+    read_run_record,
+    run_status,
+)
 from vljax.train.report import EVAL, METRICS, read_jsonl
 
 SUMMARY_MD, SUMMARY_CSV, PLOTS = "summary.md", "summary.csv", "plots"
