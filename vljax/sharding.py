@@ -1,5 +1,6 @@
 """The device mesh and shardings, all derived from config data (mesh, sharding.rules)."""
 
+import contextlib
 import math
 
 import flax.linen as nn
@@ -43,6 +44,17 @@ def logical_rules(sharding_config):
     )
 
 
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules):
+    """Binds logical axis `rules` (`logical_rules(config.sharding)`) and the mesh while a model
+    is traced, so the towers' `nn.with_logical_constraint` calls (vljax/models/layers.py
+    `constrain`) reach XLA; without rules bound they are no-ops. Enter it inside the jitted
+    function (`jax.set_mesh` may not be called under jit, the abstract mesh may; the jit's
+    device set comes from its sharded arguments)."""
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
+        yield
+
+
 def batch_axes(sharding_config) -> tuple[str, ...]:
     """The mesh axes the `batch` logical axis is split over (the loss's batch_axes)."""
     for name, axes in logical_rules(sharding_config):
@@ -82,6 +94,26 @@ def param_shardings(boxed_params, mesh: Mesh, sharding_config):
     """NamedShardings for a pytree of logically-partitioned (boxed) params or their shapes."""
     specs = nn.get_partition_spec(boxed_params)
     return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(sharding_config))
+
+
+def check_param_shardings(abstract_params, shardings, mesh: Mesh):
+    """Refuses params whose sharded dims do not divide over their mesh axes (e.g. heads over
+    `tensor`), naming the param and the fix, before jit refuses them with a shape error."""
+    problems = []
+    flat_params = jax.tree_util.tree_flatten_with_path(abstract_params)[0]
+    for (path, leaf), sharding in zip(flat_params, jax.tree.leaves(shardings), strict=True):
+        for dim, axes in zip(leaf.shape, sharding.spec):
+            axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
+            ways = math.prod(mesh.shape[axis] for axis in axes)
+            if dim % ways:
+                name = "/".join(str(getattr(k, "key", k)) for k in path)
+                problems.append(f"{name} {leaf.shape}: {dim} over mesh axes {axes} = {ways}")
+    if problems:
+        raise ConfigError(
+            "config.mesh does not divide these parameter dims (sharded by config.sharding.rules):"
+            "\n  " + "\n  ".join(problems) + "\nchange config.mesh (e.g. a tensor size that "
+            "divides the heads and mlp_dim of both towers) or the model sizes"
+        )
 
 
 def global_batch(local_batch: dict, mesh: Mesh, sharding_config) -> dict:

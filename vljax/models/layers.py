@@ -41,7 +41,13 @@ def compute_dtype(name: str) -> Dtype:
 
 
 def partitioned(init, axes):
-    return nn.with_logical_partitioning(init, axes)
+    """`init` with logical axis names for the params' shardings (vljax.sharding.param_shardings).
+
+    rules=() makes unboxing the value a no-op rather than a sharding constraint under the rules
+    bound while a model is traced (vljax.sharding.activation_sharding): flax's DenseGeneral
+    unboxes its flattened 2-D kernel under the 3 names of the real one, which fails, and jit's
+    in/out shardings already place the params."""
+    return nn.with_logical_partitioning(init, axes, rules=())
 
 
 def layer_norm(eps: float, dtype: Dtype, name: str) -> nn.LayerNorm:
@@ -56,6 +62,8 @@ def layer_norm(eps: float, dtype: Dtype, name: str) -> nn.LayerNorm:
 
 
 def constrain(x, axes):
+    """Shards activation `x` by logical axis names; a no-op unless rules and a mesh are bound
+    (vljax.sharding.activation_sharding: the train step and the eval encoder bind them)."""
     return nn.with_logical_constraint(x, axes)
 
 
