@@ -37,7 +37,7 @@ NOT_PLOTTED = (STEPS, WALL_S)  # the same for every run, or the sweep's bookkeep
 
 # Which way is better, by the metric's name; metrics matching neither are not bolded.
 LOWER_IS_BETTER = re.compile(r"loss")
-HIGHER_IS_BETTER = re.compile(r"(_r\d+$|acc|top\d|recall|images_per_s)")
+HIGHER_IS_BETTER = re.compile(r"(_r\d+$|acc|top\d|recall|bleu|cider|images_per_s)")
 
 
 def better(metric: str) -> str | None:
@@ -232,7 +232,9 @@ def write_plots(runs, plots_dir) -> list[str]:
                     groups.setdefault(label, []).append((xpos, value))
             for label, points in groups.items():
                 points.sort()
-                ax.plot(*zip(*points), marker="o", label=label or None)
+                # Categories (e.g. loss.impl) have no order to draw a line along.
+                style = "-" if numeric else "none"
+                ax.plot(*zip(*points), marker="o", linestyle=style, label=label or None)
             if not numeric:
                 ax.set_xticks(range(len(categories)), categories, rotation=20, fontsize="small")
             ax.set_title(metric)
