@@ -86,20 +86,18 @@ def test_matches_dense_float64_reference_with_absent_captions(n_dev):
     assert not np.any(np.asarray(got[1][1])[~valid])
 
 
-@pytest.mark.parametrize("n_dev", [1, 8])
-def test_every_caption_present_is_the_authors_formula(n_dev):
-    zimg, ztxt = caption_embeddings(8, 4, 8, seed=10 + n_dev, noise=0.7)
+def test_every_caption_present_is_the_authors_formula():
+    zimg, ztxt = caption_embeddings(8, 4, 8, seed=18, noise=0.7)
     valid = np.ones((8, 4), bool)
     ref_val, ref_grads = reference(zimg, ztxt, valid, 8.0)
     assert_close(ref_val, ccrk_formula(zimg, ztxt, 8.0), 1e-12, "float64 definition vs CCRK")
-    check(run(zimg, ztxt, valid, 8.0, mesh_of((n_dev,), ("data",))), (ref_val, ref_grads))
+    check(run(zimg, ztxt, valid, 8.0, mesh_of((8,), ("data",))), (ref_val, ref_grads))
 
 
-@pytest.mark.parametrize("n_dev", [1, 8])
-def test_one_caption_is_clip(n_dev):
+def test_one_caption_is_clip():
     # Well separated pairs: a small loss, where precision shows.
-    zimg, ztxt = caption_embeddings(16, 1, 8, seed=20 + n_dev, noise=0.3)
-    val, grads = run(zimg, ztxt, np.ones((16, 1), bool), 10.0, mesh_of((n_dev,), ("data",)))
+    zimg, ztxt = caption_embeddings(16, 1, 8, seed=28, noise=0.3)
+    val, grads = run(zimg, ztxt, np.ones((16, 1), bool), 10.0, mesh_of((8,), ("data",)))
     ref_val, (gi, gt, gs, _) = clip_reference(zimg, ztxt[:, 0], 10.0, 0.0, "softmax")
     assert ref_val < 0.1
     check((val, grads), (ref_val, (gi, gt[:, None], gs)))
