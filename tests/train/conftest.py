@@ -1,9 +1,11 @@
-"""Runs shared by the trainer tests: trained once per session. Tests that change a run copy it
-first (`copy_run`)."""
+"""Runs shared by the trainer tests: trained once per test session, whichever pytest-xdist
+worker asks first (the other waits for it and reads the same directory). Tests that change a
+run copy it first (`copy_run`)."""
 
 import shutil
 
 import pytest
+from filelock import FileLock
 
 from tests.train.tiny import tiny_argv
 from vljax import cli
@@ -11,9 +13,15 @@ from vljax import cli
 
 @pytest.fixture(scope="session")
 def full_run(tmp_path_factory):
-    """12 tiny steps with the shapes evals, checkpoints at 3, 6, 9, 12 (the last 3 kept)."""
-    workdir = tmp_path_factory.mktemp("full")
-    assert cli.main(tiny_argv(workdir, with_evals=True, total_steps=12)) == 0
+    """12 tiny steps with the shapes evals, checkpoints at 3, 6, 9, 12 (the last 3 kept).
+    Read-only: the files using it run on both workers (pytest -n 2)."""
+    shared = tmp_path_factory.getbasetemp().parent  # one folder for all workers of the session
+    workdir, trained = shared / "full_run", shared / "full_run.trained"
+    with FileLock(str(shared / "full_run.lock")):
+        if not trained.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            assert cli.main(tiny_argv(workdir, with_evals=True, total_steps=12)) == 0
+            trained.touch()
     return workdir
 
 

@@ -35,8 +35,8 @@ def test_loss_falls_and_run_dir_is_complete(full_run):
     assert any((full_run / "tensorboard").iterdir())
 
 
-def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(full_run):
-    with open(full_run / "eval.json") as f:
+def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(copy_run):
+    with open(copy_run / "eval.json") as f:
         at_end = json.load(f)
     assert at_end["step"] == 12
     keys = {"zeroshot/shapes/top1"} | {
@@ -44,9 +44,9 @@ def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(full_run):
     }
     assert keys <= set(at_end)
     assert all(0.0 <= at_end[k] <= 1.0 for k in keys)
-    os.remove(full_run / "eval.json")
-    assert cli.main(["eval", "--workdir", str(full_run)]) == 0
-    with open(full_run / "eval.json") as f:
+    os.remove(copy_run / "eval.json")
+    assert cli.main(["eval", "--workdir", str(copy_run)]) == 0
+    with open(copy_run / "eval.json") as f:
         again = json.load(f)
     # Evals on the checkpoint read back from disk equal those on the live params.
     assert again == pytest.approx(at_end, abs=1e-6)
@@ -88,8 +88,8 @@ def test_checkpoint_restores_onto_fewer_devices(full_run):
         np.testing.assert_array_equal(np.asarray(got), want)
 
 
-def test_resume_with_another_model_fails_clearly(full_run, capsys):
-    code = cli.main(tiny_argv(full_run, total_steps=12, model__image__width=48))
+def test_resume_with_another_model_fails_clearly(copy_run, capsys):
+    code = cli.main(tiny_argv(copy_run, total_steps=12, model__image__width=48))
     err = capsys.readouterr().err
     assert code == 2
     assert "model.image.width: checkpoint has 32, config has 48" in err
