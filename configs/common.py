@@ -92,6 +92,11 @@ def base_config():
     # SyCoCa's masked image modeling (configs/sycoca.py): the fraction of patches masked,
     # attentive (the ones the caption attends to most) | random, reconstruction decoder depth.
     c.model.mim = ml_collections.ConfigDict(dict(ratio=0.5, masking="attentive", decoder_depth=1))
+    # Symile's third tower (configs/symile.py): a text transformer (causal, EOS-pooled) over the
+    # third modality's tokens, which have their own vocabulary (vljax/data/third_modality.py).
+    c.model.third = ml_collections.ConfigDict(
+        dict(vocab_size=32, max_len=8, width=128, depth=1, heads=4, mlp_dim=512)
+    )
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32
@@ -162,6 +167,9 @@ def base_config():
     # captions_per_example = K of them sampled per example. An absent caption is an all-PAD row.
     c.data.train.multi_captions = "languages"
     c.data.train.captions_per_example = 4  # K for "sentences"; "languages" has one per language
+    # Methods over three modalities (Symile): the probability that each modality of a
+    # training example is missing (replaced by a blank placeholder the towers embed).
+    c.data.train.missing_prob = 0.0
     c.data.num_workers = 0  # decoding processes; 0 = in the training process
     c.data.prefetch = 2  # batches each worker keeps ready
     c.data.read_threads = 0  # grain's ArrayRecord read threads; 0 = grain's default

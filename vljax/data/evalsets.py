@@ -17,6 +17,9 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
   sizes sum to at most `shapes.RETRIEVAL_SCENES` = 4,560): DBNorm's held-out banks.
 - `shapes_long:retrieval`, `shapes_long_sentences:retrieval`: 500 2 x 2 grids with distinct
   long captions, one sentence or one sentence per shape (vljax/data/shapes_long.py).
+- `shapes_symile:test`: 1,008 (image, shift caption) pairs, each (colour, shift) pair 28
+  times, with `labels` (the third modality's index among `candidates`, the 6 colour names)
+  and `candidate_tokens` (them spelled): the `third_modality` eval (Symile).
 - `tfds:NAME:SPLIT`: a dataset written by `vljax prepare`; images go through
   `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval the
   first caption in the chosen language is the image's caption; for zero-shot the labels come
@@ -36,6 +39,7 @@ import numpy as np
 from vljax.data import shapes
 from vljax.data.captions import caption_candidates, languages
 from vljax.data.shapes_long import ShapesLongSource
+from vljax.data.shapes_symile import symile_test_set
 from vljax.data.tfds_source import load_tfds_eval
 from vljax.errors import DataError
 from vljax.evals.templates import default_templates
@@ -71,12 +75,18 @@ def load_eval_set(spec, config) -> dict:
         out = _shapes(dataset.split(":", 1)[1], size, lang, entry.get("size"))
     elif dataset in ("shapes_long:retrieval", "shapes_long_sentences:retrieval"):
         out = _shapes_long(size, entry.get("size"), sentences=dataset.startswith("shapes_long_"))
+    elif dataset == "shapes_symile:test":
+        third = config.model.third
+        out = symile_test_set(
+            size, entry.get("size"), EVAL_SEED, int(third.max_len), int(third.vocab_size)
+        )
     elif dataset.startswith("tfds:"):
         out = load_tfds_eval(dataset, entry, config, size, lang)
     else:
         raise DataError(
             f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval, "
-            "shapes:retrieval_bank, shapes_long:retrieval, shapes_long_sentences:retrieval or "
+            "shapes:retrieval_bank, shapes_long:retrieval, shapes_long_sentences:retrieval, "
+            "shapes_symile:test or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
     if entry.get("classnames"):

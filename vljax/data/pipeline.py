@@ -11,7 +11,8 @@ it.set_state(state)      # on a fresh iterator: the following batches are bit-id
 Sources (`config.data.train.dataset`): `"shapes"` (procedural, `config.data.train.size`
 examples, seeded by `config.seed`), `"shapes_long"` (2 x 2 grids with long and short
 captions, Long-CLIP's demo), `"shapes_long_sentences"` (the same grids captioned one sentence
-per shape), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
+per shape), `"shapes_symile"` (image, shift caption and a third modality that only the
+two together determine: Symile's demo), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
 `config.data.data_dir`), or a mixture: `{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the
 config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
 `'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
@@ -45,7 +46,9 @@ from vljax.data.captions import (
 from vljax.data.mixture import MixtureSource
 from vljax.data.shapes import ShapesSource
 from vljax.data.shapes_long import ShapesLongSource
+from vljax.data.shapes_symile import ShapesSymileSource
 from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
+from vljax.data.third_modality import ThirdModality
 from vljax.errors import ConfigError, DataError
 from vljax.token_ids import PAD_ID
 
@@ -53,8 +56,9 @@ _STATE_VERSION = 1
 # What a training batch can hold: uint8 images [B, H, W, 3], int32 tokens [B, max_len] and,
 # for methods that ask for them, the tokens of each example's short caption (Long-CLIP) and
 # int32 multi_tokens [B, K, max_len]: K captions per example (multi_caption;
-# data.train.multi_captions), an absent one an all-PAD row.
-BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens")
+# data.train.multi_captions), an absent one an all-PAD row. Symile's third modality:
+# int32 third_tokens [B, model.third.max_len] (vljax/data/third_modality.py).
+BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens", "third_tokens")
 # The shapes_long grids captioned one sentence per shape (vljax/data/shapes_long.py).
 SENTENCE_SPECS = ("shapes_long_sentences", "shapes_long_sentences:train")
 
@@ -243,12 +247,19 @@ def make_source(spec, config, split: str = "train"):
             image_size=int(config.model.image.image_size),
             sentences=spec in SENTENCE_SPECS,
         )
+    if spec in ("shapes_symile", "shapes_symile:train"):
+        return ShapesSymileSource(
+            "train",
+            size=int(config.data.train.size),
+            seed=int(config.seed),
+            image_size=int(config.model.image.image_size),
+        )
     if spec.startswith("tfds:"):
         name, sp = parse_tfds_spec(spec, default_split=split)
         return TfdsSource(name, sp, data_dir=config.data.data_dir)
     raise DataError(
         f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'shapes_long_sentences', "
-        "'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), or a mixture "
+        "'shapes_symile', 'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), or a mixture "
         "{'tfds:a': 0.7, 'tfds:b': 0.3}"
     )
 
@@ -355,6 +366,13 @@ def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")
         fields=tuple(fields),
         **multi,
     )
+    if "third_tokens" in fields:  # Symile's third modality; config keys read only then
+        transform = ThirdModality(
+            transform,
+            max_len=int(config.model.third.max_len),
+            vocab_size=int(config.model.third.vocab_size),
+            missing_prob=config.data.train.missing_prob,
+        )
     workers = int(config.data.num_workers)
     if workers > 0:
         _absl_flags_parsed()
@@ -383,6 +401,7 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
         "shapes": ShapesSource,
         "shapes_long": ShapesLongSource,
         "shapes_long_sentences": functools.partial(ShapesLongSource, sentences=True),
+        "shapes_symile": ShapesSymileSource,
     }
     name = spec.removesuffix(":train")
     if name in procedural:
