@@ -131,6 +131,8 @@ def base_config():
     c.loss.tpm_margin = 0.2
     c.loss.tpm_mask_ratio = 0.3
     c.loss.tpm_masking = "relevance"  # relevance | random
+    # Symile (term "symile", configs/symile.py): n (O(N) negatives) | n_squared (O(N^2)).
+    c.loss.symile_negatives = "n"
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3

@@ -17,16 +17,18 @@ TEXT_POOLS = ("eos", "last", "first", "mean")
 TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
-METHODS = ("clip", "filip", "coca", "long_clip", "sycoca", "multi_caption")
+METHODS = ("clip", "filip", "coca", "long_clip", "sycoca", "symile", "multi_caption")
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
 # Methods with several captions per example (batch field multi_tokens): one per language of
 # data.train.lang, or the sentences of the picked caption (DreamLIP's sub-captions).
 MULTI_CAPTIONS = ("languages", "sentences")
+SYMILE_NEGATIVES = ("n", "n_squared")  # Symile: negatives per positive, O(N) or O(N^2)
 EVAL_TYPES = (
     "zeroshot",
     "retrieval",
     "captioning",
+    "third_modality",  # Symile: predict the third modality from the other two
 )  # config.evals.<name>.type  # each a module vljax/methods/<name>.py
 
 DBNORM_METHODS = ("dis", "ddis")  # config.evals.<name>.dbnorm.method (vljax/evals/dbnorm.py)
@@ -47,6 +49,7 @@ CHOICES = {
     "model.mim.masking": MIM_MASKINGS,
     "loss.tpm_masking": TPM_MASKINGS,
     "data.train.multi_captions": MULTI_CAPTIONS,
+    "loss.symile_negatives": SYMILE_NEGATIVES,
     "optimizer.schedule": SCHEDULES,
 }
 

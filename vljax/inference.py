@@ -85,6 +85,28 @@ class Encoder:
         tokens = self.tokenizer.encode(list(texts), self.model_config.text.max_len)
         return self._batched(self.method.encode_texts, np.asarray(tokens, np.int32))
 
+    def _third_modality_method(self):
+        if self.method.encode_third is None or self.method.score_third is None:
+            raise ConfigError(
+                f"method {self.method.name!r} has no third modality (Method.encode_third, "
+                "score_third); the third_modality eval needs a three-modality method such as "
+                "configs/symile.py"
+            )
+        return self.method
+
+    def encode_third(self, tokens):
+        """int32 [N, L] third-modality tokens (vljax/data/third_modality.py) -> [N, D]."""
+        method = self._third_modality_method()
+        return self._batched(method.encode_third, np.asarray(tokens, np.int32))
+
+    def score_third(self, image_emb, text_emb, cand_emb) -> np.ndarray:
+        """[N] image and caption embeddings and [C] candidate third-modality embeddings ->
+        float32 [N, C], by the rule of the run's objective."""
+        method = self._third_modality_method()
+        loss_config = None if self.run_config is None else self.run_config.loss
+        scores = method.score_third(image_emb, text_emb, cand_emb, loss_config)
+        return np.asarray(scores, np.float32)
+
     def caption(self, images) -> list[str]:
         """uint8 [N, H, W, 3] -> greedy captions (methods with a caption head: CoCa)."""
         if self.method.decode_captions is None:

@@ -10,6 +10,9 @@ recall after DBNorm's re-scoring with held-out banks and the hub occurrence befo
 vljax/evals/dbnorm_eval.py).
 Captioning decodes greedily (methods with a caption head) and scores corpus BLEU-4 against
 each image's caption.
+A `third_modality` entry (three-modality methods: Symile) predicts each example's third
+modality from its image and caption, `third_modality/<key>/top1`, ...
+(vljax/evals/third_modality.py).
 """
 
 import dataclasses
@@ -25,6 +28,7 @@ from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics, mrv
 from vljax.evals.dbnorm_eval import dbnorm_options, dbnorm_retrieval
+from vljax.evals.third_modality import third_modality_eval
 from vljax.inference import Encoder
 
 
@@ -76,6 +80,8 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             captions = encoder.caption(data["images"])
             bleu = metrics.corpus_bleu4(captions, data["captions"], spec.get("tokenize", "13a"))
             results[f"captioning/{key}/bleu4"] = bleu
+        elif kind == "third_modality":
+            results.update(third_modality_eval(key, encoder, data))
     return results
 
 

@@ -56,6 +56,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
+from vljax.choices import SYMILE_NEGATIVES
 from vljax.losses._sharded import (
     F32,
     check_batch_axes,
@@ -68,7 +69,7 @@ from vljax.losses._sharded import (
     tile_start,
 )
 
-NEGATIVES = ("n", "n_squared")
+NEGATIVES = SYMILE_NEGATIVES  # the public name of vljax.choices' list
 TILE_BYTES = 2**24  # default n_squared chunk: one float32 [b, chunk, max(B, D)] tile <= 16 MiB
 
 

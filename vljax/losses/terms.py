@@ -13,6 +13,7 @@ from vljax.losses.masked_image import masked_image_term
 from vljax.losses.multi_positive import multi_positive_loss
 from vljax.losses.negnce import negnce_loss
 from vljax.losses.primary_components import primary_components
+from vljax.losses.symile import symile_loss
 from vljax.losses.token_masking import (
     mask_top_tokens,
     masked_fraction,
@@ -204,6 +205,39 @@ def sampled_caption_term(outputs, batch, ctx):
     return value, {"scale": outputs["scale"], "sampled_caption/k": k}
 
 
+# Symile's three embeddings: of the batch fields image, tokens and third_tokens.
+SYMILE_EMBEDDINGS = ("img/emb", "txt/emb", "third/emb")
+
+
+def symile_term(outputs, batch, ctx):
+    """Symile (arXiv 2411.01053) on `img/emb`, `txt/emb`, `third/emb`: `symile_loss` with
+    the logit scale and `loss.symile_negatives` ("n" | "n_squared"). A missing modality is,
+    as in the paper, its tower's embedding of the blank placeholder the data pipeline put in
+    its place (vljax/data/third_modality.py), so the loss takes no masks: its all-ones
+    convention for a missing vector puts MIPs of unit vectors (|MIP| <= 1 / sqrt(D) typically)
+    beside dot products and sums of up to sqrt(D), and a demo trained that way diverged
+    (docs/methods.md, Symile)."""
+    value = symile_loss(
+        [outputs[name] for name in SYMILE_EMBEDDINGS],
+        scale=outputs["scale"],
+        mesh=ctx.mesh,
+        batch_axes=ctx.batch_axes,
+        negatives=ctx.loss_config.symile_negatives,
+    )
+    return value, {"scale": outputs["scale"]}
+
+
+def pairwise_term(outputs, batch, ctx):
+    """Pairwise CLIP over three modalities (Symile's baseline): the mean of the contrastive
+    losses (the "contrastive" term's: `loss.kind`, `loss.impl`) of the three pairs of
+    `img/emb`, `txt/emb`, `third/emb`. A missing modality reaches it, as it does the symile
+    term, as its tower's embedding of the data pipeline's blank placeholder."""
+    embs = [outputs[name] for name in SYMILE_EMBEDDINGS]
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    total = sum(_contrastive(embs[a], embs[b], outputs, ctx) for a, b in pairs)
+    return total / len(pairs), {"scale": outputs["scale"]}
+
+
 TERMS = {
     "contrastive": contrastive_term,
     "filip": filip_term,
@@ -215,4 +249,6 @@ TERMS = {
     "one_to_k": one_to_k_term,
     "per_caption": per_caption_term,
     "sampled_caption": sampled_caption_term,
+    "symile": symile_term,
+    "pairwise": pairwise_term,
 }

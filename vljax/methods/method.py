@@ -12,11 +12,13 @@ weighted sum of terms (`vljax/losses/terms.py`), each logged as `loss/<term>` be
 """
 
 import dataclasses
+import math
 import zlib
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vljax.errors import ConfigError
 from vljax.losses.terms import TERMS
@@ -69,6 +71,13 @@ class Method:
     adapt_init_params: Callable | None = None
     rng_purposes: tuple[str, ...] = ()  # flax rng collections the model draws from in training
     export_formats: tuple[str, ...] = ()  # `vljax export --format` values; () = none
+    # Methods over three modalities (Symile): the model method that embeds the third
+    # modality's tokens, and how candidates for the third are scored from the other two:
+    # (image embs [N, D], caption embs [N, D], candidate embs [C, D], config.loss) -> [N, C]
+    # (the loss config says which objective the run trained, hence which rule fits it).
+    # None = the method has no third modality.
+    encode_third: str | None = None
+    score_third: Callable | None = None
 
     def terms(self, loss_config) -> dict:
         """The weighted terms this run trains with: config.loss.terms, else the defaults."""
@@ -118,3 +127,17 @@ def dot_similarity(image_emb, text_emb, direction=None):
     """Cosine similarity of L2-normalised embeddings: [N, D] x [M, D] -> [N, M] (the same
     both ways)."""
     return jnp.asarray(image_emb) @ jnp.asarray(text_emb).T
+
+
+def mip_scores(given, candidates):
+    """Symile's rule: the multilinear inner product of the given embeddings (each [N, D])
+    with each candidate [C, D]: [N, C] = sum_d prod_m given_m[n, d] * cand[c, d]."""
+    query = math.prod(np.asarray(g, np.float32) for g in given)
+    return query @ np.asarray(candidates, np.float32).T
+
+
+def pairwise_sum_scores(given, candidates):
+    """Pairwise CLIP's rule: the sum over the given embeddings (each [N, D]) of their dot
+    product with each candidate [C, D] (cosines of unit vectors): [N, C]."""
+    cand = np.asarray(candidates, np.float32).T
+    return sum(np.asarray(g, np.float32) @ cand for g in given)
