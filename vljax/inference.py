@@ -8,7 +8,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
 
+from vljax import sharding as shd
 from vljax.data.preprocess import inference_image, normalize
 from vljax.errors import ConfigError
 from vljax.export.hf_import import import_hf_folder
@@ -18,9 +20,18 @@ from vljax.train.checkpoint import load_run
 
 
 @functools.lru_cache(maxsize=64)
-def _jitted(model, model_method: str):
-    """One compiled encoder per (model, method name), shared by every Encoder of the model."""
-    return jax.jit(lambda params, x: model.apply({"params": params}, x, method=model_method))
+def _jitted(model, model_method: str, mesh=None, rules=None):
+    """One compiled encoder per (model, method name, mesh, rules), shared by every Encoder of
+    the model; with a mesh, the model is traced with the logical axis `rules` bound (so its
+    activation constraints take effect, as in the train step)."""
+    if mesh is None:
+        return jax.jit(lambda params, x: model.apply({"params": params}, x, method=model_method))
+
+    def encode(params, x):
+        with shd.activation_sharding(mesh, rules):
+            return model.apply({"params": params}, x, method=model_method)
+
+    return jax.jit(encode)
 
 
 @functools.lru_cache(maxsize=16)
@@ -45,16 +56,37 @@ class Encoder:
     step: int | None = None  # the checkpoint's step (None for an HF folder)
     family: str | None = None  # the HF family of an imported folder ("clip" | "siglip")
 
+    def _mesh(self):
+        """The mesh of live training params (a run's Evaluator), on which the encoder shards
+        its batches and binds the run's activation rules; None for params on one device."""
+        if self.run_config is None:
+            return None
+        sharding = getattr(jax.tree.leaves(self.params)[0], "sharding", None)
+        return sharding.mesh if isinstance(sharding, NamedSharding) else None
+
     def _batched(self, model_method, x):
-        fn = _jitted(self.model, model_method)
+        mesh = self._mesh()
+        if mesh is None:
+            fn, multiple = _jitted(self.model, model_method), 1
+        else:
+            sharding_config = self.run_config.sharding
+            rules = shd.logical_rules(sharding_config)
+            fn = _jitted(self.model, model_method, mesh, rules)
+            multiple = shd.data_parallel_size(mesh, sharding_config)
+            batch_sharding = shd.batch_sharding(mesh, sharding_config)
         out = []
         for i in range(0, len(x), self.batch_size):
             chunk = x[i : i + self.batch_size]
             n = len(chunk)
-            if n < self.batch_size and len(x) > self.batch_size:
-                # Pad the tail to the batch size so the encoder compiles once.
-                pad = np.zeros((self.batch_size - n,) + chunk.shape[1:], chunk.dtype)
+            # Pad the tail to the batch size so the encoder compiles once, and every batch to
+            # a multiple of the data-parallel size so that it divides over the batch axes.
+            size = self.batch_size if len(x) > self.batch_size else n
+            size = -(-size // multiple) * multiple
+            if n < size:
+                pad = np.zeros((size - n,) + chunk.shape[1:], chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
+            if mesh is not None:
+                chunk = jax.device_put(chunk, batch_sharding)
             out.append(
                 jax.tree.map(lambda y, n=n: np.asarray(y, np.float32)[:n], fn(self.params, chunk))
             )

@@ -3,6 +3,8 @@
 import json
 import signal
 
+import numpy as np
+
 from configs import demo
 from vljax.train import loop
 
@@ -52,6 +54,19 @@ def tiny_overrides(with_evals=False, **changes) -> list[tuple[str, str]]:
         merged["evals"] = tiny_evals()
     merged.update({k.replace("__", "."): str(v) for k, v in changes.items()})
     return list(merged.items())
+
+
+def synthetic_batch(config, n, seed=0) -> dict:
+    """n random examples of `config`'s shapes (float images in [-1, 1], EOS-ended tokens), for
+    tests that drive the train step without the data pipeline."""
+    rng = np.random.default_rng(seed)
+    size, length = config.model.image.image_size, config.model.text.max_len
+    tokens = rng.integers(3, 200, (n, length)).astype(np.int32)
+    tokens[:, -1] = 1  # EOS
+    return {
+        "image": rng.uniform(-1, 1, (n, size, size, 3)).astype(np.float32),
+        "tokens": tokens,
+    }
 
 
 def tiny_argv(workdir, with_evals=False, **changes) -> list[str]:

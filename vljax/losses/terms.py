@@ -238,6 +238,14 @@ def pairwise_term(outputs, batch, ctx):
     return total / len(pairs), {"scale": outputs["scale"]}
 
 
+# Terms that need more than the model outputs of the whole batch, so that optimizer.accum_steps
+# > 1 (GradCache: the loss sees the concatenated microbatch outputs) cannot compute them:
+# {term: why}, refused by Method.check_cached_accumulation.
+TERMS_WITHOUT_CACHED_ACCUMULATION = {
+    "tpm_cl": "embeds its masked captions with the text tower inside the loss "
+    "(ctx.encode_texts), which would run the tower on the whole batch at once",
+}
+
 TERMS = {
     "contrastive": contrastive_term,
     "filip": filip_term,

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vljax.errors import ConfigError
-from vljax.losses.terms import TERMS
+from vljax.losses.terms import TERMS, TERMS_WITHOUT_CACHED_ACCUMULATION
 from vljax.models.layers import freeze
 
 # The rng purpose of loss terms that draw (TPM-CL's random token masking): `Method.rngs`
@@ -78,6 +78,11 @@ class Method:
     # None = the method has no third modality.
     encode_third: str | None = None
     score_third: Callable | None = None
+    # optimizer.accum_steps > 1 runs the model in microbatches and the loss on all their
+    # outputs at once (GradCache, vljax/train/step.py): every model output must be per example
+    # (a leading batch axis) or a scalar of the params alone. False for a model that computes
+    # across the examples of its batch: such a method is refused accumulation.
+    cached_accumulation: bool = True
 
     def terms(self, loss_config) -> dict:
         """The weighted terms this run trains with: config.loss.terms, else the defaults."""
@@ -88,6 +93,26 @@ class Method:
                 f"config.loss.terms names unknown terms {unknown}; known: {', '.join(TERMS)}"
             )
         return dict(terms)
+
+    def check_cached_accumulation(self, config):
+        """Refuses optimizer.accum_steps > 1 when the method or one of its terms cannot be
+        computed from microbatch outputs (see `cached_accumulation`)."""
+        accum_steps = int(config.optimizer.get("accum_steps", 1))
+        if accum_steps == 1:
+            return
+        fix = "set --config.optimizer.accum_steps=1 (and a batch_size that fits)"
+        if not self.cached_accumulation:
+            raise ConfigError(
+                f"config.optimizer.accum_steps = {accum_steps}: method {self.name!r} computes "
+                f"across the examples of a batch, so it cannot run in microbatches; {fix}"
+            )
+        for name in self.terms(config.loss):
+            reason = TERMS_WITHOUT_CACHED_ACCUMULATION.get(name)
+            if reason is not None:
+                raise ConfigError(
+                    f"config.optimizer.accum_steps = {accum_steps}: loss term {name!r} {reason}, "
+                    f"so it cannot be accumulated over microbatches; {fix}, or drop the term"
+                )
 
     def loss(self, outputs, batch, ctx: LossContext):
         """Weighted sum of the configured terms -> (scalar, metrics with loss/<term>)."""

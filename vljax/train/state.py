@@ -104,6 +104,9 @@ def init_state(parts, model_config, seed, init_params=None, include=()):
             rng=run_key(seed),
         )
 
+    # Init traces the model without the activation rules bound (vljax.sharding.
+    # activation_sharding): its forward on a one-example batch is dead code once the params
+    # are made (XLA drops it), and one example would not divide over the batch axes.
     def init(key):
         return fresh(nn.unbox(model.init(key, method.example_batch(model_config))["params"]))
 
@@ -173,7 +176,13 @@ def build_parts(config, mesh) -> RunParts:
     """The method, model, optimizer and state shardings of `config` on `mesh`."""
     method = get_method(config.method)
     method.terms(config.loss)  # unknown loss terms are refused here, before any work
+    method.check_cached_accumulation(config)
+    accum_steps = int(config.optimizer.get("accum_steps", 1))
+    if accum_steps > 1:  # each microbatch is sharded over the batch axes like the batch
+        what = f"config.batch_size / optimizer.accum_steps = {config.batch_size} / {accum_steps}"
+        shd.check_batch(config.batch_size // accum_steps, mesh, config.sharding, what)
     model = method.build_model(config.model)
     tx = build_optimizer(config.optimizer, config.total_steps)
     abstract, shardings = state_shardings(method, model, config.model, tx, mesh, config.sharding)
+    shd.check_param_shardings(abstract.params, shardings.params, mesh)
     return RunParts(method, model, tx, abstract, shardings)

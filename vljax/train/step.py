@@ -1,8 +1,17 @@
-"""One training step: forward, the method's loss, gradients (with microbatch accumulation),
-update.
+"""One training step: forward, the method's loss, gradients (exact accumulation of the
+contrastive batch over microbatches), update.
 
 The step is a single `jax.jit` with explicit in/out shardings and a donated state, so the
-same function runs on one CPU, fake CPU devices, a GPU or a pod.
+same function runs on one CPU, fake CPU devices, a GPU or a pod. The model is traced with the
+config's logical axis rules bound (`vljax.sharding.activation_sharding`), so the towers'
+activation constraints (batch, `act_mlp` / `act_heads` over `tensor`) reach XLA.
+
+With `optimizer.accum_steps = K > 1` the step is GradCache (arXiv 2101.06983): the towers run
+in K microbatches but the loss sees all B outputs at once (every negative), so loss and
+gradients are those of the K = 1 step (rounding aside) while activation memory is one
+microbatch's: (a) the K microbatch forwards, keeping only the model outputs; (b) the loss of
+the whole batch and its gradient w.r.t. those outputs; (c) each microbatch's forward again
+under `jax.vjp`, pulling back its slice of the output gradients into the parameter gradients.
 """
 
 import dataclasses
@@ -22,35 +31,66 @@ from vljax.train import optimizer as opt_lib
 from vljax.train.state import TrainState
 
 
-def make_loss_fn(method, model, config, mesh):
-    """(params, batch, rngs) -> (loss, metrics): the method's weighted loss terms."""
-    ctx = LossContext(
-        mesh=mesh, batch_axes=shd.batch_axes(config.sharding), loss_config=config.loss
-    )
-
+def make_forward(model, config, mesh):
+    """(params, batch, rngs) -> the model's training outputs, traced with the activation
+    sharding rules bound; frozen params (optimizer.frozen) get no gradient."""
     frozen = list(config.optimizer.frozen)
-    gated_encoder_args = inspect.signature(getattr(model, method.encode_texts)).parameters
+    rules = shd.logical_rules(config.sharding)
 
-    def loss_fn(params, batch, rngs):
+    def forward(params, batch, rngs):
         if frozen:
             params = opt_lib.stop_frozen_gradients(params, frozen)
         if batch["image"].dtype == jnp.uint8:  # the loader ships pixels; scale them on device
             batch = {**batch, "image": normalize(batch["image"])}
-        outputs = model.apply({"params": params}, batch, train=True, rngs=rngs)
+        with shd.activation_sharding(mesh, rules):
+            return model.apply({"params": params}, batch, train=True, rngs=rngs)
 
-        def encode_texts(tokens, token_gates=None):
-            gates = {} if token_gates is None else {"token_gates": token_gates}
-            if gates and "token_gates" not in gated_encoder_args:
-                raise ConfigError(
-                    f"method {config.method!r}: its text encoder takes no token_gates, which "
-                    "a relevance score needs (loss.tpm_masking='relevance'); use "
-                    "loss.tpm_masking='random' with this method"
-                )
-            variables = {"params": params}
-            return model.apply(variables, tokens, method=method.encode_texts, **gates)
+    return forward
 
-        step_ctx = dataclasses.replace(ctx, encode_texts=encode_texts, rng=rngs.get(LOSS_RNG))
+
+def make_outputs_loss(method, model, config, mesh):
+    """(outputs, batch, loss_rng, params=None) -> (loss, metrics): the method's weighted terms
+    on the model outputs of the whole batch. With `params`, terms may embed texts of their own
+    (ctx.encode_texts, differentiable in params); without (cached accumulation), they may not."""
+    ctx = LossContext(
+        mesh=mesh, batch_axes=shd.batch_axes(config.sharding), loss_config=config.loss
+    )
+    frozen = list(config.optimizer.frozen)
+    rules = shd.logical_rules(config.sharding)
+    gated_encoder_args = inspect.signature(getattr(model, method.encode_texts)).parameters
+
+    def outputs_loss(outputs, batch, loss_rng, params=None):
+        encode_texts = None
+        if params is not None:
+            if frozen:
+                params = opt_lib.stop_frozen_gradients(params, frozen)
+
+            def encode_texts(tokens, token_gates=None):
+                gates = {} if token_gates is None else {"token_gates": token_gates}
+                if gates and "token_gates" not in gated_encoder_args:
+                    raise ConfigError(
+                        f"method {config.method!r}: its text encoder takes no token_gates, "
+                        "which a relevance score needs (loss.tpm_masking='relevance'); use "
+                        "loss.tpm_masking='random' with this method"
+                    )
+                variables = {"params": params}
+                with shd.activation_sharding(mesh, rules):
+                    return model.apply(variables, tokens, method=method.encode_texts, **gates)
+
+        step_ctx = dataclasses.replace(ctx, encode_texts=encode_texts, rng=loss_rng)
         return method.loss(outputs, batch, step_ctx)
+
+    return outputs_loss
+
+
+def make_loss_fn(method, model, config, mesh):
+    """(params, batch, rngs) -> (loss, metrics): the method's weighted loss terms."""
+    forward = make_forward(model, config, mesh)
+    outputs_loss = make_outputs_loss(method, model, config, mesh)
+
+    def loss_fn(params, batch, rngs):
+        outputs = forward(params, batch, rngs)
+        return outputs_loss(outputs, batch, rngs.get(LOSS_RNG), params)
 
     return loss_fn
 
@@ -59,7 +99,8 @@ def _split_microbatches(batch, accum_steps, mesh, sharding_config):
     """[B, ...] -> [accum, B/accum, ...] so every microbatch keeps rows on every device.
 
     Rows are taken with a stride (reshape to [B/accum, accum] then swap) rather than in
-    contiguous blocks, so no device sits idle while another holds a whole microbatch.
+    contiguous blocks, so no device sits idle while another holds a whole microbatch: each
+    device's microbatch rows are rows of its own shard, and no row moves between devices.
     """
     spec = PartitionSpec(None, shd.batch_axes(sharding_config) or None)
 
@@ -71,12 +112,102 @@ def _split_microbatches(batch, accum_steps, mesh, sharding_config):
     return jax.tree.map(split, batch)
 
 
+def _merge_microbatches(stacked, mesh, sharding_config):
+    """The inverse of `_split_microbatches`: [accum, B/accum, ...] -> [B, ...] in the batch's
+    row order and sharding (each device's rows stay where they are)."""
+    sharding = shd.batch_sharding(mesh, sharding_config)
+
+    def merge(x):
+        x = jnp.swapaxes(x, 0, 1)
+        x = x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+        return jax.lax.with_sharding_constraint(x, sharding)
+
+    return jax.tree.map(merge, stacked)
+
+
+def make_cached_accumulation(method, model, config, mesh):
+    """(params, batch, key, step) -> ((loss, metrics), grads) of the whole batch, computed in
+    `optimizer.accum_steps` microbatches (GradCache; see the module docstring).
+
+    Model outputs must be per example (a leading batch axis) or scalars that depend on the
+    params alone (`scale`, `bias`): the former are concatenated across microbatches, the latter
+    are the same in every microbatch and each microbatch pulls back 1/K of their gradient.
+    Microbatch k draws its model rngs from `Method.rngs(key, step, k)` in both passes, so
+    the forward that is differentiated sees the same masks as the one the loss saw; the loss
+    terms get the step's key, as at K = 1.
+    """
+    accum_steps = int(config.optimizer.get("accum_steps", 1))
+    forward = make_forward(model, config, mesh)
+    outputs_loss = make_outputs_loss(method, model, config, mesh)
+
+    def value_and_grad(params, batch, key, step):
+        micro = _split_microbatches(batch, accum_steps, mesh, config.sharding)
+        indices = jnp.arange(accum_steps)
+        micro_size = jax.tree.leaves(batch)[0].shape[0] // accum_steps
+
+        # (a) Every microbatch's outputs; this scan is never differentiated, so it keeps no
+        # activations beyond one microbatch's.
+        def encode(_, xs):
+            index, mb = xs
+            return None, forward(params, mb, method.rngs(key, step, index))
+
+        _, stacked = jax.lax.scan(encode, None, (indices, micro))
+        scalar = {k for k, v in stacked.items() if v is not None and v.ndim == 1}
+        for name, value in stacked.items():
+            if name not in scalar and value is not None and value.shape[1] != micro_size:
+                raise ValueError(
+                    f"model output {name!r} of shape {value.shape[1:]} is neither per example "
+                    f"(leading axis {micro_size}) nor a scalar, so it cannot be accumulated "
+                    "over microbatches; set Method.cached_accumulation=False for this method"
+                )
+        absent = {k: None for k, v in stacked.items() if v is None}  # e.g. no logit bias
+        shared = {k: stacked[k][0] for k in scalar}
+        per_example = {k: v for k, v in stacked.items() if v is not None and k not in scalar}
+        outputs = {**absent, **shared, **_merge_microbatches(per_example, mesh, config.sharding)}
+
+        # (b) The loss of the whole batch and its gradient w.r.t. the differentiable outputs.
+        inexact = [
+            k for k, v in outputs.items() if v is not None and jnp.issubdtype(v.dtype, jnp.inexact)
+        ]
+        loss_rng = method.rngs(key, step).get(LOSS_RNG)
+
+        def loss_of(differentiable):
+            return outputs_loss({**outputs, **differentiable}, batch, loss_rng)
+
+        (loss, metrics), cotangents = jax.value_and_grad(loss_of, has_aux=True)(
+            {k: outputs[k] for k in inexact}
+        )
+        scalar_cotangents = {k: cotangents[k] / accum_steps for k in inexact if k in scalar}
+        micro_cotangents = _split_microbatches(
+            {k: v for k, v in cotangents.items() if k not in scalar},
+            accum_steps,
+            mesh,
+            config.sharding,
+        )
+
+        # (c) Each microbatch again, pulling its slice of the output gradients back into the
+        # params; the scan frees one microbatch's activations before the next.
+        def pull_back(acc, xs):
+            index, mb, cotangent = xs
+            rngs = method.rngs(key, step, index)
+            _, vjp = jax.vjp(lambda p: {k: forward(p, mb, rngs)[k] for k in inexact}, params)
+            (grads,) = vjp({**cotangent, **scalar_cotangents})
+            return jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc, grads), None
+
+        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+        grads, _ = jax.lax.scan(pull_back, zeros, (indices, micro, micro_cotangents))
+        return (loss, metrics), grads
+
+    return value_and_grad
+
+
 def make_train_step(parts, config, mesh):
     """The jitted step of a run's parts (vljax.train.state.build_parts)."""
     method, tx = parts.method, parts.tx
     loss_fn = make_loss_fn(method, parts.model, config, mesh)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     accum_steps = int(config.optimizer.get("accum_steps", 1))
+    accumulated_grad_fn = make_cached_accumulation(method, parts.model, config, mesh)
     schedule = opt_lib.learning_rate_schedule(config.optimizer, config.total_steps)
 
     def step(state: TrainState, batch):
@@ -84,24 +215,7 @@ def make_train_step(parts, config, mesh):
             rngs = method.rngs(state.rng, state.step)
             (loss, aux), grads = grad_fn(state.params, batch, rngs)
         else:
-            micro = _split_microbatches(batch, accum_steps, mesh, config.sharding)
-
-            def body(carry, xs):
-                index, mb = xs
-                rngs = method.rngs(state.rng, state.step, index)
-                (loss, aux), grads = grad_fn(state.params, mb, rngs)
-                acc_loss, acc_grads = carry
-                acc_grads = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc_grads, grads)
-                return (acc_loss + loss, acc_grads), aux
-
-            zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
-            xs = (jnp.arange(accum_steps), micro)
-            (loss, grads), aux = jax.lax.scan(body, (jnp.zeros((), jnp.float32), zeros), xs)
-            loss = loss / accum_steps
-            grads = jax.tree.map(lambda g: g / accum_steps, grads)
-            # Each term's mean over the microbatches, like the total; scale/bias are the same
-            # in every microbatch.
-            aux = jax.tree.map(lambda a: jnp.mean(a, axis=0), aux)
+            (loss, aux), grads = accumulated_grad_fn(state.params, batch, state.rng, state.step)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         counts = opt_lib.nonfinite_counts(opt_state)
