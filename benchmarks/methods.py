@@ -33,6 +33,8 @@ DEMOS = {
     "sycoca": "configs/sycoca.py:demo",
     "long_clip": "configs/long_clip.py:demo",
     "negnce": "configs/negnce.py:demo",
+    "symile": "configs/symile.py:demo",
+    "symile_pairwise": "configs/symile.py:demo_pairwise",
     "tpm_cl": "configs/tpm_cl.py:demo",
 }
 DOC = os.path.join(ROOT, "docs", "methods.md")
