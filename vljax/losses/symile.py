@@ -32,6 +32,9 @@ all-ones vector before anything else. Ones are the identity of the multilinear p
 every MIP involving a missing entry is the MIP of the entries that are present (the paper
 replaces a missing modality by a "missing" representation; here the loss only sees
 embeddings, so the identity of the product stands in for it). A missing row gets no gradient.
+With L2-normalised embeddings the all-ones vector (norm sqrt(D)) is on another scale than
+they are, and the Symile demo trained with these masks did not learn (docs/methods.md,
+Symile): the Symile method passes none, embedding a blank placeholder instead.
 
 Sharding, like the all-gather contrastive loss (dense.py): each device holds b = B / P rows of
 every z_m, gathers every modality ([B, D] each, in the input dtype) and computes the terms of
