@@ -1,7 +1,8 @@
 """Symile's method (vljax/methods/symile.py) and its terms (vljax/losses/terms.py): the
 pairwise term against three CLIP losses computed independently in numpy, the symile term's
 wiring (embeddings, scale, negatives) against `symile_loss` itself, what each term learns on
-free embeddings of the demo task, and the tiny recipe's run. The loss's own formula is tested in tests/losses/test_symile.py."""
+free embeddings of the demo task, and the tiny recipe's run. The loss's own formula is tested
+in tests/losses/test_symile.py."""
 
 import json
 
@@ -15,8 +16,8 @@ from jax.sharding import PartitionSpec as P
 
 from tests.methods.runs import SMOKE_LOG_EVERY, SMOKE_STEPS, losses, smoke_argv
 from vljax import cli
-from vljax.losses.symile import symile_loss
 from vljax.evals.third_modality import top1_accuracy
+from vljax.losses.symile import symile_loss
 from vljax.methods import LossContext, get_method
 from vljax.methods.method import mip_scores, pairwise_sum_scores
 
