@@ -41,9 +41,8 @@ def _outputs(mesh, seed=0):
 
 
 def _ctx(mesh, **loss):
-    loss = {"kind": "softmax", "impl": "all_gather", "chunk": None, "group_size": None,
-            "terms": {}, **loss}  # fmt: skip
-    config = ml_collections.ConfigDict(loss)
+    defaults = dict(kind="softmax", impl="all_gather", chunk=None, group_size=None, terms={})
+    config = ml_collections.ConfigDict({**defaults, **loss})
     return LossContext(mesh=mesh, batch_axes=("data",), loss_config=config)
 
 
