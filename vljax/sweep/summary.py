@@ -140,7 +140,8 @@ def _fmt(value) -> str:
 
 def _best(runs, metric):
     direction = better(metric)
-    values = [r["metrics"].get(metric) for r in runs]
+    # Only complete runs compete: a run stopped early has partial figures.
+    values = [r["metrics"].get(metric) for r in runs if r["status"] == COMPLETE]
     values = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
     if direction is None or len(values) < 2:
         return None
@@ -158,7 +159,8 @@ def markdown_table(runs) -> str:
         for metric in metrics:
             value = run["metrics"].get(metric)
             text = _fmt(value)
-            if best[metric] is not None and value == best[metric]:
+            won = run["status"] == COMPLETE and value == best[metric]
+            if best[metric] is not None and won:
                 text = f"**{text}**"
             cells.append(text)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
