@@ -92,6 +92,14 @@ def assert_close(got, want, rtol, name=""):
     assert err <= rtol, f"{name}: max error {err:.3g} (relative to max |ref|) > {rtol}"
 
 
+def assert_loss_and_grads_close(got, want, rtol=1e-5):
+    """(loss, (d zimg, d ztxt, d scale)) against the reference's, each relative to its max."""
+    (val, grads), (ref_val, ref_grads) = got, want
+    assert_close(val, ref_val, rtol, "loss")
+    for name, g, r in zip(("zimg", "ztxt", "scale"), grads, ref_grads, strict=True):
+        assert_close(g, r, rtol, name)
+
+
 def filip_scores_loops(x, y, m):
     """FILIP's two similarity matrices written out pair by pair, float64: s_i2t[i, j] =
     mean over patches of the best real word; s_t2i[i, j] = mean over real words of the best

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from loss_reference import assert_close, embeddings, mesh_of, shard
+from loss_reference import assert_close, assert_loss_and_grads_close, embeddings, mesh_of, shard
 
 from vljax.losses import contrastive_loss
 from vljax.losses.negnce import negnce_loss
@@ -65,13 +65,6 @@ def run(zimg, ztxt, s, mesh, batch_axes=("data",), **kw):
     return float(val), grads
 
 
-def check(got, want, rtol=1e-5):
-    (val, grads), (ref_val, ref_grads) = got, want
-    assert_close(val, ref_val, rtol, "loss")
-    for name, g, r in zip(("zimg", "ztxt", "scale"), grads, ref_grads):
-        assert_close(g, r, rtol, name)
-
-
 def with_hard_negatives(batch, dim=8, seed=0):
     """Well separated pairs, then text j set (almost) to image i for a few pairs i != j: text j
     beats image i's own caption, and image i beats text j's own image."""
@@ -93,7 +86,7 @@ def test_matches_dense_float64_reference(n_dev, batch, margin, weight, noise):
     s = 5.0
     assert hard_term_loops(zimg, ztxt, s, margin)[1]  # the batch does have hard negatives
     got = run(zimg, ztxt, s, mesh_of((n_dev,), ("data",)), margin=margin, weight=weight)
-    check(got, reference(zimg, ztxt, s, margin, weight))
+    assert_loss_and_grads_close(got, reference(zimg, ztxt, s, margin, weight))
 
 
 @pytest.mark.parametrize("n_dev", [1, 8])
@@ -104,7 +97,7 @@ def test_planted_hard_negatives(n_dev):
     want_hard, pairs = hard_term_loops(zimg, ztxt, s)
     assert set(planted) <= pairs and want_hard > 0
     got = run(zimg, ztxt, s, mesh)
-    check(got, reference(zimg, ztxt, s))
+    assert_loss_and_grads_close(got, reference(zimg, ztxt, s))
     info = run(zimg, ztxt, s, mesh, weight=0.0)[0]  # weight 0: plain InfoNCE
     assert_close(info, reference(zimg, ztxt, s, weight=0.0)[0], 1e-5, "infonce")
     hard = got[0] - info
@@ -128,8 +121,8 @@ def test_no_hard_negatives_is_infonce(n_dev):
             argnums=(0, 1, 2),
         )
     )(shard(zimg, mesh, ("data",)), shard(ztxt, mesh, ("data",)), jnp.float32(s))
-    check(got, (float(info[0]), info[1]), rtol=1e-6)
-    check(got, reference(zimg, ztxt, s))
+    assert_loss_and_grads_close(got, (float(info[0]), info[1]), rtol=1e-6)
+    assert_loss_and_grads_close(got, reference(zimg, ztxt, s))
 
 
 def test_several_batch_axes_and_bfloat16():
