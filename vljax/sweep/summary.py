@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import track
 
 from vljax.atomic_write import save_figure, write_text
-from vljax.errors import DataError
+from vljax.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, DataError
 from vljax.sweep.status import (
     ATTEMPTS,
     COMPLETE,
@@ -85,7 +85,8 @@ def read_run(workdir: str) -> dict:
     total = config.get("total_steps")
     status = run_status(workdir, int(total)) if total else "not started"
     last = attempts[-1] if attempts else {}
-    if status != COMPLETE and last.get("exit_code"):
+    stopped = last.get("exit_code") in (EXIT_PREEMPTED, EXIT_INTERRUPTED)  # saved: resumes
+    if status != COMPLETE and last.get("exit_code") and not stopped:
         status = "refused" if "refused" in last else f"failed (exit {last['exit_code']})"
     return dict(
         name=os.path.basename(os.path.normpath(workdir)),
