@@ -36,7 +36,15 @@ DEMOS = {
     "symile": "configs/symile.py:demo",
     "symile_pairwise": "configs/symile.py:demo_pairwise",
     "tpm_cl": "configs/tpm_cl.py:demo",
+    "m2_encoder": "configs/m2_encoder.py:demo",
+    "m2_encoder_grouped": "configs/m2_encoder.py:demo_grouped",
+    "one_to_k": "configs/one_to_k.py:demo",
+    "one_to_k_one_language": "configs/one_to_k.py:demo_one_language",
+    "multi_positive": "configs/multi_positive.py:demo",
 }
+# Demos that need several devices to show what they do, run on that many CPU devices (XLA's
+# host platform split): M2-Encoder's grouped aggregation with one device per group.
+CPU_DEVICES = {"m2_encoder_grouped": 4}
 DOC = os.path.join(ROOT, "docs", "methods.md")
 
 
@@ -45,13 +53,19 @@ def run_demo(name, spec, root):
     shutil.rmtree(workdir, ignore_errors=True)
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "vljax.cli", "train", "--config", spec, "--workdir", workdir]
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    env = dict(os.environ)
+    if name in CPU_DEVICES:
+        flag = f"--xla_force_host_platform_device_count={CPU_DEVICES[name]}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+    subprocess.run(cmd, cwd=ROOT, check=True, env=env)
     wall = time.perf_counter() - start
     with open(os.path.join(workdir, "eval.json")) as f:
         evals = json.load(f)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         last = [json.loads(line) for line in f][-1]
     row = {"method": name, "config": spec, "machine": machine_name(), "steps": evals["step"]}
+    if name in CPU_DEVICES:
+        row["cpu_devices"] = CPU_DEVICES[name]
     row.update({"wall_s": wall, "final_loss": last["loss"]})
     row.update({k: v for k, v in evals.items() if k != "step"})
     return row
