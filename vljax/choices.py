@@ -17,6 +17,7 @@ TEXT_POOLS = ("eos", "last", "first", "mean")
 TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
+# Each a module vljax/methods/<name>.py (vljax/methods/__init__.py).
 METHODS = ("clip", "filip", "coca", "long_clip", "sycoca", "symile", "multi_caption")
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
@@ -29,7 +30,7 @@ EVAL_TYPES = (
     "retrieval",
     "captioning",
     "third_modality",  # Symile: predict the third modality from the other two
-)  # config.evals.<name>.type  # each a module vljax/methods/<name>.py
+)  # config.evals.<name>.type
 
 DBNORM_METHODS = ("dis", "ddis")  # config.evals.<name>.dbnorm.method (vljax/evals/dbnorm.py)
 
