@@ -26,18 +26,12 @@ def step_flops(config_path):
     """FLOPs of one train step of the config (all devices), from the compiled step."""
     import jax
 
-    from benchmarks.train_step import build_step, compiled_flops
     from vljax.config import build_config
+    from vljax.train.aot import build_train_step, compiled_flops
 
-    config = build_config(config_path, [])
-    parts, _, step = build_step(config)
-    abstract = parts.abstract
-    size, length = config.model.image.image_size, config.model.text.max_len
-    batch = {
-        "image": jax.ShapeDtypeStruct((config.batch_size, size, size, 3), "uint8"),
-        "tokens": jax.ShapeDtypeStruct((config.batch_size, length), "int32"),
-    }
-    return compiled_flops(step.lower(abstract, batch).compile()) * jax.device_count()
+    built = build_train_step(build_config(config_path, []))
+    compiled = built.step.lower(built.parts.abstract, built.batch).compile()
+    return compiled_flops(compiled) * jax.device_count()
 
 
 def training_seconds(workdir):

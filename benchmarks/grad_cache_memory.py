@@ -39,12 +39,10 @@ def main(argv=None):
     )
 
     import jax
-    import jax.numpy as jnp
 
     from benchmarks.train_step import machine_name
     from vljax import sharding as shd
-    from vljax.train.state import build_parts
-    from vljax.train.step import make_train_step
+    from vljax.train.aot import build_train_step
 
     rows = []
     for accum in args.accum:
@@ -56,19 +54,10 @@ def main(argv=None):
                 ("optimizer.accum_steps", str(accum)),
             ],
         )
-        mesh = shd.make_mesh(config.mesh)
-        shd.check_batch(config.batch_size, mesh, config.sharding)
-        parts = build_parts(config, mesh)
-        sharding = shd.batch_sharding(mesh, config.sharding)
-        size, length = config.model.image.image_size, config.model.text.max_len
-        batch = {
-            "image": jax.ShapeDtypeStruct(
-                (args.batch_size, size, size, 3), jnp.uint8, sharding=sharding
-            ),
-            "tokens": jax.ShapeDtypeStruct((args.batch_size, length), jnp.int32, sharding=sharding),
-        }
+        built = build_train_step(config)
+        mesh = built.mesh
         start = time.perf_counter()
-        compiled = make_train_step(parts, config, mesh).lower(parts.abstract, batch).compile()
+        compiled = built.step.lower(built.parts.abstract, built.batch).compile()
         seconds = time.perf_counter() - start
         memory = compiled.memory_analysis()
         row = {

@@ -60,26 +60,6 @@ def machine_name():
     return f"{jax.device_count()} x {device.device_kind}"
 
 
-def build_step(config):
-    """(run parts, mesh, jitted train step) for a config. Imports jax here: `--devices` sets
-    XLA_FLAGS before jax is first imported."""
-    from vljax import sharding as shd
-    from vljax.train.state import build_parts
-    from vljax.train.step import make_train_step
-
-    mesh = shd.make_mesh(config.mesh)
-    shd.check_batch(config.batch_size, mesh, config.sharding)
-    parts = build_parts(config, mesh)
-    return parts, mesh, make_train_step(parts, config, mesh)
-
-
-def compiled_flops(compiled) -> float:
-    """FLOPs of one device's program, from a compiled step's cost_analysis."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0))
-
-
 def main(argv=None):
     if argv is None:  # as `vljax train` runs (vljax/host_malloc.py)
         reexec_with_malloc_tunables()
@@ -102,12 +82,14 @@ def main(argv=None):
     import numpy as np
 
     from vljax import sharding as shd
+    from vljax.train.aot import build_train_step, compiled_flops
     from vljax.train.state import init_state, num_params
 
     config = build_config(args.config, overrides)
     if args.batch_size:
         config.batch_size = args.batch_size
-    parts, mesh, step_fn = build_step(config)
+    built = build_train_step(config)
+    parts, mesh, step_fn = built.parts, built.mesh, built.step
     state = init_state(parts, config.model, 0)
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""`vljax` command line: train, eval, caption, export, import, prepare, tokenizer, sweep.
+"""`vljax` command line: train, eval, caption, export, import, prepare, tokenizer, sweep,
+compile.
 
 vljax train  --config configs/X.py[:arg] --workdir DIR [--config.key=value ...]
 vljax eval   --workdir DIR [--step N]
@@ -9,6 +10,7 @@ vljax prepare --manifest FILE.jsonl --name NAME --data-dir DIR
 vljax tokenizer train --dataset tfds:NAME --data-dir DIR --vocab-size N --out FILE.model
 vljax sweep --config configs/ablations/X.py --workdir-root ROOT [--launcher L] [--dry-run]
 vljax sweep summarize ROOT
+vljax compile --config F [--config.key=value ...] --devices N [--json OUT] [--no-compile]
 """
 
 import argparse
@@ -137,6 +139,12 @@ def _sweep(argv):
     return cli(argv)
 
 
+def _compile(argv):
+    from vljax.train.compile_cli import cli
+
+    return cli(argv)
+
+
 COMMANDS = {
     "train": _train,
     "eval": _eval,
@@ -146,6 +154,7 @@ COMMANDS = {
     "prepare": _prepare,
     "tokenizer": _tokenizer,
     "sweep": _sweep,
+    "compile": _compile,
 }
 
 

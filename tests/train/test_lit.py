@@ -3,10 +3,10 @@
 import jax
 import numpy as np
 
-from benchmarks.train_step import compiled_flops
 from tests.methods.runs import SMOKE_STEPS
 from vljax import sharding as shd
 from vljax.config import build_config
+from vljax.train.aot import compiled_flops
 from vljax.train.checkpoint import load_run
 from vljax.train.init_from import initial_params
 from vljax.train.state import build_parts, init_state
