@@ -186,7 +186,10 @@ def base_config():
 
     c.evals = ml_collections.ConfigDict()
 
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    # Device counts per axis (one may be -1: the rest). dcn_data = K > 1: a hybrid mesh, the
+    # data axis split K ways over the network between hosts / TPU slices (K = their number),
+    # the rest inside each one (vljax/sharding.py make_mesh; docs/scaling.md).
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))
     c.sharding = ml_collections.ConfigDict()
     c.sharding.rules = fsdp_rules()
     return c

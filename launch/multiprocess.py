@@ -19,11 +19,19 @@ import subprocess
 import sys
 import time
 
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_device_flags(cpu_devices, xla_flags=""):
+    """`xla_flags` with its fake CPU device count (if any) replaced by `cpu_devices`."""
+    kept = [f for f in xla_flags.split() if not f.startswith(DEVICE_COUNT_FLAG)]
+    return " ".join([*kept, f"{DEVICE_COUNT_FLAG}={cpu_devices}"])
 
 
 def process_envs(num_processes, port, cpu_devices=None, gpu_per_process=False):
@@ -36,9 +44,10 @@ def process_envs(num_processes, port, cpu_devices=None, gpu_per_process=False):
             "VLJAX_PROCESS_ID": str(i),
         }
         if cpu_devices:
-            # Fake CPU devices per process; cross-process CPU collectives need gloo.
+            # Fake CPU devices per process (the parent's other XLA flags kept); cross-process
+            # CPU collectives need gloo.
             env["JAX_PLATFORMS"] = "cpu"
-            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={cpu_devices}"
+            env["XLA_FLAGS"] = cpu_device_flags(cpu_devices, os.environ.get("XLA_FLAGS", ""))
             env["VLJAX_CPU_COLLECTIVES"] = "gloo"
         if gpu_per_process:
             env["CUDA_VISIBLE_DEVICES"] = str(i)

@@ -36,3 +36,18 @@ def test_global_batch_is_sharded_over_the_batch_axes():
     assert batch["x"].shape == (16, 1)
     assert len(batch["x"].addressable_shards) == jax.device_count()
     assert batch["x"].addressable_shards[1].data.shape == (2, 1)
+
+
+def test_hybrid_mesh_needs_one_granule_per_dcn_way():
+    """mesh.dcn_data must equal the processes (hosts) or TPU slices; the 2-process run with
+    dcn_data=2 is tests/train/test_multiprocess.py."""
+    with pytest.raises(ValueError, match=r"dcn_data = 2 must equal the number of processes"):
+        shd.make_mesh(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=2)))
+    flat = shd.make_mesh(ml_collections.ConfigDict(dict(data=-1, fsdp=2, tensor=1, dcn_data=1)))
+    assert dict(flat.shape) == {"data": 4, "fsdp": 2, "tensor": 1}
+
+
+def test_process_rows_are_the_rows_of_the_process_devices():
+    rules = ml_collections.ConfigDict(dict(rules=common.fsdp_rules()))
+    mesh = shd.make_mesh(ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=2)))
+    assert shd.process_rows(16, mesh, rules) == (0, 16)  # one process holds every row

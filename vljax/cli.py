@@ -2,6 +2,7 @@
 compile.
 
 vljax train  --config configs/X.py[:arg] --workdir DIR [--config.key=value ...]
+             [--coordinator-address HOST:PORT --num-processes N --process-id I]
 vljax eval   --workdir DIR [--step N]
 vljax caption --workdir DIR [--step N] --images PATHS...   (captioning methods: CoCa)
 vljax export --workdir DIR [--step N] --format hf --out OUT
@@ -42,30 +43,20 @@ tracebacks for every error.
 )
 
 
-def _init_distributed():
-    """Joins a multi-process run when the launcher set VLJAX_* (see launch/)."""
-    coordinator = os.environ.get("VLJAX_COORDINATOR")
-    if not coordinator:
-        return
-    import jax
-
-    if os.environ.get("VLJAX_CPU_COLLECTIVES"):
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=coordinator,
-        num_processes=int(os.environ["VLJAX_NUM_PROCESSES"]),
-        process_id=int(os.environ["VLJAX_PROCESS_ID"]),
-    )
-
-
 def _train(argv):
     overrides, rest = parse_overrides(argv)
     parser = argparse.ArgumentParser(prog="vljax train")
     parser.add_argument("--config", required=True, help="configs/X.py[:arg] or a config.json")
     parser.add_argument("--workdir", required=True)
+    # A multi-process job (vljax/distributed.py): these, else VLJAX_*, else a detected cluster.
+    parser.add_argument("--coordinator-address", help="HOST:PORT of process 0")
+    parser.add_argument("--num-processes", type=int)
+    parser.add_argument("--process-id", type=int)
     args = parser.parse_args(rest)
     config = build_config(args.config, overrides)
-    _init_distributed()
+    from vljax.distributed import init_distributed
+
+    init_distributed(args.coordinator_address, args.num_processes, args.process_id)
     from vljax.train.loop import train
 
     train(config, args.workdir)

@@ -276,9 +276,14 @@ def validate(config: ml_collections.ConfigDict):
             "that `vljax prepare` wrote to"
         )
     for axis, size in config.mesh.items():
+        if axis == "dcn_data":  # a hybrid mesh's granules (vljax/sharding.py make_mesh)
+            if not isinstance(size, int) or size < 1:
+                raise ConfigError(f"config.mesh.dcn_data = {size!r} must be a positive int")
+            continue
         if axis not in MESH_AXES:
             raise ConfigError(
-                f"config.mesh has unknown axis {axis!r}; " + _closest(axis, MESH_AXES)
+                f"config.mesh has unknown axis {axis!r}; "
+                + _closest(axis, (*MESH_AXES, "dcn_data"))
             )
         if not isinstance(size, int) or (size < 1 and size != -1):
             raise ConfigError(f"config.mesh.{axis} = {size!r} must be a positive int or -1")

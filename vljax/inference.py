@@ -31,7 +31,9 @@ def _jitted(model, model_method: str, mesh=None, rules=None):
         with shd.activation_sharding(mesh, rules):
             return model.apply({"params": params}, x, method=model_method)
 
-    return jax.jit(encode)
+    # Replicated outputs: every process of a multi-host run reads all the embeddings (arrays
+    # spread over other processes' devices cannot be fetched).
+    return jax.jit(encode, out_shardings=shd.replicated(mesh))
 
 
 @functools.lru_cache(maxsize=16)
@@ -85,8 +87,10 @@ class Encoder:
             if n < size:
                 pad = np.zeros((size - n,) + chunk.shape[1:], chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
-            if mesh is not None:
-                chunk = jax.device_put(chunk, batch_sharding)
+            if mesh is not None:  # every process holds the whole chunk: each puts its rows
+                chunk = jax.make_array_from_callback(
+                    chunk.shape, batch_sharding, lambda index, c=chunk: c[index]
+                )
             out.append(
                 jax.tree.map(lambda y, n=n: np.asarray(y, np.float32)[:n], fn(self.params, chunk))
             )

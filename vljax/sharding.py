@@ -6,6 +6,7 @@ import math
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vljax.choices import MESH_AXES
@@ -13,7 +14,12 @@ from vljax.errors import ConfigError
 
 
 def make_mesh(mesh_config, devices=None) -> Mesh:
-    """Builds a (data, fsdp, tensor) mesh; one axis may be -1 (= the rest of the devices)."""
+    """Builds a (data, fsdp, tensor) mesh; one axis may be -1 (= the rest of the devices).
+
+    `mesh_config.dcn_data` = K > 1 makes it a hybrid mesh (`create_hybrid_device_mesh`): the
+    `data` axis is split K ways over the slow network between granules (TPU slices when the
+    devices belong to several, else processes, i.e. hosts) and the rest of every axis stays
+    on the fast one (ICI / NVLink) inside a granule."""
     devices = list(devices if devices is not None else jax.devices())
     sizes = {axis: int(mesh_config.get(axis, 1)) for axis in MESH_AXES}
     free = [axis for axis, size in sizes.items() if size == -1]
@@ -34,7 +40,33 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
             "set one axis to -1 to use the rest"
         )
     shape = tuple(sizes[axis] for axis in MESH_AXES)
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+    dcn_data = int(mesh_config.get("dcn_data", 1))
+    if dcn_data == 1:
+        return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+    return Mesh(_hybrid_devices(shape, dcn_data, devices), MESH_AXES)
+
+
+def _hybrid_devices(shape, dcn_data: int, devices) -> np.ndarray:
+    """Devices of a (data, fsdp, tensor) mesh whose data axis is dcn_data granules x the rest."""
+    slices = {getattr(d, "slice_index", 0) for d in devices}
+    by_slice = len(slices) > 1
+    granules = len(slices) if by_slice else len({d.process_index for d in devices})
+    what = "TPU slices" if by_slice else "processes (hosts)"
+    if dcn_data != granules:
+        raise ConfigError(
+            f"config.mesh.dcn_data = {dcn_data} must equal the number of {what}, {granules}: "
+            "the data axis is split over the network between them (one process per host). "
+            f"Set --config.mesh.dcn_data={granules}, or 1 for a flat mesh"
+        )
+    if shape[0] % dcn_data:
+        raise ConfigError(
+            f"config.mesh.dcn_data = {dcn_data} does not divide the data axis ({shape[0]} "
+            f"devices of mesh {dict(zip(MESH_AXES, shape, strict=True))}); make config.mesh.data "
+            f"a multiple of {dcn_data}, e.g. -1"
+        )
+    ici = (shape[0] // dcn_data, *shape[1:])
+    dcn = (dcn_data,) + (1,) * (len(shape) - 1)
+    return mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, process_is_granule=not by_slice)
 
 
 def logical_rules(sharding_config):
@@ -116,8 +148,27 @@ def check_param_shardings(abstract_params, shardings, mesh: Mesh):
         )
 
 
+def process_rows(global_size: int, mesh: Mesh, sharding_config) -> tuple[int, int]:
+    """[start, stop): the rows of a global batch of `global_size` that this process's devices
+    hold under the batch sharding, the only rows its data pipeline loads. On the meshes above
+    process i holds rows [i * B / P, (i + 1) * B / P) (devices are grouped by process), but
+    the sharding, not that rule, decides; rows that are not one block are refused."""
+    sharding = batch_sharding(mesh, sharding_config)
+    index_map = sharding.addressable_devices_indices_map((global_size,))
+    blocks = sorted({idx[0].indices(global_size)[:2] for idx in index_map.values()})
+    start, stop = blocks[0][0], blocks[-1][1]
+    if any(a != prev_stop for (_, prev_stop), (a, _) in zip(blocks, blocks[1:])):
+        raise ConfigError(
+            f"this process's devices hold rows {blocks} of the global batch, not one block: "
+            "the mesh interleaves processes along the batch axes; order config.mesh so that "
+            "each process's devices are neighbours along data x fsdp (e.g. mesh.dcn_data)"
+        )
+    return start, stop
+
+
 def global_batch(local_batch: dict, mesh: Mesh, sharding_config) -> dict:
-    """Assembles each process's local rows into global arrays sharded over the batch axes."""
+    """Assembles each process's local rows (`process_rows`) into global arrays sharded over
+    the batch axes."""
     sharding = batch_sharding(mesh, sharding_config)
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch

@@ -1,9 +1,9 @@
-"""The grain training pipeline: source -> per-process shard -> seeded shuffle -> decode,
-augment, pick a caption, tokenise -> batch. Checkpointable.
+"""The grain training pipeline: source -> seeded shuffle -> this process's rows of each global
+batch -> decode, augment, pick a caption, tokenise -> batch. Checkpointable.
 
 ```python
-it = make_train_iterator(config, tokenizer, seed)
-batch = next(it)   # dict(image=uint8 [b, H, W, 3], tokens=int32 [b, L]), b = B // processes
+it = make_train_iterator(config, tokenizer, seed, rows=(start, stop))  # default: B / P rows
+batch = next(it)   # dict(image=uint8 [b, H, W, 3], tokens=int32 [b, L]), b = stop - start
 state = it.get_state()   # a JSON-serialisable dict; store it with every checkpoint
 it.set_state(state)      # on a fresh iterator: the following batches are bit-identical
 ```
@@ -17,11 +17,16 @@ two together determine: Symile's demo), `"tfds:NAME[:SPLIT]"` (a prepared datase
 config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
 `'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
 
-Every process reads only its shard (`ShardByJaxProcess(drop_remainder=True)`); the sampler
-shuffles globally with `seed` and repeats forever (`num_epochs=None`); randomness of the
-per-example transform comes from grain's per-record seed, so it is reproduced on resume and
-does not depend on the number of workers. `config.data.num_workers` decoding processes
-(0 = in this process), each keeping `config.data.prefetch` batches ready.
+The data order does not depend on the topology: grain's `IndexSampler` (unsharded, shuffled
+with `seed`, repeating forever) numbers the examples of one global stream, the global batch
+at step t is its entries [t * B, (t + 1) * B), and each process loads only its rows
+[start, stop) of that batch (`GlobalBatchSampler`; the trainer passes the rows its devices
+hold, `vljax.sharding.process_rows`). The per-example transform's randomness is grain's
+per-record seed of the global entry. So 1 process x 8 devices, 2 x 4 and any worker count
+see the same examples with the same augmentation at every step, and the iterator's state is
+the number of batches consumed: a checkpoint resumes on another process count exactly.
+`config.data.num_workers` decoding processes (0 = in this process), each keeping
+`config.data.prefetch` batches ready.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 from collections.abc import Iterator
 
 import grain.python as grain
@@ -52,7 +58,7 @@ from vljax.data.third_modality import ThirdModality
 from vljax.errors import ConfigError, DataError
 from vljax.token_ids import PAD_ID
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: {batches, identity}; 1: grain's per-process loader state
 # What a training batch can hold: uint8 images [B, H, W, 3], int32 tokens [B, max_len] and,
 # for methods that ask for them, the tokens of each example's short caption (Long-CLIP) and
 # int32 multi_tokens [B, K, max_len]: K captions per example (multi_caption;
@@ -264,41 +270,104 @@ def make_source(spec, config, split: str = "train"):
     )
 
 
-class TrainIterator(Iterator):
-    """A grain DataLoader iterator whose state is a JSON-serialisable dict.
+class GlobalBatchSampler:
+    """A grain sampler: this process's rows of the global batches of one unsharded `inner`
+    IndexSampler, the same stream on every topology.
 
-    The state records the process count: restoring it under another count (or another
-    worker count, or another source/sampler) raises a ValueError naming what changed.
+    grain's DataLoader asks for local entries k = 0, 1, ... and batches them; with W worker
+    processes, worker k % W takes entries k, k + W, ... and the loader's t-th batch is its
+    worker's batch t // W. Local entry k is mapped to row `start + j` of global batch
+    `first_batch + t`: entry (first_batch + t) * B + start + j of `inner`, whose record and
+    per-record seed it takes.
     """
 
-    def __init__(self, loader: grain.DataLoader, meta: dict):
-        self._loader = loader
-        self._it = iter(loader)
+    def __init__(self, inner, global_batch: int, rows, workers: int, first_batch: int = 0):
+        self._inner = inner
+        self._global_batch = global_batch
+        self._start, stop = rows
+        self._local_batch = stop - self._start
+        self._workers = max(workers, 1)
+        self._first_batch = first_batch
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def __repr__(self) -> str:
+        return (
+            f"GlobalBatchSampler({self._inner!r}, global_batch={self._global_batch}, "
+            f"rows=[{self._start}, {self._start + self._local_batch}), "
+            f"first_batch={self._first_batch})"
+        )
+
+    def global_entry(self, k: int) -> int:
+        w, p = k % self._workers, k // self._workers
+        m, j = divmod(p, self._local_batch)
+        t = m * self._workers + w
+        return (self._first_batch + t) * self._global_batch + self._start + j
+
+    def __getitem__(self, k: int) -> grain.RecordMetadata:
+        meta = self._inner[self.global_entry(k)]
+        return grain.RecordMetadata(index=k, record_key=meta.record_key, rng=meta.rng)
+
+
+class TrainIterator(Iterator):
+    """Batches of the grain DataLoader `make_loader(first_batch)`. Its state is topology-free:
+    the batches consumed, and what identifies the stream (global batch size, source, sampler),
+    so that a different one is refused."""
+
+    def __init__(self, make_loader, meta: dict):
+        self._make_loader = make_loader
         self._meta = meta
+        self._first = 0
+        self._consumed = 0
+        self._it = None  # built at the first batch, so that set_state starts no workers
 
     def __iter__(self):
         return self
 
     def __next__(self) -> dict:
-        return next(self._it)
+        if self._it is None:
+            self._it = iter(self._make_loader(self._first))
+        batch = next(self._it)
+        self._consumed += 1
+        return batch
 
     def get_state(self) -> dict:
-        return dict(version=_STATE_VERSION, **self._meta, loader=json.loads(self._it.get_state()))
+        return dict(version=_STATE_VERSION, batches=self._first + self._consumed, **self._meta)
 
     def set_state(self, state: dict) -> None:
+        """Continues after `state`'s batches; on a fresh iterator, before its first batch."""
         if isinstance(state, bytes | str):
             state = json.loads(state)
+        if self._it is not None:
+            raise RuntimeError("TrainIterator.set_state must come before the first batch")
+        if state.get("version", 1) == 1:
+            self._first = _batches_of_v1_state(state, self._meta["global_batch"])
+            return
         for key, now in self._meta.items():
-            then = state.get(key)
-            if then != now:
-                raise DataError(_mismatch_message(key, then, now))
-        try:
-            self._it.set_state(json.dumps(state["loader"]).encode())
-        except ValueError as e:
-            raise DataError(
-                "the data iterator state in the checkpoint does not match this run's data "
-                f"pipeline ({e}); resume with the same config.data and seed"
-            ) from e
+            if state.get(key) != now:
+                raise DataError(
+                    "the data iterator state in the checkpoint does not match this run's data "
+                    f"pipeline ({key}: saved {state.get(key)!r}, now {now!r}); resume with the "
+                    "same config.batch_size, config.data and seed"
+                )
+        self._first = int(state["batches"])
+
+
+def _batches_of_v1_state(state: dict, global_batch: int) -> int:
+    """The batches consumed by an iterator that vljax saved before the topology-free order
+    (state version 1: grain's loader state over per-process shards of the records). The run
+    continues in the new order from there, which is the old one for 1 process with 0 or 1
+    worker; otherwise the examples after the resume differ from the old order's."""
+    loader = state["loader"]
+    count, index = int(state["process_count"]), int(state["process_index"])
+    workers = max(int(loader["worker_count"]), 1)
+    ways = count * workers
+    entries = sum(
+        (int(last) + ways - index - int(w) * count) // ways
+        for w, last in loader["last_seen_indices"].items()
+    )
+    return entries // (global_batch // count)
 
 
 def _absl_flags_parsed() -> None:
@@ -309,44 +378,33 @@ def _absl_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def _mismatch_message(key, then, now) -> str:
-    if key == "process_count":
-        return (
-            f"the checkpoint's data iterator was saved with {then} JAX processes but this run "
-            f"has {now}: the per-process shards differ, so the data order cannot be resumed "
-            f"exactly. Resume with {then} processes (or start a new workdir)"
-        )
-    if key == "process_index":
-        return (
-            f"this process (index {now}) was given the iterator state of process {then}; "
-            "restore each process's own state"
-        )
-    if key == "num_workers":
-        return (
-            f"the checkpoint's data iterator used config.data.num_workers={then} but this run "
-            f"uses {now}; resume with --config.data.num_workers={then}"
-        )
-    return f"data iterator state mismatch on {key}: saved {then!r}, now {now!r}"
-
-
-def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")) -> TrainIterator:
-    """Per-process training batches of `fields` (of BATCH_FIELDS); see the module docstring."""
+def default_rows(global_batch: int) -> tuple[int, int]:
+    """Process i's rows [i * B / P, (i + 1) * B / P) of a global batch of B: what
+    `vljax.sharding.process_rows` gives on vljax's meshes (the trainer passes the mesh's)."""
     pc = jax.process_count()
-    if config.batch_size % pc:
+    if global_batch % pc:
         raise DataError(
-            f"config.batch_size={config.batch_size} is not divisible by the {pc} JAX processes"
+            f"config.batch_size={global_batch} is not divisible by the {pc} JAX processes"
         )
-    local_batch = config.batch_size // pc
+    b = global_batch // pc
+    return jax.process_index() * b, (jax.process_index() + 1) * b
+
+
+def make_train_iterator(
+    config, tokenizer, seed: int, fields=("image", "tokens"), rows=None
+) -> TrainIterator:
+    """This process's `rows` [start, stop) (default: `default_rows`) of every global batch of
+    `fields` (of BATCH_FIELDS); see the module docstring."""
+    start, stop = rows if rows is not None else default_rows(int(config.batch_size))
     source = make_source(config.data.train.dataset, config, "train")
-    shard = grain.ShardByJaxProcess(drop_remainder=True)
-    if len(source) // pc < local_batch:
+    if len(source) < config.batch_size:
         raise DataError(
-            f"the training source has {len(source)} examples, fewer than one batch of "
-            f"{local_batch} per process"
+            f"the training source has {len(source)} examples, fewer than one global batch of "
+            f"{config.batch_size}"
         )
-    sampler = grain.IndexSampler(
+    inner = grain.IndexSampler(
         num_records=len(source),
-        shard_options=shard,
+        shard_options=grain.NoSharding(),
         shuffle=True,
         num_epochs=None,
         seed=int(seed) % (2**31),
@@ -376,22 +434,29 @@ def make_train_iterator(config, tokenizer, seed: int, fields=("image", "tokens")
     workers = int(config.data.num_workers)
     if workers > 0:
         _absl_flags_parsed()
-    loader = grain.DataLoader(
-        data_source=source,
-        sampler=sampler,
-        operations=[transform, grain.Batch(local_batch, drop_remainder=True)],
-        worker_count=workers,
-        worker_buffer_size=max(1, int(config.data.prefetch)),
-        shard_options=shard,
-        # Reads run in the thread that transforms (or in each worker process): grain's default
-        # 16 prefetch threads busy-poll futures and fight over the GIL, which costs more than
-        # local ArrayRecord reads. Raise config.data.read_threads for slow (network) storage.
-        read_options=grain.ReadOptions(
-            num_threads=int(config.data.read_threads), prefetch_buffer_size=64
-        ),
-    )
-    meta = dict(process_count=pc, process_index=jax.process_index(), num_workers=workers)
-    return TrainIterator(loader, meta)
+
+    def make_loader(first_batch: int) -> grain.DataLoader:
+        sampler = GlobalBatchSampler(
+            inner, int(config.batch_size), (start, stop), workers, first_batch
+        )
+        return grain.DataLoader(
+            data_source=source,
+            sampler=sampler,
+            operations=[transform, grain.Batch(stop - start, drop_remainder=True)],
+            worker_count=workers,
+            worker_buffer_size=max(1, int(config.data.prefetch)),
+            shard_options=grain.NoSharding(),  # the sampler picks this process's rows
+            # Reads run in the thread that transforms (or in each worker process): grain's
+            # default 16 prefetch threads busy-poll futures and fight over the GIL, which costs
+            # more than local ArrayRecord reads. Raise config.data.read_threads for slow
+            # (network) storage.
+            read_options=grain.ReadOptions(
+                num_threads=int(config.data.read_threads), prefetch_buffer_size=64
+            ),
+        )
+
+    meta = dict(global_batch=int(config.batch_size), source=repr(source), sampler=repr(inner))
+    return TrainIterator(make_loader, meta)
 
 
 def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_000, config=None):

@@ -7,8 +7,9 @@ fall back to the newest earlier checkpoint that restores, saying so; an explicit
 falls back. Pruning to `keep_checkpoints` never deletes the newest checksummed checkpoint.
 
 A checkpoint holds two items: `state` (step, params, optimizer state; restored onto whatever
-mesh the current run has, so 8 devices -> 4 works) and `data` (the grain iterator's JSON
-state, so a resumed run sees exactly the batches an uninterrupted one would).
+mesh the current run has, so 8 devices -> 4 works) and `data` (the data iterator's JSON
+state: the batches consumed, which does not depend on the process count, so a resumed run
+sees exactly the batches an uninterrupted one would, also on another number of processes).
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from vljax import sharding as shd
 from vljax.errors import CheckpointError
@@ -124,14 +126,16 @@ def verified_steps(manager) -> list[int]:
 def finalize(manager, keep: int):
     """Waits for the pending save, writes the checksums of every completed checkpoint that
     lacks them (process 0 only: the filesystem is shared), then keeps the newest `keep`
-    checkpoints, never deleting the newest verified one."""
+    checkpoints, never deleting the newest verified one. Every process calls it: orbax's
+    delete is a barrier across processes."""
     manager.wait_until_finished()
-    if jax.process_index() != 0:
-        return
-    for step in manager.all_steps():
-        folder = step_dir(manager, step)
-        if not os.path.exists(os.path.join(folder, CHECKSUMS)):
-            write_checksums(folder)
+    if jax.process_index() == 0:
+        for step in manager.all_steps():
+            folder = step_dir(manager, step)
+            if not os.path.exists(os.path.join(folder, CHECKSUMS)):
+                write_checksums(folder)
+    if jax.process_count() > 1:  # every process then sees the same checksums: same deletions
+        multihost_utils.sync_global_devices("vljax checkpoint checksums")
     steps = sorted(manager.all_steps())
     verified = verified_steps(manager)
     protect = max(verified) if verified else None

@@ -129,6 +129,12 @@ def ensure_tokenizer(config, workdir):
     return tokenizer
 
 
+def say(message: str):
+    """Prints on process 0 only: one line per run, not one per host."""
+    if jax.process_index() == 0:
+        print(message)
+
+
 def _host(metrics):
     return {k: float(np.asarray(v)) for k, v in metrics.items()}
 
@@ -160,7 +166,11 @@ def _train(config, workdir):
         check_resume_compatible(config, workdir)
     tokenizer = ensure_tokenizer(config, workdir)
     data_iter = make_train_iterator(
-        config, tokenizer, seed=int(config.seed), fields=parts.method.batch_fields
+        config,
+        tokenizer,
+        seed=int(config.seed),
+        fields=parts.method.batch_fields,
+        rows=shd.process_rows(config.batch_size, mesh, config.sharding),
     )
 
     restored = ckpt.restore_latest(manager, parts.abstract, set_aside=jax.process_index() == 0)
@@ -168,7 +178,7 @@ def _train(config, workdir):
         state, data_state, start = restored
         if data_state:
             data_iter.set_state(data_state)
-        print(f"Resumed from {workdir} at step {start}.")
+        say(f"Resumed from {workdir} at step {start}.")
     else:
         init_params = initial_params(config)
         if init_params is not None and parts.method.adapt_init_params is not None:
@@ -180,9 +190,10 @@ def _train(config, workdir):
     # the next attempt to (only checkpoints do, through check_resume_compatible).
     if jax.process_index() == 0:
         save_config(config, os.path.join(workdir, "config.json"))
-    print(
+    say(
         f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}; "
-        f"global batch {config.batch_size}; steps {start} -> {config.total_steps}."
+        f"global batch {config.batch_size}; steps {start} -> {config.total_steps}"
+        + (f"; {jax.process_count()} processes." if jax.process_count() > 1 else ".")
     )
 
     step_fn = make_train_step(parts, config, mesh)
