@@ -33,6 +33,16 @@ def test_multiprocess_dry_run():
         assert line.endswith(shlex.join(["-m", "vljax.cli", "train", *TRAIN_ARGS]))
 
 
+def test_multiprocess_keeps_the_other_xla_flags():
+    env = {**os.environ, "XLA_FLAGS": "--xla_a=1 --xla_force_host_platform_device_count=8"}
+    (line,) = run(
+        [sys.executable, "launch/multiprocess.py", "-n", "1", "--cpu-devices", "4", "--dry-run",
+         "--", *TRAIN_ARGS], env
+    )  # fmt: skip
+    flags = "--xla_a=1 --xla_force_host_platform_device_count=4"
+    assert f"XLA_FLAGS={shlex.quote(flags)} " in line
+
+
 def test_slurm_dry_run():
     task = (
         "VLJAX_COORDINATOR=FIRST_NODE:8476 VLJAX_NUM_PROCESSES=$SLURM_NTASKS "
