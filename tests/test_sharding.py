@@ -50,4 +50,4 @@ def test_hybrid_mesh_needs_one_granule_per_dcn_way():
 def test_process_rows_are_the_rows_of_the_process_devices():
     rules = ml_collections.ConfigDict(dict(rules=common.fsdp_rules()))
     mesh = shd.make_mesh(ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=2)))
-    assert shd.process_rows(16, mesh, rules) == (0, 16)  # one process holds every row
+    assert shd.process_rows(16, mesh, rules) == ((0, 16),)  # one process holds every row

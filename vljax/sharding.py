@@ -148,22 +148,21 @@ def check_param_shardings(abstract_params, shardings, mesh: Mesh):
         )
 
 
-def process_rows(global_size: int, mesh: Mesh, sharding_config) -> tuple[int, int]:
-    """[start, stop): the rows of a global batch of `global_size` that this process's devices
-    hold under the batch sharding, the only rows its data pipeline loads. On the meshes above
-    process i holds rows [i * B / P, (i + 1) * B / P) (devices are grouped by process), but
-    the sharding, not that rule, decides; rows that are not one block are refused."""
+def process_rows(global_size: int, mesh: Mesh, sharding_config) -> tuple[tuple[int, int], ...]:
+    """The rows of a global batch of `global_size` that this process's devices hold under the
+    batch sharding, as sorted [start, stop) blocks: the only rows its data pipeline loads, in
+    the order `make_array_from_process_local_data` reads them (the local rows are the blocks
+    concatenated in order). On vljax's meshes on CPU and GPU, process i holds the one block
+    [i * B / P, (i + 1) * B / P); a device order that interleaves processes gives several."""
     sharding = batch_sharding(mesh, sharding_config)
     index_map = sharding.addressable_devices_indices_map((global_size,))
-    blocks = sorted({idx[0].indices(global_size)[:2] for idx in index_map.values()})
-    start, stop = blocks[0][0], blocks[-1][1]
-    if any(a != prev_stop for (_, prev_stop), (a, _) in zip(blocks, blocks[1:])):
-        raise ConfigError(
-            f"this process's devices hold rows {blocks} of the global batch, not one block: "
-            "the mesh interleaves processes along the batch axes; order config.mesh so that "
-            "each process's devices are neighbours along data x fsdp (e.g. mesh.dcn_data)"
-        )
-    return start, stop
+    blocks = []
+    for start, stop in sorted({idx[0].indices(global_size)[:2] for idx in index_map.values()}):
+        if blocks and blocks[-1][1] == start:
+            blocks[-1] = (blocks[-1][0], stop)
+        else:
+            blocks.append((start, stop))
+    return tuple(blocks)
 
 
 def global_batch(local_batch: dict, mesh: Mesh, sharding_config) -> dict:

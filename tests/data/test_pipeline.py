@@ -69,7 +69,8 @@ def test_the_global_batch_does_not_depend_on_the_process_rows(shapes_tokenizer):
     c = small_config(num_workers=0)
     whole = _take(pipeline.make_train_iterator(c, shapes_tokenizer, seed=0), 4)
     halves = [
-        pipeline.make_train_iterator(c, shapes_tokenizer, seed=0, rows=r) for r in ((0, 4), (4, 8))
+        pipeline.make_train_iterator(c, shapes_tokenizer, seed=0, rows=r)
+        for r in (((0, 4),), ((4, 8),))
     ]
     for t in range(2):
         parts = [next(h) for h in halves]
@@ -98,7 +99,7 @@ def test_a_state_saved_before_the_topology_free_order_resumes_at_its_batch(shape
 def test_global_entries_with_worker_processes():
     """With W workers grain's t-th batch is worker t % W's batch t // W, whose entries are
     every W-th local entry; they map to rows [start, stop) of global batch t."""
-    s = pipeline.GlobalBatchSampler(None, global_batch=8, rows=(4, 8), workers=2)
+    s = pipeline.GlobalBatchSampler(None, global_batch=8, rows=((4, 8),), workers=2)
     local = range(16)  # 4 local batches of 4 rows
     by_batch = {}
     for k in local:
@@ -171,3 +172,10 @@ def test_short_tokens_are_the_short_caption_of_the_picked_language(shapes_tokeni
         np.testing.assert_array_equal(out["short_tokens"], want)
     with pytest.raises(DataError, match="shapes_long"):
         t.random_map(dict(image=image, captions={"en": "a"}), np.random.default_rng(0))
+
+
+def test_rows_in_several_blocks():
+    """A process whose devices hold rows in several blocks (a TPU pod's device order) loads
+    them concatenated in order, as make_array_from_process_local_data reads them."""
+    s = pipeline.GlobalBatchSampler(None, global_batch=8, rows=((0, 2), (4, 6)), workers=0)
+    assert [s.global_entry(k) for k in range(8)] == [0, 1, 4, 5, 8, 9, 12, 13]

@@ -2,8 +2,8 @@
 batch -> decode, augment, pick a caption, tokenise -> batch. Checkpointable.
 
 ```python
-it = make_train_iterator(config, tokenizer, seed, rows=(start, stop))  # default: B / P rows
-batch = next(it)   # dict(image=uint8 [b, H, W, 3], tokens=int32 [b, L]), b = stop - start
+it = make_train_iterator(config, tokenizer, seed, rows=((start, stop), ...))  # default B / P
+batch = next(it)   # dict(image=uint8 [b, H, W, 3], tokens=int32 [b, L]), b = rows held
 state = it.get_state()   # a JSON-serialisable dict; store it with every checkpoint
 it.set_state(state)      # on a fresh iterator: the following batches are bit-identical
 ```
@@ -19,9 +19,9 @@ config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
 
 The data order does not depend on the topology: grain's `IndexSampler` (unsharded, shuffled
 with `seed`, repeating forever) numbers the examples of one global stream, the global batch
-at step t is its entries [t * B, (t + 1) * B), and each process loads only its rows
-[start, stop) of that batch (`GlobalBatchSampler`; the trainer passes the rows its devices
-hold, `vljax.sharding.process_rows`). The per-example transform's randomness is grain's
+at step t is its entries [t * B, (t + 1) * B), and each process loads only its rows of that
+batch (`GlobalBatchSampler`; the trainer passes the [start, stop) blocks its devices hold,
+`vljax.sharding.process_rows`). The per-example transform's randomness is grain's
 per-record seed of the global entry. So 1 process x 8 devices, 2 x 4 and any worker count
 see the same examples with the same augmentation at every step, and the iterator's state is
 the number of batches consumed: a checkpoint resumes on another process count exactly.
@@ -274,18 +274,20 @@ class GlobalBatchSampler:
     """A grain sampler: this process's rows of the global batches of one unsharded `inner`
     IndexSampler, the same stream on every topology.
 
-    grain's DataLoader asks for local entries k = 0, 1, ... and batches them; with W worker
-    processes, worker k % W takes entries k, k + W, ... and the loader's t-th batch is its
-    worker's batch t // W. Local entry k is mapped to row `start + j` of global batch
-    `first_batch + t`: entry (first_batch + t) * B + start + j of `inner`, whose record and
-    per-record seed it takes.
+    `rows`: the process's rows of a global batch as sorted [start, stop) blocks; its local
+    row j is the j-th of them. grain's DataLoader asks for local entries k = 0, 1, ... and
+    batches them; with W worker processes, worker k % W takes entries k, k + W, ... and the
+    loader's t-th batch is its worker's batch t // W. Local entry k is mapped to row j of
+    global batch `first_batch + t`: entry (first_batch + t) * B + rows[j] of `inner`, whose
+    record and per-record seed it takes.
     """
 
     def __init__(self, inner, global_batch: int, rows, workers: int, first_batch: int = 0):
         self._inner = inner
         self._global_batch = global_batch
-        self._start, stop = rows
-        self._local_batch = stop - self._start
+        self._blocks = tuple((int(a), int(b)) for a, b in rows)
+        self._rows = [r for a, b in self._blocks for r in range(a, b)]
+        self._local_batch = len(self._rows)
         self._workers = max(workers, 1)
         self._first_batch = first_batch
 
@@ -295,7 +297,7 @@ class GlobalBatchSampler:
     def __repr__(self) -> str:
         return (
             f"GlobalBatchSampler({self._inner!r}, global_batch={self._global_batch}, "
-            f"rows=[{self._start}, {self._start + self._local_batch}), "
+            f"rows={list(self._blocks)}, "
             f"first_batch={self._first_batch})"
         )
 
@@ -303,7 +305,7 @@ class GlobalBatchSampler:
         w, p = k % self._workers, k // self._workers
         m, j = divmod(p, self._local_batch)
         t = m * self._workers + w
-        return (self._first_batch + t) * self._global_batch + self._start + j
+        return (self._first_batch + t) * self._global_batch + self._rows[j]
 
     def __getitem__(self, k: int) -> grain.RecordMetadata:
         meta = self._inner[self.global_entry(k)]
@@ -378,24 +380,26 @@ def _absl_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def default_rows(global_batch: int) -> tuple[int, int]:
+def default_rows(global_batch: int) -> tuple[tuple[int, int]]:
     """Process i's rows [i * B / P, (i + 1) * B / P) of a global batch of B: what
-    `vljax.sharding.process_rows` gives on vljax's meshes (the trainer passes the mesh's)."""
+    `vljax.sharding.process_rows` gives on flat meshes of devices grouped by process (the
+    trainer passes the mesh's own)."""
     pc = jax.process_count()
     if global_batch % pc:
         raise DataError(
             f"config.batch_size={global_batch} is not divisible by the {pc} JAX processes"
         )
     b = global_batch // pc
-    return jax.process_index() * b, (jax.process_index() + 1) * b
+    return ((jax.process_index() * b, (jax.process_index() + 1) * b),)
 
 
 def make_train_iterator(
     config, tokenizer, seed: int, fields=("image", "tokens"), rows=None
 ) -> TrainIterator:
-    """This process's `rows` [start, stop) (default: `default_rows`) of every global batch of
-    `fields` (of BATCH_FIELDS); see the module docstring."""
-    start, stop = rows if rows is not None else default_rows(int(config.batch_size))
+    """This process's `rows` ([start, stop) blocks; default: `default_rows`) of every global
+    batch of `fields` (of BATCH_FIELDS); see the module docstring."""
+    rows = tuple(rows) if rows is not None else default_rows(int(config.batch_size))
+    local_batch = sum(stop - start for start, stop in rows)
     source = make_source(config.data.train.dataset, config, "train")
     if len(source) < config.batch_size:
         raise DataError(
@@ -436,13 +440,11 @@ def make_train_iterator(
         _absl_flags_parsed()
 
     def make_loader(first_batch: int) -> grain.DataLoader:
-        sampler = GlobalBatchSampler(
-            inner, int(config.batch_size), (start, stop), workers, first_batch
-        )
+        sampler = GlobalBatchSampler(inner, int(config.batch_size), rows, workers, first_batch)
         return grain.DataLoader(
             data_source=source,
             sampler=sampler,
-            operations=[transform, grain.Batch(stop - start, drop_remainder=True)],
+            operations=[transform, grain.Batch(local_batch, drop_remainder=True)],
             worker_count=workers,
             worker_buffer_size=max(1, int(config.data.prefetch)),
             shard_options=grain.NoSharding(),  # the sampler picks this process's rows
