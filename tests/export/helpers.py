@@ -1,5 +1,6 @@
 """Helpers shared by the export tests: captions, tiny CLIP-/SigLIP-style configs, probes."""
 
+import importlib
 import random
 
 import flax.linen as nn
@@ -8,6 +9,22 @@ import numpy as np
 
 from configs import demo
 from vljax.methods import clip
+
+
+class LazyModule:
+    """A module imported at its first attribute access. torch and transformers take about
+    7 s to import, and every pytest worker imports every test module when it collects,
+    whether or not it runs the export tests."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+torch = LazyModule("torch")
+transformers = LazyModule("transformers")
 
 CHARS_ZH = "红色的圆形绿色正方形蓝三角一个黄星紫橙大小左右上下在旁边"
 

@@ -4,10 +4,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
-from tests.export.helpers import TEXTS, random_images, random_params, tiny_config
+from tests.export.helpers import (
+    TEXTS,
+    random_images,
+    random_params,
+    tiny_config,
+    torch,
+    transformers,
+)
 from vljax.data.tokenizer import Tokenizer
 from vljax.errors import ExportError
 from vljax.export.hf_config import hf_family
@@ -17,8 +22,8 @@ from vljax.methods import clip
 
 
 def hf_embeddings(folder, images, texts):
-    model = AutoModel.from_pretrained(folder).eval()
-    processor = AutoProcessor.from_pretrained(folder)
+    model = transformers.AutoModel.from_pretrained(folder).eval()
+    processor = transformers.AutoProcessor.from_pretrained(folder)
     inputs = processor(
         text=texts, images=images, padding="max_length", truncation=True, return_tensors="pt"
     )
@@ -68,7 +73,7 @@ def test_folder_contents(exported):
     assert cfg["text_config"]["hidden_act"] == (
         "quick_gelu" if family == "clip" else "gelu_pytorch_tanh"
     )
-    tok = AutoTokenizer.from_pretrained(out)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
     assert tok.model_max_length == config.model.text.max_len
     card = open(f"{out}/README.md").read()
     assert "zeroshot/shapes/top1" in card and '"embed_dim"' in card
@@ -120,7 +125,6 @@ def test_demo_config_is_refused_with_reason():
 def test_scanned_run_exports_the_same_tensors(bpe_tokenizer, tmp_path):
     from safetensors.numpy import load_file
 
-    from tests.export.helpers import random_params
     from vljax.models import stack_layers
 
     config = tiny_config("siglip", Tokenizer(bpe_tokenizer).vocab_size)

@@ -5,10 +5,15 @@ import os
 
 import numpy as np
 import pytest
-import torch
-from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
-from tests.export.helpers import TEXTS, random_images, tiny_config
+from tests.export.helpers import (
+    TEXTS,
+    random_images,
+    random_params,
+    tiny_config,
+    torch,
+    transformers,
+)
 from vljax import cli
 from vljax.data.tokenizer import Tokenizer
 from vljax.errors import ExportError
@@ -35,9 +40,9 @@ def make_clip(eos_token_id=1, vocab_size=V):
                 pad_token_id=0, bos_token_id=None, eos_token_id=eos_token_id)  # fmt: skip
     vision = dict(hidden_size=40, intermediate_size=56, num_hidden_layers=2, num_attention_heads=5,
                   image_size=32, patch_size=8, hidden_act="quick_gelu")  # fmt: skip
-    cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=24)
+    cfg = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=24)
     torch.manual_seed(0)
-    return _perturb(CLIPModel(cfg), 1)
+    return _perturb(transformers.CLIPModel(cfg), 1)
 
 
 def make_siglip(pad_token_id=0, vocab_size=V):
@@ -49,7 +54,8 @@ def make_siglip(pad_token_id=0, vocab_size=V):
                   image_size=32, patch_size=8, hidden_act="gelu_pytorch_tanh",
                   layer_norm_eps=1e-6)  # fmt: skip
     torch.manual_seed(0)
-    return _perturb(SiglipModel(SiglipConfig(text_config=text, vision_config=vision)), 2)
+    config = transformers.SiglipConfig(text_config=text, vision_config=vision)
+    return _perturb(transformers.SiglipModel(config), 2)
 
 
 def tokens(pad, eos, n=4, seed=0):
@@ -203,7 +209,6 @@ def test_not_clip_or_siglip_is_refused(tmp_path):
 
 def test_exported_then_imported_vljax_run_round_trips(bpe_tokenizer, tmp_path):
     """vljax -> HF -> vljax params are equal (CLIP conv bias folds into the posemb)."""
-    from tests.export.helpers import random_params
     from vljax.export.hf_export import export_params
 
     tok = Tokenizer(bpe_tokenizer)
@@ -233,7 +238,10 @@ def test_public_b16_architectures_match_the_recipes(recipe):
     from vljax.export.cli import architecture_mismatches
     from vljax.export.hf_config import vljax_model_config
 
-    hf = CLIPConfig(vision_config=dict(patch_size=16)) if "clip" in recipe else SiglipConfig()
+    if "clip" in recipe:
+        hf = transformers.CLIPConfig(vision_config=dict(patch_size=16))
+    else:
+        hf = transformers.SiglipConfig()
     _, ckpt = vljax_model_config(hf)
     config = importlib.import_module(f"configs.{recipe}").get_config()
     assert architecture_mismatches(config.model, ckpt) == []

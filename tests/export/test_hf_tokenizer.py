@@ -4,9 +4,8 @@ import random
 
 import numpy as np
 import pytest
-from transformers import AutoTokenizer
 
-from tests.export.helpers import CHARS_ZH, captions
+from tests.export.helpers import CHARS_ZH, captions, transformers
 from vljax.data.tokenizer import Tokenizer, train_tokenizer
 from vljax.export.hf_tokenizer import HFTokenizer, write_hf_tokenizer
 
@@ -57,7 +56,7 @@ def tokenizer_pair(request, unigram_tokenizer, bpe_tokenizer, tmp_path_factory):
 
 def test_auto_tokenizer_gives_vljax_ids(tokenizer_pair):
     vljax_tok, folder = tokenizer_pair
-    hf = AutoTokenizer.from_pretrained(folder)
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
     texts = STRINGS + _random_strings()
     ours = vljax_tok.encode(texts, MAX_LEN)
     enc = hf(texts, padding="max_length", truncation=True, return_tensors="np")

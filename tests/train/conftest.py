@@ -2,6 +2,7 @@
 worker asks first (the other waits for it and reads the same directory). Tests that change a
 run copy it first (`copy_run`)."""
 
+import os
 import shutil
 
 import pytest
@@ -15,7 +16,11 @@ from vljax import cli
 def full_run(tmp_path_factory):
     """12 tiny steps with the shapes evals, checkpoints at 3, 6, 9, 12 (the last 3 kept).
     Read-only: the files using it run on both workers (pytest -n 2)."""
-    shared = tmp_path_factory.getbasetemp().parent  # one folder for all workers of the session
+    # Under pytest-xdist each worker's basetemp is a folder of the session's; without it, the
+    # basetemp's parent holds every session's folder, and a run trained by an older version of
+    # the code would be read back.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     workdir, trained = shared / "full_run", shared / "full_run.trained"
     with FileLock(str(shared / "full_run.lock")):
         if not trained.exists():
