@@ -30,3 +30,12 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+def pytest_collection_modifyitems(items):
+    """Files with a test marked `heavy` (15 s or more on 2 cores) are collected first, and
+    `make test` keeps that order (`--no-loadscope-reorder`): pytest-xdist then hands them out
+    before the many short files, so the two workers finish together instead of one running a
+    long test alone at the end."""
+    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
+    items.sort(key=lambda item: item.path not in heavy)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -120,6 +121,7 @@ def test_symile_learns_the_joint_task_and_pairwise_cannot():
     assert top1_accuracy(pairwise_sum_scores([img[c], txt[k]], third), labels) <= 1 / 3
 
 
+@pytest.mark.heavy
 def test_tiny_recipe_trains_and_runs_its_eval(tmp_path):
     """configs/symile.py:tiny shortened to SMOKE_STEPS (tests/methods/runs.py): every logged
     loss finite, and the third_modality eval's figures. Not a falling loss: Symile starts on

@@ -9,6 +9,7 @@ from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
 from vljax import cli
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("recipe", ["sycoca", "long_clip"])
 def test_tiny_recipe_trains_with_a_finite_falling_loss(recipe, tmp_path):
     assert cli.main(smoke_argv(recipe, tmp_path)) == 0

@@ -113,6 +113,7 @@ def test_fsdp_shards_params_and_optimizer_and_gathers_weights_not_activations():
     assert not activations, activations
 
 
+@pytest.mark.heavy
 def test_tensor_parallel_trains_like_data_parallel():
     """tensor=2, fsdp=2, data=2 trains 20 tiny-demo steps (not the full demo: two 20-step
     runs in-process fit the suite's budget) with the losses of data=8 within 1e-5 relative."""

@@ -58,6 +58,7 @@ def test_accumulated_step_equals_mean_of_microbatch_gradients():
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-7)
 
 
+@pytest.mark.heavy
 def test_cached_accumulation_trains_like_the_whole_batch_for_every_loss_impl():
     """20 tiny-demo steps with accum_steps=4 have the losses of accum_steps=1 within 1e-5
     relative, for each loss impl. ring is exact, so its runs share all_gather's reference;
