@@ -4,7 +4,8 @@
 ds = load_eval_set("shapes:zeroshot", config)          # or an entry of config.evals
 ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...}
 # dict(images=uint8 [N, S, S, 3], captions=list[str], labels=int32 [N] | None,
-#      classnames=list[str] | None, templates=list[str] | None, lang=str)
+#      classnames=list[str] | None, templates=list[str] | None, lang=str,
+#      all_captions=list[list[str]] (tfds sets only; absent = one caption per image))
 ```
 
 `S = config.model.image.image_size`. Specs:
@@ -21,9 +22,10 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
   times, with `labels` (the third modality's index among `candidates`, the 6 colour names)
   and `candidate_tokens` (them spelled): the `third_modality` eval (Symile).
 - `tfds:NAME:SPLIT`: a dataset written by `vljax prepare`; images go through
-  `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval the
-  first caption in the chosen language is the image's caption; for zero-shot the labels come
-  from the ClassLabel feature and `classnames` from its names unless the entry gives
+  `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval
+  `all_captions[i]` holds every caption of image i in the chosen language (COCO and
+  Flickr30k: 5) and `captions[i]` the first of them; for zero-shot and few-shot the labels
+  come from the ClassLabel feature and `classnames` from its names unless the entry gives
   `classnames`.
 
 Entry options (all optional): `lang` (default: config.data.train.lang, "en" when that is

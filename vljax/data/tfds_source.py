@@ -117,31 +117,35 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
     # The integrator's eval runner may pass only the dataset string: without a "type", a
     # labelled split is read as a zero-shot set, an unlabelled one as a retrieval set.
     kind = entry.get("type") or ("zeroshot" if src.classnames is not None else "retrieval")
+    labelled = kind in ("zeroshot", "fewshot")
     n = min(len(src), int(entry.get("size") or len(src)))
-    images, captions, labels = [], [], []
+    images, captions, all_captions, labels = [], [], [], []
     for i in range(n):
         ex = src[i]
-        if kind == "zeroshot":
+        if labelled:
             if ex["label"] < 0:
                 continue
             cands = caption_candidates(ex["captions"], (lang, "")) or [""]
         else:
-            # The first caption in the eval's language (untagged captions count as any).
+            # Every caption in the eval's language (untagged captions count as any): COCO
+            # and Flickr30k retrieval rank all 5 of each image's captions.
             cands = caption_candidates(ex["captions"], (lang, ""))
             if not cands:
                 continue
         images.append(preprocess.inference_image(ex["image"], image_size))
         captions.append(cands[0])
+        all_captions.append(cands)
         labels.append(ex["label"])
     if not images:
         raise DataError(
             f"{dataset} has no usable examples for a {kind} eval"
-            + (" (no labelled examples)" if kind == "zeroshot" else f" (no {lang!r} captions)")
+            + (" (no labelled examples)" if labelled else f" (no {lang!r} captions)")
         )
     has_labels = src.classnames is not None and min(labels) >= 0
     return dict(
         images=np.stack(images).astype(np.uint8),
         captions=captions,
+        all_captions=all_captions,
         labels=np.asarray(labels, np.int32) if has_labels else None,
         classnames=src.classnames,
         templates=None,

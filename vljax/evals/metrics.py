@@ -1,7 +1,9 @@
 """Retrieval and zero-shot metrics on embeddings (numpy; inputs may be jax arrays).
 
 Ranks are tie-tolerant and order-independent: the rank of the right item is the number of
-wrong items that score strictly higher, and recall@k counts rank < k. (A degenerate model
+wrong items that score strictly higher, and recall@k counts rank < k. With several captions
+per image (COCO and Flickr30k: 5), every caption is a text query ranked against the images,
+and an image query's rank is that of the best-ranked of its captions. (A degenerate model
 whose embeddings are all equal therefore scores perfectly: check for collapse elsewhere.)
 Retrieval scores pairs with a method's similarity (dot products by default: pass
 L2-normalised embeddings for cosine similarity); embeddings may be any pytree of arrays with
@@ -34,36 +36,96 @@ def ranks_of_diagonal(img_emb, txt_emb, similarity, by_text):
     """For each query i (a text when by_text, else an image): how many keys j score
     strictly higher than key i."""
     n = num_rows(img_emb)
-    ranks = np.empty(n, np.int64)
-    for start in range(0, n, _CHUNK):
-        stop = min(start + _CHUNK, n)
-        if by_text:
-            sims = np.asarray(similarity(img_emb, _rows(txt_emb, start, stop), "txt2img")).T
-        else:
-            sims = np.asarray(similarity(_rows(img_emb, start, stop), txt_emb, "img2txt"))
-        rows = np.arange(len(sims))
-        right = sims[rows, start + rows]
+    if by_text:
+        return text_to_image_ranks(img_emb, txt_emb, np.arange(n), similarity)
+    return image_to_text_ranks(img_emb, txt_emb, np.arange(n), similarity)
+
+
+def text_to_image_ranks(img_emb, txt_emb, text_image, similarity=dot):
+    """int [M]: for each text query m, how many images score strictly higher than its image
+    `text_image[m]` (0 = its image comes first)."""
+    text_image = np.asarray(text_image, np.int64)
+    m = num_rows(txt_emb)
+    ranks = np.empty(m, np.int64)
+    for start in range(0, m, _CHUNK):
+        stop = min(start + _CHUNK, m)
+        sims = np.asarray(similarity(img_emb, _rows(txt_emb, start, stop), "txt2img")).T
+        right = sims[np.arange(len(sims)), text_image[start:stop]]
         ranks[start:stop] = np.sum(sims > right[:, None], axis=1)
     return ranks
 
 
-def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot):
-    """Recall@k both ways for N image-text pairs where pair i matches i.
+def image_to_text_ranks(img_emb, txt_emb, text_image, similarity=dot):
+    """int [N]: for each image query n, how many texts score strictly higher than the best of
+    its own texts (those m with `text_image[m] == n`): 0 when one of its captions comes
+    first. With one text per image this is the rank of that text."""
+    text_image = np.asarray(text_image, np.int64)
+    n = num_rows(img_emb)
+    ranks = np.empty(n, np.int64)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        sims = np.asarray(similarity(_rows(img_emb, start, stop), txt_emb, "img2txt"))
+        own = text_image[None, :] == np.arange(start, stop)[:, None]
+        best = np.max(np.where(own, sims, -np.inf), axis=1)
+        ranks[start:stop] = np.sum(sims > best[:, None], axis=1)
+    return ranks
 
-    img_emb, txt_emb: [N, ...] (pytrees of arrays with N rows); similarity(images, texts,
-    direction) -> [n_images, n_texts] scores, direction "txt2img" when texts are the queries.
-    Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]); txt2img ranks
-    images for each text query, img2txt texts for each image.
-    """
-    if num_rows(img_emb) != num_rows(txt_emb):
-        raise ValueError(
-            f"need N images and N texts, got {num_rows(img_emb)} and {num_rows(txt_emb)}"
-        )
-    ranks = {
-        "txt2img": ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=True),
-        "img2txt": ranks_of_diagonal(img_emb, txt_emb, similarity, by_text=False),
+
+def retrieval_ranks(img_emb, txt_emb, text_image=None, similarity=dot) -> dict:
+    """{"txt2img": int [M], "img2txt": int [N]} ranks (0-based, ties in the query's favour)
+    for N images and M texts where text m captions image `text_image[m]` (default: text i
+    captions image i, M = N). Every image needs at least one text."""
+    n, m = num_rows(img_emb), num_rows(txt_emb)
+    if text_image is None:
+        if n != m:
+            raise ValueError(f"need N images and N texts, got {n} and {m}")
+        text_image = np.arange(n)
+    text_image = np.asarray(text_image, np.int64)
+    if text_image.shape != (m,) or (m and (text_image.min() < 0 or text_image.max() >= n)):
+        raise ValueError(f"text_image must be {m} image indices in [0, {n})")
+    if len(np.unique(text_image)) != n:
+        raise ValueError("every image needs at least one text (text_image misses some)")
+    return {
+        "txt2img": text_to_image_ranks(img_emb, txt_emb, text_image, similarity),
+        "img2txt": image_to_text_ranks(img_emb, txt_emb, text_image, similarity),
     }
+
+
+def flatten_captions(caption_sets) -> tuple[list[str], np.ndarray]:
+    """[[captions of image 0], [of image 1], ...] -> (texts [M], text_image int [M]): the
+    texts in order and the image each captions, for `retrieval_ranks`."""
+    texts = [t for captions in caption_sets for t in captions]
+    text_image = np.repeat(np.arange(len(caption_sets)), [len(c) for c in caption_sets])
+    return texts, text_image.astype(np.int64)
+
+
+def median_rank(ranks) -> float:
+    """The median 1-based rank, as the Karpathy-split papers report it (VSE++, CLIP-style
+    evals): floor(median of the 0-based ranks) + 1."""
+    return float(np.floor(np.median(np.asarray(ranks))) + 1)
+
+
+def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot, text_image=None):
+    """Recall@k both ways for N images and their texts.
+
+    img_emb: [N, ...], txt_emb: [M, ...] (pytrees of arrays with N / M rows); text m captions
+    image `text_image[m]` (default: M = N and text i captions image i). similarity(images,
+    texts, direction) -> [n_images, n_texts] scores, direction "txt2img" when texts are the
+    queries. Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]): txt2img
+    ranks the N images for each of the M texts (a hit when its image is in the top k),
+    img2txt ranks the M texts for each image (a hit when any of its texts is in the top k).
+    """
+    ranks = retrieval_ranks(img_emb, txt_emb, text_image, similarity)
     return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
+
+
+def retrieval_metrics(img_emb, txt_emb, text_image=None, similarity=dot, ks=(1, 5, 10)):
+    """`retrieval_recall`'s keys plus `txt2img_medr` and `img2txt_medr` (`median_rank`):
+    what the retrieval eval reports."""
+    ranks = retrieval_ranks(img_emb, txt_emb, text_image, similarity)
+    out = {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
+    out.update({f"{d}_medr": median_rank(r) for d, r in ranks.items()})
+    return out
 
 
 def ranks_of_labels(logits, labels):

@@ -2,7 +2,9 @@
 
 `config.evals = {name: {"type": "zeroshot" | "retrieval" | "captioning", "dataset": spec,
 ...}}`; results are flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`,
-`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. A retrieval entry with
+`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. Retrieval ranks every
+caption of every image (COCO / Flickr30k: 5 each; vljax/evals/metrics.py): txt2img_r1/5/10,
+img2txt_r1/5/10 and the 1-based median ranks txt2img_medr, img2txt_medr. A retrieval entry with
 `langs: ["en", "zh", ...]` also reports R@1 per language and their Mean Rank Variance; one
 with `dbnorm: {"bank": "shapes:retrieval_bank", "method": "dis" | "ddis", ...}` also reports
 recall after DBNorm's re-scoring with held-out banks and the hub occurrence before and after
@@ -64,8 +66,16 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             results[f"zeroshot/{key}/top1"] = float(top1)
         elif kind == "retrieval":
             image_emb = encoder.encode_images(data["images"])
-            text_emb = encoder.encode_texts(data["captions"])
-            recalls = metrics.retrieval_recall(image_emb, text_emb, similarity=encoder.similarity)
+            # Every caption of every image (COCO / Flickr30k: 5), ranked as one gallery.
+            texts, text_image = metrics.flatten_captions(
+                data.get("all_captions") or [[c] for c in data["captions"]]
+            )
+            all_text_emb = encoder.encode_texts(texts)
+            first = np.searchsorted(text_image, np.arange(len(data["captions"])))
+            text_emb = jax.tree.map(lambda x, i=first: x[i], all_text_emb)  # first captions
+            recalls = metrics.retrieval_metrics(
+                image_emb, all_text_emb, text_image, similarity=encoder.similarity
+            )
             for metric, value in recalls.items():
                 results[f"retrieval/{key}/{metric}"] = float(value)
             if spec.get("langs"):
