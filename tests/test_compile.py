@@ -79,3 +79,13 @@ def test_an_unknown_config_key_names_the_fix(capsys):
     """Refused before any process starts or jax compiles anything."""
     assert main([*B16, "--devices", "64", "--config.mesh.fsdq=2"]) == 2
     assert "did you mean 'fsdp'" in capsys.readouterr().err
+
+
+def test_a_hybrid_mesh_compiles_with_runs_of_devices_as_hosts(tmp_path):
+    """mesh.dcn_data=2 on one process (a training run would refuse it: one host): sharded on
+    this process's 8 devices, two runs of 4 standing in for the hosts."""
+    out = tmp_path / "hybrid.json"
+    mesh = ["--config.mesh.dcn_data=2", "--config.mesh.data=2", "--config.mesh.fsdp=-1"]
+    assert main([*B16, *mesh, "--no-compile", "--topology", "attached", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["devices"] == 8 and report["mesh"] == {"data": 2, "fsdp": 4, "tensor": 1}

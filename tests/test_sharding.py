@@ -51,3 +51,16 @@ def test_process_rows_are_the_rows_of_the_process_devices():
     rules = ml_collections.ConfigDict(dict(rules=common.fsdp_rules()))
     mesh = shd.make_mesh(ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=2)))
     assert shd.process_rows(16, mesh, rules) == ((0, 16),)  # one process holds every row
+
+
+def test_a_compile_lays_out_a_hybrid_mesh_with_runs_of_devices_as_hosts():
+    """`vljax compile` (stand_in_granules): on one process's 8 devices, dcn_data=2 splits the
+    data axis over two runs of 4 consecutive devices, as 2 processes x 4 devices hold it."""
+    config = ml_collections.ConfigDict(dict(data=-1, fsdp=2, tensor=1, dcn_data=2))
+    mesh = shd.make_mesh(config, stand_in_granules=True)
+    assert dict(mesh.shape) == {"data": 4, "fsdp": 2, "tensor": 1}
+    devices = jax.devices()
+    assert set(mesh.devices[:2].flat) == set(devices[:4])  # host 0: the first half of data
+    assert set(mesh.devices[2:].flat) == set(devices[4:])
+    with pytest.raises(ValueError, match=r"dcn_data = 3 does not divide the 8 devices"):
+        shd.make_mesh(ml_collections.ConfigDict(dict(data=-1, dcn_data=3)), stand_in_granules=True)

@@ -13,13 +13,18 @@ from vljax.choices import MESH_AXES
 from vljax.errors import ConfigError
 
 
-def make_mesh(mesh_config, devices=None) -> Mesh:
+def make_mesh(mesh_config, devices=None, *, stand_in_granules: bool = False) -> Mesh:
     """Builds a (data, fsdp, tensor) mesh; one axis may be -1 (= the rest of the devices).
 
     `mesh_config.dcn_data` = K > 1 makes it a hybrid mesh (`create_hybrid_device_mesh`): the
     `data` axis is split K ways over the slow network between granules (TPU slices when the
     devices belong to several, else processes, i.e. hosts) and the rest of every axis stays
-    on the fast one (ICI / NVLink) inside a granule."""
+    on the fast one (ICI / NVLink) inside a granule.
+
+    `stand_in_granules` (an ahead-of-time compile, `vljax compile`): when `devices` are all of
+    one process and one slice, K equal runs of consecutive devices stand in for the K hosts,
+    as a K-process run's devices are numbered (process p holds the p-th run), so the mesh has
+    the device order the real hybrid mesh would have."""
     devices = list(devices if devices is not None else jax.devices())
     sizes = {axis: int(mesh_config.get(axis, 1)) for axis in MESH_AXES}
     free = [axis for axis, size in sizes.items() if size == -1]
@@ -43,20 +48,28 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
     dcn_data = int(mesh_config.get("dcn_data", 1))
     if dcn_data == 1:
         return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
-    return Mesh(_hybrid_devices(shape, dcn_data, devices), MESH_AXES)
+    return Mesh(_hybrid_devices(shape, dcn_data, devices, stand_in_granules), MESH_AXES)
 
 
-def _hybrid_devices(shape, dcn_data: int, devices) -> np.ndarray:
+def _hybrid_devices(shape, dcn_data: int, devices, stand_in_granules=False) -> np.ndarray:
     """Devices of a (data, fsdp, tensor) mesh whose data axis is dcn_data granules x the rest."""
     slices = {getattr(d, "slice_index", 0) for d in devices}
     by_slice = len(slices) > 1
     granules = len(slices) if by_slice else len({d.process_index for d in devices})
     what = "TPU slices" if by_slice else "processes (hosts)"
-    if dcn_data != granules:
+    stand_in = stand_in_granules and granules == 1
+    if stand_in and len(devices) % dcn_data:
+        raise ConfigError(
+            f"config.mesh.dcn_data = {dcn_data} does not divide the {len(devices)} devices "
+            "into equal hosts / slices; compile for a multiple of it"
+        )
+    if dcn_data != granules and not stand_in:
         raise ConfigError(
             f"config.mesh.dcn_data = {dcn_data} must equal the number of {what}, {granules}: "
             "the data axis is split over the network between them (one process per host). "
-            f"Set --config.mesh.dcn_data={granules}, or 1 for a flat mesh"
+            f"Set --config.mesh.dcn_data={granules}, or 1 for a flat mesh (`vljax compile "
+            "--devices N` compiles a hybrid layout on one machine, runs of devices standing in "
+            "for the hosts)"
         )
     if shape[0] % dcn_data:
         raise ConfigError(
@@ -65,6 +78,10 @@ def _hybrid_devices(shape, dcn_data: int, devices) -> np.ndarray:
             f"a multiple of {dcn_data}, e.g. -1"
         )
     ici = (shape[0] // dcn_data, *shape[1:])
+    if stand_in:  # create_hybrid_device_mesh's blocks, one per stand-in host along data
+        per_host = len(devices) // dcn_data
+        hosts = [devices[i * per_host : (i + 1) * per_host] for i in range(dcn_data)]
+        return np.concatenate([mesh_utils.create_device_mesh(ici, host) for host in hosts])
     dcn = (dcn_data,) + (1,) * (len(shape) - 1)
     return mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, process_is_granule=not by_slice)
 

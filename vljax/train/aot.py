@@ -60,10 +60,12 @@ def abstract_batch(method, config, mesh: Mesh, batch_size: int | None = None) ->
     }
 
 
-def build_train_step(config, devices=None) -> TrainStep:
+def build_train_step(config, devices=None, *, stand_in_granules=False) -> TrainStep:
     """The mesh of config.mesh over `devices` (default: jax.devices()), the run's parts and
-    its jitted step; refuses a batch or param dims that do not divide over the mesh."""
-    mesh = shd.make_mesh(config.mesh, devices)
+    its jitted step; refuses a batch or param dims that do not divide over the mesh.
+    `stand_in_granules`: a hybrid mesh (mesh.dcn_data > 1) over one process's devices, runs
+    of them standing in for the hosts (vljax.sharding.make_mesh)."""
+    mesh = shd.make_mesh(config.mesh, devices, stand_in_granules=stand_in_granules)
     shd.check_batch(config.batch_size, mesh, config.sharding)
     parts = build_parts(config, mesh)
     step = make_train_step(parts, config, mesh)
@@ -126,9 +128,11 @@ class CompileReport:
 
 def compile_report(config, devices=None, compile: bool = True) -> CompileReport:
     """Builds `config`'s train step on a mesh of `devices` (see `build_train_step`) and, with
-    `compile`, lowers and compiles it from abstract arrays; no parameter is materialised."""
+    `compile`, lowers and compiles it from abstract arrays; no parameter is materialised.
+    A hybrid mesh (mesh.dcn_data = K > 1) on devices of one process and slice (fake CPU
+    devices, one host's accelerators) is laid out as K hosts would hold it."""
     start = time.perf_counter()
-    built = build_train_step(config, devices)
+    built = build_train_step(config, devices, stand_in_granules=True)
     abstract = built.parts.abstract
     build_s = time.perf_counter() - start
     mesh = built.mesh

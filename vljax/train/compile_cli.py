@@ -157,7 +157,7 @@ def cli(argv) -> int:
                 f"{args.devices}; drop --devices or pick a topology of that size"
             )
     try:
-        shd.make_mesh(config.mesh, devices)
+        shd.make_mesh(config.mesh, devices, stand_in_granules=True)
     except ConfigError as e:
         raise ConfigError(f"{e}, or compile for another --devices / --topology") from e
     report = compile_report(config, devices, compile=not args.no_compile)
