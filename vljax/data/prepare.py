@@ -4,6 +4,7 @@
 vljax prepare --manifest FILE.jsonl       --name NAME --data-dir DIR [--max-side N] [--workers K]
 vljax prepare --from-folder IMAGES_DIR    --name NAME --data-dir DIR [--label-from-dir]
 vljax prepare --from-webdataset 'a-*.tar' --name NAME --data-dir DIR
+vljax prepare --from-karpathy dataset_coco.json --images DIR --name NAME --data-dir DIR
     [--max-pixels P (default MAX_PIXELS)] [--max-caption-chars C (default MAX_CAPTION_CHARS)]
 ```
 
@@ -13,7 +14,8 @@ Manifest lines: `{"image": path (relative to the manifest's folder, or absolute)
 Folder: every image file with a sidecar `STEM.txt` (one caption per non-empty line); with
 `--label-from-dir` the image's folder name is its label. WebDataset: tar shards whose members
 share a key, `KEY.jpg|jpeg|png|webp` plus `KEY.txt` or `KEY.json` (a manifest-like object
-with `caption` / `captions` / `label`).
+with `caption` / `captions` / `label`). Karpathy's COCO / Flickr30k split files: see
+vljax/data/karpathy.py (the test split by default, every image with all its captions).
 
 Text is UTF-8 (a leading BOM is allowed): manifest lines, sidecar `.txt` files and webdataset
 `.txt`/`.json` members are decoded strictly, and one that is not UTF-8 is skipped ("not utf-8",
@@ -647,6 +649,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
     src.add_argument("--manifest", help="JSONL file, one example per line")
     src.add_argument("--from-folder", help="folder of images with sidecar .txt captions")
     src.add_argument("--from-webdataset", nargs="+", help="tar shards (paths or globs)")
+    src.add_argument(
+        "--from-karpathy", help="Karpathy's dataset_coco.json / dataset_flickr30k.json"
+    )
+    p.add_argument("--images", help="--from-karpathy: the folder that holds the images")
     p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
     p.add_argument("--data-dir", required=True, help="tfds data dir to write NAME into")
     p.add_argument("--max-side", type=int, default=None, help="downscale larger images")
@@ -663,7 +669,12 @@ def cli(argv: Sequence[str] | None = None) -> int:
         help=f"cut longer captions, counted in the summary (default {MAX_CAPTION_CHARS})",
     )
     p.add_argument("--workers", type=int, default=0, help="image-checking processes")
-    p.add_argument("--split", default="train", help="split for folder/webdataset inputs")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split for folder/webdataset inputs (default train); --from-karpathy: "
+        "comma-separated Karpathy splits to write (default test)",
+    )
     p.add_argument("--label-from-dir", action="store_true", help="folder name = class label")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--no-progress", action="store_true")
@@ -676,9 +687,16 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     # Refused before the inputs are listed, which can take minutes for a large manifest.
     check_options(args.name, args.data_dir, args.overwrite, **options)
+    if args.images and not args.from_karpathy:
+        raise ConfigError("--images goes with --from-karpathy; the other inputs name images")
     skips: list[Skip] = []
     t0 = time.time()
-    if args.manifest:
+    if args.from_karpathy:
+        from vljax.data.karpathy import karpathy_records, parse_splits
+
+        splits = parse_splits(args.split)
+        records = karpathy_records(args.from_karpathy, args.images, splits, skips)
+    elif args.manifest:
         if not os.path.isfile(args.manifest):
             raise DataError(
                 f"manifest {args.manifest!r} does not exist or is not a file; pass the path "
@@ -691,9 +709,11 @@ def cli(argv: Sequence[str] | None = None) -> int:
                 f"folder {args.from_folder!r} does not exist; pass the folder that holds the "
                 "images and their .txt captions"
             )
-        records = list(folder_records(args.from_folder, skips, args.split, args.label_from_dir))
+        records = list(
+            folder_records(args.from_folder, skips, args.split or "train", args.label_from_dir)
+        )
     else:
-        records = list(webdataset_records(args.from_webdataset, skips, args.split))
+        records = list(webdataset_records(args.from_webdataset, skips, args.split or "train"))
     report = prepare(
         records,
         args.name,

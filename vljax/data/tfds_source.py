@@ -32,7 +32,7 @@ def _text(v) -> str:
 
 
 def open_builder(name: str, data_dir: str | None):
-    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.read_only_builder import builder_from_directory
 
     if not data_dir:
         raise DataError(
@@ -45,7 +45,20 @@ def open_builder(name: str, data_dir: str | None):
             f"--manifest FILE.jsonl --name {name} --data-dir {data_dir}` (nothing is "
             "downloaded at run time)"
         )
-    return tfds.builder(name, data_dir=data_dir)
+    # From the prepared files alone (DIR/NAME/VERSION/dataset_info.json): tfds.builder would
+    # pick a catalog builder of the same name (coco, imagenet2012, ...), which needs
+    # TensorFlow and that catalog entry's own files.
+    root = os.path.join(data_dir, name)
+    versions = [
+        d for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, "dataset_info.json"))
+    ]
+    if not versions:
+        raise FileNotFoundError(
+            f"{root} holds no prepared version (no VERSION/dataset_info.json); prepare it "
+            f"again with `vljax prepare ... --name {name} --data-dir {data_dir} --overwrite`"
+        )
+    latest = max(versions, key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+    return builder_from_directory(os.path.join(root, latest))
 
 
 class TfdsSource:
@@ -69,11 +82,8 @@ class TfdsSource:
         if self._ds is None:
             import tensorflow_datasets as tfds
 
-            self._ds = tfds.data_source(
-                self.name,
-                split=self.split,
-                data_dir=self.data_dir,
-                decoders={"image": tfds.decode.SkipDecoding()},
+            self._ds = open_builder(self.name, self.data_dir).as_data_source(
+                split=self.split, decoders={"image": tfds.decode.SkipDecoding()}
             )
         return self._ds
 
