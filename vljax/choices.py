@@ -30,6 +30,7 @@ EVAL_TYPES = (
     "retrieval",
     "captioning",
     "third_modality",  # Symile: predict the third modality from the other two
+    "fewshot",  # linear probe: ridge regression on frozen image embeddings (evals/fewshot.py)
 )  # config.evals.<name>.type
 
 DBNORM_METHODS = ("dis", "ddis")  # config.evals.<name>.dbnorm.method (vljax/evals/dbnorm.py)

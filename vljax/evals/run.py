@@ -15,6 +15,8 @@ each image's caption.
 A `third_modality` entry (three-modality methods: Symile) predicts each example's third
 modality from its image and caption, `third_modality/<key>/top1`, ...
 (vljax/evals/third_modality.py).
+A `fewshot` entry fits a ridge-regression probe on k shots per class of frozen image
+embeddings from its `train_dataset`, `fewshot/<key>/<k>shot` (vljax/evals/fewshot.py).
 """
 
 import dataclasses
@@ -30,6 +32,7 @@ from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics, mrv
 from vljax.evals.dbnorm_eval import dbnorm_options, dbnorm_retrieval
+from vljax.evals.fewshot import fewshot_eval
 from vljax.evals.third_modality import third_modality_eval
 from vljax.inference import Encoder
 
@@ -92,6 +95,8 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             results[f"captioning/{key}/bleu4"] = bleu
         elif kind == "third_modality":
             results.update(third_modality_eval(key, encoder, data))
+        elif kind == "fewshot":
+            results.update(fewshot_eval(name, spec, config, encoder, data, cache))
     return results
 
 
