@@ -37,9 +37,17 @@ def _jitted(model, model_method: str, mesh=None, rules=None):
 
 
 @functools.lru_cache(maxsize=16)
-def _jitted_decoder(model, decode_captions, max_len: int):
-    """One compiled greedy decoder per (model, decoder, length)."""
-    return jax.jit(lambda params, images: decode_captions(model, params, images, max_len))
+def _jitted_decoder(model, decode_captions, max_len: int, mesh=None, rules=None):
+    """One compiled greedy decoder per (model, decoder, length, mesh, rules); with a mesh,
+    traced with the logical axis `rules` bound, as the encoders are (`_jitted`)."""
+    if mesh is None:
+        return jax.jit(lambda params, images: decode_captions(model, params, images, max_len))
+
+    def decode(params, images):
+        with shd.activation_sharding(mesh, rules):
+            return decode_captions(model, params, images, max_len)
+
+    return jax.jit(decode, out_shardings=shd.replicated(mesh))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,13 +75,19 @@ class Encoder:
         return sharding.mesh if isinstance(sharding, NamedSharding) else None
 
     def _batched(self, model_method, x):
+        return self._in_batches(functools.partial(_jitted, self.model, model_method), x)
+
+    def _in_batches(self, jitted, x, dtype=np.float32):
+        """`jitted(mesh, rules)`'s compiled function over `x` in batches of batch_size rows,
+        on the params' mesh (if any) with the run's logical axis rules bound; the outputs on
+        the host as `dtype`."""
         mesh = self._mesh()
         if mesh is None:
-            fn, multiple = _jitted(self.model, model_method), 1
+            fn, multiple = jitted(), 1
         else:
             sharding_config = self.run_config.sharding
             rules = shd.logical_rules(sharding_config)
-            fn = _jitted(self.model, model_method, mesh, rules)
+            fn = jitted(mesh, rules)
             multiple = shd.data_parallel_size(mesh, sharding_config)
             batch_sharding = shd.batch_sharding(mesh, sharding_config)
         out = []
@@ -92,11 +106,11 @@ class Encoder:
                     chunk.shape, batch_sharding, lambda index, c=chunk: c[index]
                 )
             out.append(
-                jax.tree.map(lambda y, n=n: np.asarray(y, np.float32)[:n], fn(self.params, chunk))
+                jax.tree.map(lambda y, n=n: np.asarray(y, dtype)[:n], fn(self.params, chunk))
             )
         if not out:
             shapes = jax.eval_shape(fn, self.params, jnp.asarray(x[:1]))
-            return jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], np.float32), shapes)
+            return jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], dtype), shapes)
         return jax.tree.map(lambda *parts: np.concatenate(parts), *out)
 
     def _pixels(self, images) -> np.ndarray:
@@ -151,19 +165,13 @@ class Encoder:
                 "captioning method (e.g. configs/coca.py)"
             )
         pixels = self._pixels(images)
-        max_len = self.model_config.text.max_len
-        fn = _jitted_decoder(self.model, self.method.decode_captions, max_len)
-        tokens = []
-        for i in range(0, len(pixels), self.batch_size):
-            chunk = pixels[i : i + self.batch_size]
-            n = len(chunk)
-            if n < self.batch_size and len(pixels) > self.batch_size:
-                pad = np.zeros((self.batch_size - n,) + chunk.shape[1:], chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            tokens.append(np.asarray(fn(self.params, chunk))[:n])
-        if not tokens:
+        if not len(pixels):
             return []
-        return self.tokenizer.decode(np.concatenate(tokens))
+        max_len = self.model_config.text.max_len
+        jitted = functools.partial(
+            _jitted_decoder, self.model, self.method.decode_captions, max_len
+        )
+        return self.tokenizer.decode(self._in_batches(jitted, pixels, np.int32))
 
     def similarity(self, image_emb, text_emb, direction: str = "img2txt") -> np.ndarray:
         """[N] image and [M] text embeddings -> float32 [N, M] scores; `direction` is who

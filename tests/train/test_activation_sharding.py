@@ -17,7 +17,7 @@ from tests.train.tiny import synthetic_batch, tiny_overrides
 from vljax import sharding as shd
 from vljax.config import build_config
 from vljax.errors import ConfigError
-from vljax.inference import Encoder
+from vljax.inference import Encoder, _jitted_decoder
 from vljax.train.state import build_parts, init_state
 from vljax.train.step import make_train_step
 
@@ -163,3 +163,28 @@ def test_eval_encoder_binds_the_rules_on_the_params_mesh_and_pads_the_batch():
     sharded = encoder.encode_texts(["t"] * 5)
     np.testing.assert_allclose(sharded, on_host.encode_texts(["t"] * 5), atol=1e-5)
     assert sharded.shape == (5, config.model.embed_dim)
+
+
+def test_caption_decoder_binds_the_rules_on_the_params_mesh():
+    """CoCa's greedy decoder (the captioning eval, `vljax caption`), as the Encoder compiles it
+    for live params sharded over data=4, tensor=2, is traced with the rules bound: the
+    activation constraints reach the lowered module (none without a mesh). Lowered only (a
+    compile costs seconds); Encoder.caption shares `_in_batches` with the encoders (padding,
+    sharded batches: the test above)."""
+    config = build_config("configs/coca.py:tiny", tiny_overrides(mesh__data=4, mesh__tensor=2))
+    mesh = shd.make_mesh(config.mesh)
+    parts = build_parts(config, mesh)
+    size = config.model.image.image_size
+    images = jax.ShapeDtypeStruct((8, size, size, 3), jnp.float32)
+    max_len = config.model.text.max_len
+    decode = parts.method.decode_captions
+    for where, rules, bound in (
+        (mesh, shd.logical_rules(config.sharding), True),
+        (None, None, False),
+    ):
+        lowered = _jitted_decoder(parts.model, decode, max_len, where, rules).lower(
+            parts.abstract.params, images
+        )
+        text = lowered.as_text().splitlines()
+        constraints = [line for line in text if "sharding_constraint" in line]
+        assert any('{"tensor"}]' in line for line in constraints) == bound, where

@@ -19,8 +19,6 @@ self-attention + cross-attention to the memory + MLP, pre-LN) runs on positions 
 `caption/logits[:, p]` predicts token t_p (teacher forcing: the targets are the tokens).
 """
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -279,8 +277,7 @@ class CoCa(nn.Module):
         }
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_len"))
-def _greedy_decode(model, variables, images, max_len):
+def _decode_loop(model, variables, images, max_len):
     memory = model.apply(variables, images, method="caption_memory")
     n = images.shape[0]
 
@@ -303,16 +300,25 @@ def _greedy_decode(model, variables, images, max_len):
     return buf
 
 
+_jitted_decode_loop = jax.jit(_decode_loop, static_argnames=("model", "max_len"))
+
+
 def greedy_decode(model: CoCa, params, images, max_len: int):
     """Greedy captions int32 [N, max_len] in vljax's token format: pieces, EOS, PAD padding
-    (a row without EOS ran out of room). Jitted, fixed shapes, no KV cache: each step reruns
-    the decoder on the whole [N, max_len] buffer, where not-yet-generated slots hold PAD; the
-    causal mask keeps them (and every later slot) out of the position being decided, and the
-    START key is always attended. PAD is never emitted (it is not a training target).
+    (a row without EOS ran out of room). Jitted (inline in a caller's jit), fixed shapes, no KV
+    cache: each step reruns the decoder on the whole [N, max_len] buffer, where
+    not-yet-generated slots hold PAD; the causal mask keeps them (and every later slot) out of
+    the position being decided, and the START key is always attended. PAD is never emitted
+    (it is not a training target).
 
     `params`: the model's params tree, or variables {"params": ...}.
     """
     if max_len < 1 or max_len > model.config["text"]["max_len"]:
         raise ValueError(f"max_len={max_len}: expected 1..{model.config['text']['max_len']}")
     variables = params if "params" in params else {"params": params}
-    return _greedy_decode(model, variables, jnp.asarray(images), max_len)
+    images = jnp.asarray(images)
+    if isinstance(images, jax.core.Tracer):
+        # Inside the caller's jit (the Encoder's, with the logical axis rules bound): traced
+        # inline, so the rules reach the model; a nested jit's cache would not tell them apart.
+        return _decode_loop(model, variables, images, max_len)
+    return _jitted_decode_loop(model, variables, images, max_len)
