@@ -121,3 +121,42 @@ def test_tpu_pod_dry_run():
     ]
     # On each worker, the remote command's words are the train args.
     assert shlex.split(shlex.split(lines[-2])[-1])[-len(TRAIN_ARGS) :] == TRAIN_ARGS
+
+
+def test_xpk_dry_run():
+    """An XPK workload on 2 slices: the create line (mesh.dcn_data=2 added to the train args,
+    the whole train command one --command word), the wait, list and delete; the workload
+    name is checked before xpk sees it."""
+    xpk = ["bash", "launch/xpk.sh", "--dry-run", "--cluster", "gke 1", "--project", "p1"]
+    lines = run(
+        [*xpk, "create", "run-1", "--tpu-type", "v5p-256", "--num-slices", "2", "--docker-image",
+         "gcr.io/p1/vljax:1", "--max-restarts", "3", "--wait", "--", *TRAIN_ARGS]
+    )  # fmt: skip
+    where = ["--cluster", "gke 1", "--project", "p1"]
+    train = shlex.join(["vljax", "train", *TRAIN_ARGS, "--config.mesh.dcn_data=2"])
+    create = ["xpk", "workload", "create", *where, "--workload", "run-1", "--tpu-type", "v5p-256",
+              "--num-slices", "2", "--docker-image", "gcr.io/p1/vljax:1", "--max-restarts", "3",
+              "--command", f"exec {train}"]  # fmt: skip
+    wait = ["xpk", "workload", "list", *where, "--wait-for-job-completion", "run-1"]
+    assert lines == [shlex.join(create), shlex.join(wait)]
+    # In the pod, the command's words are the train args (and the slices' dcn_data).
+    assert shlex.split(shlex.split(lines[0])[-1])[3:] == [*TRAIN_ARGS, "--config.mesh.dcn_data=2"]
+
+    # Without an image, XPK layers this checkout onto its base image; the command installs it.
+    # A dcn_data in the train args is left as it is.
+    dcn = "--config.mesh.dcn_data=2"
+    (line,) = run(
+        [*xpk, "create", "run-1", "--tpu-type", "v4-8", "--num-slices", "2", "--", dcn,
+         *TRAIN_ARGS]
+    )  # fmt: skip
+    words = shlex.split(line)
+    assert words[words.index("--script-dir") + 1] == ROOT
+    assert words[-1] == "python3 -m pip install -q -e . 'jax[tpu]' && exec " + shlex.join(
+        ["python3", "-m", "vljax.cli", "train", dcn, *TRAIN_ARGS]
+    )
+    assert run([*xpk, "list"]) == [shlex.join(["xpk", "workload", "list", *where])]
+    assert run([*xpk, "delete", "run-1"]) == [
+        shlex.join(["xpk", "workload", "delete", *where, "--workload", "run-1", "--force"])
+    ]
+    bad = subprocess.run([*xpk, "delete", "Run_1"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "at most 40 of a-z, 0-9 and '-'" in bad.stderr

@@ -4,6 +4,7 @@ stopping the others, a real local sweep of 3 tiny runs and its summary."""
 
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -253,6 +254,42 @@ def test_dry_run_each_launcher(tmp_path, capsys):
         shlex.join(tpu + ["--delete", "pod1", "z1"]),
     ]
     assert not os.path.exists(root)
+
+
+def test_dry_run_xpk(tmp_path, capsys, monkeypatch):
+    """--launcher xpk: one launch/xpk.sh workload per run (relative paths kept as given: the
+    pods see the checkout and ROOT at their own paths), names XPK accepts, and the options of
+    other launchers refused."""
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("my sweeps")
+    path = os.path.relpath(write_sweep("my sweeps", [{"evals": EVALS}, {"seed": 2}]))
+    root = "out root/loss"
+    runs = load_sweep(path, root, absolute=False)
+    argv = ["sweep", "--config", path, "--workdir-root", root, "--launcher", "xpk", "--dry-run"]
+    xpk_options = ["--cluster", "gke1", "--zone", "z1", "--tpu-type", "v5p-256", "--num-slices",
+                   "2", "--docker-image", "gcr.io/p/vljax:1"]  # fmt: skip
+    assert cli.main(argv + xpk_options) == 0
+    names = [launchers.xpk_workload_name(r) for r in runs]
+    xpk = ["bash", os.path.join(REPO, "launch", "xpk.sh"), "--cluster", "gke1", "--zone", "z1"]
+    lines = []
+    for run, name in zip(runs, names, strict=True):
+        image = ["--docker-image", "gcr.io/p/vljax:1"]
+        command = [*xpk, "create", name, "--tpu-type", "v5p-256", "--num-slices", "2", *image,
+                   "--wait", "--", *run.train_args()]  # fmt: skip
+        log = shlex.quote(os.path.join(run.workdir, "log.txt"))
+        lines += [
+            f"# {run.name}: new",
+            f"mkdir -p {shlex.quote(run.workdir)} && {shlex.join(command)} >>{log} 2>&1",
+        ]
+    assert capsys.readouterr().out.splitlines() == lines
+    assert runs[0].train_args()[:4] == ["--config", path, "--workdir", runs[0].workdir]
+    for name in names:
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 40, name
+    assert len(set(names)) == 2
+    assert cli.main([*argv[:-3], "--launcher", "tpu", "--tpu", "t", "--cluster", "gke1"]) == 2
+    assert "--cluster: not options of --launcher tpu" in capsys.readouterr().err
+    assert cli.main(argv + ["--cluster", "gke1"]) == 2
+    assert "needs --cluster NAME (the GKE cluster) and --tpu-type" in capsys.readouterr().err
 
 
 def test_dry_run_refuses_bad_runs_naming_the_fix(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """`vljax sweep`: run a sweep file's runs, or summarise a finished sweep.
 
 vljax sweep --config configs/ablations/loss.py[:arg] --workdir-root ROOT
-            [--launcher local|multiprocess|slurm|tpu] [--dry-run] [--parallel K] [--only NAME...]
+            [--launcher local|multiprocess|slurm|tpu|xpk] [--dry-run] [--parallel K]
+            [--only NAME...]
 vljax sweep summarize ROOT
 
 Each run trains in ROOT/NAME (its output in ROOT/NAME/log.txt); complete runs are skipped and
@@ -40,7 +41,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="local", choices=launchers.LAUNCHERS)
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument(
-        "--parallel", type=_positive, default=1, help="runs at once (local, multiprocess, slurm)"
+        "--parallel",
+        type=_positive,
+        default=1,
+        help="runs at once (local, multiprocess, slurm, xpk)",
     )
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these runs")
     mp = p.add_argument_group("multiprocess launcher")
@@ -48,9 +52,18 @@ def parser() -> argparse.ArgumentParser:
     mp.add_argument("--cpu-devices", type=_positive, default=None, help="fake CPU devices each")
     tpu = p.add_argument_group("tpu launcher (launch/tpu_pod.sh)")
     tpu.add_argument("--tpu", help="TPU VM (pod slice) name")
-    tpu.add_argument("--zone", help="its zone, e.g. us-central2-b")
-    tpu.add_argument("--tpu-type", help="create it with this accelerator type if absent")
+    tpu.add_argument("--zone", help="its zone, e.g. us-central2-b (xpk: the cluster's)")
+    tpu.add_argument(
+        "--tpu-type", help="create it with this accelerator type if absent (xpk: the slice type)"
+    )
     tpu.add_argument("--tpu-delete", action="store_true", help="delete it after the sweep")
+    xpk = p.add_argument_group("xpk launcher (launch/xpk.sh; also --zone, --tpu-type)")
+    xpk.add_argument("--cluster", help="the GKE cluster XPK created")
+    xpk.add_argument("--project", help="its Google Cloud project (default: gcloud's)")
+    xpk.add_argument("--num-slices", type=_positive, help="TPU slices per run (sets mesh.dcn_data)")
+    xpk.add_argument(
+        "--docker-image", help="an image with vljax and jax[tpu] (default: layer this checkout)"
+    )
     return p
 
 
@@ -63,8 +76,15 @@ def cli(argv) -> int:
         print(f"wrote {path}, summary.csv and plots/")
         return 0
     args = parser().parse_args(argv)
-    if args.launcher != "tpu" and (args.tpu or args.zone or args.tpu_type or args.tpu_delete):
-        raise ConfigError("--tpu, --zone, --tpu-type and --tpu-delete need --launcher tpu")
+    allowed = launchers.LAUNCHER_OPTIONS.get(args.launcher, ())
+    options_of = launchers.LAUNCHER_OPTIONS.items()
+    stray = sorted({n for _, names in options_of for n in names if getattr(args, n)} - set(allowed))
+    if stray:
+        flag = lambda name: "--" + name.replace("_", "-")
+        takes = "; ".join(f"{k} takes {', '.join(map(flag, names))}" for k, names in options_of)
+        raise ConfigError(
+            f"{', '.join(map(flag, stray))}: not options of --launcher {args.launcher} ({takes})"
+        )
     options = launchers.LaunchOptions(
         launcher=args.launcher,
         parallel=args.parallel,
@@ -74,12 +94,17 @@ def cli(argv) -> int:
         zone=args.zone,
         tpu_type=args.tpu_type,
         tpu_delete=args.tpu_delete,
+        cluster=args.cluster,
+        project=args.project,
+        num_slices=args.num_slices,
+        docker_image=args.docker_image,
     )
-    # TPU workers see the repository at their own path and ROOT on their shared mount: both
-    # stay as given. Elsewhere runs may start in another directory (sbatch --chdir): absolute.
-    on_tpu = args.launcher == "tpu"
-    root = args.workdir_root if on_tpu else os.path.abspath(args.workdir_root)
-    runs = execute.select(load_sweep(args.config, root, absolute=not on_tpu), args.only)
+    # TPU workers and GKE pods see the repository at their own path and ROOT on their shared
+    # mount: both stay as given. Elsewhere runs may start in another directory (sbatch
+    # --chdir): absolute.
+    as_given = args.launcher in launchers.PATHS_AS_GIVEN
+    root = args.workdir_root if as_given else os.path.abspath(args.workdir_root)
+    runs = execute.select(load_sweep(args.config, root, absolute=not as_given), args.only)
     plan = execute.plan_runs(runs)
     return execute.run_sweep(plan, root, options, dry_run=args.dry_run)
 
