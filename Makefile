@@ -30,7 +30,7 @@ $(FULL): pyproject.toml
 venv: $(FULL)
 
 demo: $(BASE)
-	$(BIN)/vljax train --config configs/demo.py --workdir runs/demo
+	$(BIN)/vljax train --config configs/demo.py:quickstart --workdir runs/quickstart
 
 test: $(FULL)
 	$(BIN)/ruff check .

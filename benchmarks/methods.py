@@ -3,9 +3,10 @@ docs/benchmarks.md.
 
     python benchmarks/methods.py [--only flip lit ...] [--root /tmp/vljax-methods] [--write]
 
-Trains each method's `configs/<name>.py:demo` in a fresh workdir under ROOT (LiT and Long-CLIP
-start from `runs/demo`: run `make demo` first), then records steps, wall time, the final
-loss and the eval figures with the machine named.
+Trains each method's `configs/<name>.py:demo` in a fresh workdir under ROOT, then records
+steps, wall time, the final loss and the eval figures with the machine named. LiT and
+Long-CLIP start from `runs/demo`: run
+`vljax train --config configs/demo.py --workdir runs/demo` first.
 """
 
 import argparse

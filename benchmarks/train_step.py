@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 from vljax.host_malloc import needs_malloc_tunables, reexec_with_malloc_tunables  # noqa: E402
 
 
-def cpu_peak_flops(n=1024, repeats=5):
+def cpu_peak_flops(n=1024, repeats=20):
     import jax
     import jax.numpy as jnp
 

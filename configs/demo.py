@@ -69,8 +69,18 @@ def get_config(arg=None):
         c.model.text.update(causal=False, pool="last", proj="linear_bias")
         c.model.activation = "gelu_tanh"
         c.model.ln_eps = 1e-6
+    elif arg == "quickstart":
+        # `make demo`: 56 px images, MLPs of 256 in both towers, 20 text positions (the
+        # longest English caption is 19 pieces + EOS) and 380 steps: 6.5 TFLOP of training,
+        # 42 % less than the base that every method's `:demo` builds on, for a first run within
+        # 5 minutes on the slower 2-core kind (docs/benchmarks.md, "Demo end to end").
+        c.model.image.update(image_size=56, mlp_dim=256)
+        c.model.text.update(mlp_dim=256, max_len=20)
+        c.total_steps = 380
     elif arg not in (None, "sigmoid"):
-        raise ValueError(f"configs/demo.py:{arg}: expected no arg, sigmoid, clip or siglip")
+        raise ValueError(
+            f"configs/demo.py:{arg}: expected no arg, sigmoid, clip, siglip or quickstart"
+        )
 
     c.optimizer.learning_rate = 1e-3
     c.optimizer.warmup_steps = 50

@@ -22,7 +22,7 @@ def get_config(arg=None):
     c.optimizer.frozen = LOCKED
     if arg == "tiny":
         return demo.tiny(c)  # the locked tower is a random one: a smoke run needs no run
-    c.init_from = "runs/demo"  # `make demo` trains it
+    c.init_from = "runs/demo"  # vljax train --config configs/demo.py --workdir runs/demo
     c.init_from_include = LOCKED
     c.total_steps = 200  # only the text tower learns: it aligns to a fixed image space fast
     c.optimizer.warmup_steps = 20

@@ -1,8 +1,9 @@
 """Long-CLIP (Zhang et al. 2024, arXiv 2403.15378): CLIP fine-tuned to read long captions.
 
-`:demo` starts from the demo's CLIP (`make demo` trains runs/demo, 24 text positions) and
-fine-tunes it on `shapes_long` (2 x 2 grids of shapes whose long captions, about 30 tokens,
-name every shape by its place) mixed half and half with the demo's own scenes. The text
+`:demo` starts from the demo's CLIP (24 text positions; trained by
+`vljax train --config configs/demo.py --workdir runs/demo`) and fine-tunes it on
+`shapes_long` (2 x 2 grids of shapes whose long captions, about 30 tokens, name every shape
+by its place) mixed half and half with the demo's own scenes. The text
 position table keeps its first 20 rows and is stretched by 4 over the other 4 (36
 positions); the long caption is matched to the image embedding, the short caption ("a red
 circle, a blue square, ...") to its 32 leading principal components. Evals: long-caption

@@ -6,7 +6,8 @@ Long-CLIP, NegNCE, TPM-CL, M2-Encoder, 1-to-K), one run each, on the demo's data
 
 Each run starts from its own recipe (the special key sweep.RECIPE_KEY) and is named after
 its method (sweep.NAME_KEY). The recipes are benchmarks/methods.py's DEMOS, their one list.
-LiT and Long-CLIP start from runs/demo: run `make demo` first. Run from the repository root.
+LiT and Long-CLIP start from runs/demo: run
+`vljax train --config configs/demo.py --workdir runs/demo` first. Run from the repository root.
 """
 
 from benchmarks.methods import DEMOS
