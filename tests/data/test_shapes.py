@@ -136,3 +136,23 @@ def test_zeroshot_balanced():
     src = ShapesSource("zeroshot", 240, seed=0)
     labels = [src[i]["label"] for i in range(240)]
     assert np.bincount(labels).tolist() == [10] * 24
+
+
+def test_english_captions_fit_the_quickstarts_text_positions(tmp_path):
+    """`make demo`'s recipe reads 20 text positions: every English caption of the training and
+    eval splits is at most 19 pieces of the run's tokenizer (trained as a run trains it) plus
+    EOS, so none is cut."""
+    from vljax.config import build_config
+    from vljax.data.tokenizer import Tokenizer, train_tokenizer
+
+    config = build_config("configs/demo.py:quickstart")
+    train = ShapesSource("train", 3000, 0, 32)
+    captions = [train[i]["captions"]["en"] for i in range(len(train))]
+    path = tmp_path / "tok.model"
+    train_tokenizer(captions, path, vocab_size=config.tokenizer.vocab_size)
+    tokenizer = Tokenizer(str(path))
+    for split in ("zeroshot", "retrieval"):
+        source = ShapesSource(split, 500, 0, 32)
+        captions += [source[i]["captions"]["en"] for i in range(len(source))]
+    longest = max(len(tokenizer.pieces(c)) for c in captions)
+    assert longest + 1 <= config.model.text.max_len, longest
