@@ -28,7 +28,8 @@ def main(argv=None):
 
     # As `make test` runs it (Makefile): the malloc settings, 2 workers, whole files each.
     pytest = [sys.executable, "-m", "vljax.host_malloc", sys.executable, "-m", "pytest", "-p",
-              "no:cacheprovider", "-n", "2", "--dist", "loadfile"]  # fmt: skip
+              "no:cacheprovider", "-n", "2", "--dist", "loadfile",
+              "--no-loadscope-reorder"]  # fmt: skip
     # CPU seconds of pytest and every process under it: unlike the wall clock, this hardly
     # moves when something else runs on the machine, and it is what 2 cores must get through.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

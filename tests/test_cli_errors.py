@@ -53,7 +53,7 @@ def test_config_file_errors(tmp_path, capsys, syntax_error_config):
     assert code == EXIT_CONFIG and "broken.py:2: syntax error" in text
     assert "Traceback" not in text
     code, text = run(["train", "--config", "configs/demo.py:bogus", "--workdir", "w"], capsys)
-    assert code == EXIT_CONFIG and "expected no arg, sigmoid, clip or siglip" in text
+    assert code == EXIT_CONFIG and "expected no arg, sigmoid, clip, siglip or quickstart" in text
     assert "Traceback" not in text
     code, text = run(["train", "--config", "configs/nope.py", "--workdir", "w"], capsys)
     assert code == EXIT_CONFIG and "does not exist" in text
