@@ -85,7 +85,8 @@ def main(argv=None):
         if args.write:
             note = (
                 "`python benchmarks/dbnorm.py --workdir runs/demo --write`: the CLIP demo run "
-                "(`make demo`) on `shapes:retrieval` (1,000 pairs) as `vljax eval` scores it, "
+                "(`configs/demo.py`) on `shapes:retrieval` (1,000 pairs) as `vljax eval` scores "
+                "it, "
                 "plain and after DBNorm (arXiv 2310.11612) with banks of held-out pairs "
                 "(`shapes:retrieval_bank`), default betas (query bank 1/1.99, gallery bank 3). "
                 "Hubness: hub occurrence, the fraction of queries whose top-1 is one of the 1% "

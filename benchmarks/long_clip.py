@@ -58,8 +58,8 @@ def main(argv=None):
         print(row)
         if args.write:
             note = (
-                "`python benchmarks/long_clip.py --write`: the CLIP demo (`make demo`, 24 text "
-                "positions) and Long-CLIP fine-tuned from it (`configs/long_clip.py:demo`, 36 "
+                "`python benchmarks/long_clip.py --write`: the CLIP demo (`configs/demo.py`, 24 "
+                "text positions) and Long-CLIP fine-tuned from it (`configs/long_clip.py:demo`, 36 "
                 "positions), on long-caption retrieval (`shapes_long:retrieval`, 500 grids) "
                 "and on the demo's short-caption evals. `runs/long_clip_24`: the same fine-tune "
                 "without stretching (`--config.model.text.max_len=24`: long captions cut at 24 "

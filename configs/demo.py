@@ -1,7 +1,8 @@
 """The demo: a tiny two-tower model on the built-in procedural shapes data.
 
-Trains in under 4 minutes on 2 CPU cores; `make demo` runs it. What makes a tiny ViT learn
-the shape of a 12 px object in a few hundred steps (measured, docs/data.md): a conv stem of
+Trains in under 5 minutes on 2 CPU cores; every method's `:demo` builds on it, and `make
+demo` runs its lighter `:quickstart` variant. What makes a tiny ViT learn the shape of a 12 px
+object in a few hundred steps (measured, docs/data.md): a conv stem of
 stride-1 convolutions with max pooling, learned (not sincos) position embeddings, and a
 sharper initial temperature (logit scale 30).
 """

@@ -6,7 +6,8 @@ The image tower is taken from `init_from` (a vljax run directory or a folder wri
 and locked: `optimizer.frozen` gives it no optimizer state and no update, and the train step
 computes no gradient through it (its backward pass is not in the compiled step).
 
-    make demo && vljax train --config configs/lit.py:demo --workdir runs/lit
+    vljax train --config configs/demo.py --workdir runs/demo
+    vljax train --config configs/lit.py:demo --workdir runs/lit
     vljax train --config configs/lit.py:tiny --workdir /tmp/lit   # a random locked tower
 """
 

@@ -10,7 +10,8 @@ circle, a blue square, ...") to its 32 leading principal components. Evals: long
 retrieval, and the demo's own shapes evals (what the stretching is meant to preserve).
 `python benchmarks/long_clip.py` compares before and after.
 
-    make demo && vljax train --config configs/long_clip.py:demo --workdir runs/long_clip
+    vljax train --config configs/demo.py --workdir runs/demo
+    vljax train --config configs/long_clip.py:demo --workdir runs/long_clip
     vljax train --config configs/long_clip.py:tiny --workdir /tmp/long_clip   # no run needed
 """
 
