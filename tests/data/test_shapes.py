@@ -3,18 +3,10 @@ import re
 import numpy as np
 import pytest
 
+from tests.data.reference_colours import colour_mask
 from vljax.data import shapes
 from vljax.data.shapes import ShapesSource
 
-# Independent reference colours (what a person would call each name), not the module's table.
-REF = {
-    "red": (220, 30, 30),
-    "green": (30, 180, 50),
-    "blue": (40, 80, 240),
-    "yellow": (245, 225, 30),
-    "purple": (150, 50, 210),
-    "orange": (255, 135, 0),
-}
 OBJ = re.compile(r"a (big|small) (\w+) (circle|square|triangle|cross)")
 
 
@@ -38,11 +30,6 @@ def test_element_format():
     ex = ShapesSource("train", 10, seed=0, image_size=48)[3]
     assert ex["image"].shape == (48, 48, 3) and ex["image"].dtype == np.uint8
     assert set(ex["captions"]) == {"en", "zh"}
-
-
-def _mask(img, colour):
-    d = np.abs(img.astype(int) - np.array(REF[colour])).sum(-1)
-    return d < 60
 
 
 def _check_shape(mask, shape, size):
@@ -79,7 +66,7 @@ def test_captions_are_true(split):
             continue  # same colour twice: pixels cannot be told apart by colour
         centres = []
         for size, colour, shape in objs:
-            mask = _mask(ex["image"], colour)
+            mask = colour_mask(ex["image"], colour)
             centres.append(_check_shape(mask, shape, size))
         if len(objs) > 1:
             horizontal = "left" in en

@@ -5,7 +5,8 @@ ds = load_eval_set("shapes:zeroshot", config)          # or an entry of config.e
 ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...}
 # dict(images=uint8 [N, S, S, 3], captions=list[str], labels=int32 [N] | None,
 #      classnames=list[str] | None, templates=list[str] | None, lang=str,
-#      all_captions=list[list[str]] (tfds sets only; absent = one caption per image))
+#      all_captions=list[list[str]] (tfds sets only; absent = one caption per image),
+#      captions_by_lang={lang: list[list[str]]} (entries with `langs` only))
 ```
 
 `S = config.model.image.image_size`. Specs:
@@ -29,7 +30,10 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
   `classnames`.
 
 Entry options (all optional): `lang` (default: config.data.train.lang, "en" when that is
-"any"), `templates` (list of format strings with "{}"; default `templates.default_templates`),
+"any"), `langs` (retrieval: a list of languages, or "all" for a tfds set's every language:
+`captions_by_lang[lang][i]` holds image i's captions in it, empty where it has none; a tfds set
+then keeps every image with a caption in any of them, and `all_captions[i]` may be empty),
+`templates` (list of format strings with "{}"; default `templates.default_templates`),
 `classnames` (list), `size` (number of examples; shapes and tfds). The held-out shapes splits
 use a fixed seed (`EVAL_SEED`) so that runs with different `config.seed` are comparable.
 """
@@ -91,6 +95,14 @@ def load_eval_set(spec, config) -> dict:
             "shapes_symile:test or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
+    if entry.get("langs") and "captions_by_lang" not in out:
+        # shapes: the same images in every language, each loaded again in that language.
+        langs = entry["langs"]
+        langs = [x.strip() for x in langs.split(",")] if isinstance(langs, str) else langs
+        out["captions_by_lang"] = {}
+        for la in dict.fromkeys(langs):
+            captions = load_eval_set({**entry, "lang": la, "langs": None}, config)["captions"]
+            out["captions_by_lang"][la] = [[c] for c in captions]
     if entry.get("classnames"):
         out["classnames"] = list(entry["classnames"])
     if entry.get("templates"):

@@ -5,6 +5,7 @@ vljax prepare --manifest FILE.jsonl       --name NAME --data-dir DIR [--max-side
 vljax prepare --from-folder IMAGES_DIR    --name NAME --data-dir DIR [--label-from-dir]
 vljax prepare --from-webdataset 'a-*.tar' --name NAME --data-dir DIR
 vljax prepare --from-karpathy dataset_coco.json --images DIR --name NAME --data-dir DIR
+vljax prepare --from-xm3600 captions.jsonl --images DIR --name NAME --data-dir DIR [--languages L]
     [--max-pixels P (default MAX_PIXELS)] [--max-caption-chars C (default MAX_CAPTION_CHARS)]
 ```
 
@@ -652,7 +653,13 @@ def cli(argv: Sequence[str] | None = None) -> int:
     src.add_argument(
         "--from-karpathy", help="Karpathy's dataset_coco.json / dataset_flickr30k.json"
     )
-    p.add_argument("--images", help="--from-karpathy: the folder that holds the images")
+    src.add_argument("--from-xm3600", help="XM3600's captions.jsonl (vljax/data/xm3600.py)")
+    p.add_argument(
+        "--images", help="--from-karpathy / --from-xm3600: the folder that holds the images"
+    )
+    p.add_argument(
+        "--languages", help="--from-xm3600: comma-separated language codes (default all 36)"
+    )
     p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
     p.add_argument("--data-dir", required=True, help="tfds data dir to write NAME into")
     p.add_argument("--max-side", type=int, default=None, help="downscale larger images")
@@ -687,8 +694,13 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     # Refused before the inputs are listed, which can take minutes for a large manifest.
     check_options(args.name, args.data_dir, args.overwrite, **options)
-    if args.images and not args.from_karpathy:
-        raise ConfigError("--images goes with --from-karpathy; the other inputs name images")
+    if args.images and not (args.from_karpathy or args.from_xm3600):
+        raise ConfigError(
+            "--images goes with --from-karpathy or --from-xm3600; the other inputs name images"
+        )
+    if args.languages and not args.from_xm3600:
+        raise ConfigError("--languages goes with --from-xm3600")
+    missing = None  # --from-xm3600: images without captions in each language
     skips: list[Skip] = []
     t0 = time.time()
     if args.from_karpathy:
@@ -696,6 +708,12 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
         splits = parse_splits(args.split)
         records = karpathy_records(args.from_karpathy, args.images, splits, skips)
+    elif args.from_xm3600:
+        from vljax.data.xm3600 import parse_languages, xm3600_records
+
+        missing = Counter()
+        languages = parse_languages(args.languages)
+        records = xm3600_records(args.from_xm3600, args.images, languages, skips, missing)
     elif args.manifest:
         if not os.path.isfile(args.manifest):
             raise DataError(
@@ -724,4 +742,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
         **options,
     )
     print(summary(report, args.name, os.path.abspath(args.data_dir), time.time() - t0))
+    if missing is not None:
+        from vljax.data.xm3600 import missing_summary
+
+        print(missing_summary(missing))
     return 0

@@ -5,7 +5,10 @@
 `captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. Retrieval ranks every
 caption of every image (COCO / Flickr30k: 5 each; vljax/evals/metrics.py): txt2img_r1/5/10,
 img2txt_r1/5/10 and the 1-based median ranks txt2img_medr, img2txt_medr. A retrieval entry with
-`langs: ["en", "zh", ...]` also reports R@1 per language and their Mean Rank Variance; one
+`langs: ["en", "zh", ...]` (or "all") also reports the retrieval keys per language
+(`retrieval/<key>/<lang>/txt2img_r1`, ...), their means over the languages
+(`retrieval/<key>/txt2img_r1_mean`, ...) and the Mean Rank Variance `retrieval/<key>/mrv`
+(vljax/evals/multilingual.py: XM3600); one
 with `dbnorm: {"bank": "shapes:retrieval_bank", "method": "dis" | "ddis", ...}` also reports
 recall after DBNorm's re-scoring with held-out banks and the hub occurrence before and after
 (`retrieval/<key>/txt2img_r1_dbnorm`, `.../txt2img_hubness`, `.../txt2img_hubness_dbnorm`,
@@ -30,9 +33,10 @@ from vljax.atomic_write import write_text
 from vljax.choices import EVAL_TYPES, expected
 from vljax.data.evalsets import load_eval_set
 from vljax.errors import ConfigError
-from vljax.evals import metrics, mrv
+from vljax.evals import metrics
 from vljax.evals.dbnorm_eval import dbnorm_options, dbnorm_retrieval
 from vljax.evals.fewshot import fewshot_eval
+from vljax.evals.multilingual import multilingual_retrieval, take_rows
 from vljax.evals.third_modality import third_modality_eval
 from vljax.inference import Encoder
 
@@ -68,13 +72,18 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
                 top1 = metrics.scores_topk(scores, data["labels"], 1)
             results[f"zeroshot/{key}/top1"] = float(top1)
         elif kind == "retrieval":
-            image_emb = encoder.encode_images(data["images"])
+            image_emb = all_image_emb = encoder.encode_images(data["images"])
+            caption_sets = data.get("all_captions") or [[c] for c in data["captions"]]
+            # A multilingual set (`langs`) also holds images without a caption in the eval's
+            # language: left out of its main keys.
+            rows = np.flatnonzero([len(c) > 0 for c in caption_sets])
+            if len(rows) < len(caption_sets):
+                image_emb = take_rows(image_emb, rows)
+                caption_sets = [caption_sets[i] for i in rows]
             # Every caption of every image (COCO / Flickr30k: 5), ranked as one gallery.
-            texts, text_image = metrics.flatten_captions(
-                data.get("all_captions") or [[c] for c in data["captions"]]
-            )
+            texts, text_image = metrics.flatten_captions(caption_sets)
             all_text_emb = encoder.encode_texts(texts)
-            first = np.searchsorted(text_image, np.arange(len(data["captions"])))
+            first = np.searchsorted(text_image, np.arange(len(caption_sets)))
             text_emb = jax.tree.map(lambda x, i=first: x[i], all_text_emb)  # first captions
             recalls = metrics.retrieval_metrics(
                 image_emb, all_text_emb, text_image, similarity=encoder.similarity
@@ -83,7 +92,7 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
                 results[f"retrieval/{key}/{metric}"] = float(value)
             if spec.get("langs"):
                 results.update(
-                    multilingual_retrieval(name, spec, config, encoder, image_emb, cache)
+                    multilingual_retrieval(key, data["captions_by_lang"], all_image_emb, encoder)
                 )
             if spec.get("dbnorm"):
                 results.update(
@@ -98,25 +107,6 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
         elif kind == "fewshot":
             results.update(fewshot_eval(name, spec, config, encoder, data, cache))
     return results
-
-
-def multilingual_retrieval(name, spec, config, encoder, image_emb, cache) -> dict:
-    """The same images queried by their caption in each of `spec.langs`: text->image R@1 per
-    language (`retrieval/<key>/<lang>/txt2img_r1`) and the Mean Rank Variance across the
-    languages (`retrieval/<key>/mrv`, arXiv 2406.18254: per image, the variance over the
-    languages of the rank of the right image; averaged over the images)."""
-    key = spec.get("key", None) or name
-    entry = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
-    text_emb = {}
-    for lang in entry["langs"]:
-        if (name, lang) not in cache:
-            cache[(name, lang)] = load_eval_set({**entry, "lang": lang}, config)
-        text_emb[lang] = encoder.encode_texts(cache[(name, lang)]["captions"])
-    ranks = mrv.text_to_image_ranks(image_emb, text_emb, encoder.similarity)
-    out = {f"retrieval/{key}/mrv": mrv.mean_rank_variance(ranks)}
-    for lang, lang_ranks in zip(text_emb, ranks, strict=True):
-        out[f"retrieval/{key}/{lang}/txt2img_r1"] = float(np.mean(lang_ranks < 1))
-    return out
 
 
 def write_results(workdir: str, results: dict, final: bool):
