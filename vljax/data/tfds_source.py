@@ -129,9 +129,18 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
     kind = entry.get("type") or ("zeroshot" if src.classnames is not None else "retrieval")
     labelled = kind in ("zeroshot", "fewshot")
     n = min(len(src), int(entry.get("size") or len(src)))
+    # A multilingual retrieval entry (`langs`) keeps every image with a caption in any of them.
+    langs = _eval_langs(entry.get("langs"), src, n) if not labelled else None
+    by_lang = {lang: [] for lang in langs or ()}
     images, captions, all_captions, labels = [], [], [], []
     for i in range(n):
         ex = src[i]
+        if langs:
+            per_lang = [caption_candidates(ex["captions"], (la, "")) for la in by_lang]
+            if not any(per_lang):
+                continue
+            for texts, cands in zip(by_lang.values(), per_lang, strict=True):
+                texts.append(cands)
         if labelled:
             if ex["label"] < 0:
                 continue
@@ -140,10 +149,10 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
             # Every caption in the eval's language (untagged captions count as any): COCO
             # and Flickr30k retrieval rank all 5 of each image's captions.
             cands = caption_candidates(ex["captions"], (lang, ""))
-            if not cands:
+            if not cands and not langs:
                 continue
         images.append(preprocess.inference_image(ex["image"], image_size))
-        captions.append(cands[0])
+        captions.append(cands[0] if cands else "")
         all_captions.append(cands)
         labels.append(ex["label"])
     if not images:
@@ -151,8 +160,13 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
             f"{dataset} has no usable examples for a {kind} eval"
             + (" (no labelled examples)" if labelled else f" (no {lang!r} captions)")
         )
+    if langs and not any(all_captions):
+        raise DataError(
+            f"{dataset} has no {lang!r} captions for the eval's main keys; set the entry's "
+            f"lang to one of its languages ({', '.join(langs)})"
+        )
     has_labels = src.classnames is not None and min(labels) >= 0
-    return dict(
+    out = dict(
         images=np.stack(images).astype(np.uint8),
         captions=captions,
         all_captions=all_captions,
@@ -160,3 +174,25 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
         classnames=src.classnames,
         templates=None,
     )
+    if langs:
+        out["captions_by_lang"] = by_lang
+    return out
+
+
+def _eval_langs(value, src: TfdsSource, n: int) -> tuple[str, ...] | None:
+    """A retrieval entry's `langs` (a list, a comma-separated string, or "all": every language
+    of the split's first n examples, sorted); each must have captions in the split."""
+    if not value:
+        return None
+    present = sorted({lang for i in range(n) for lang, _ in src[i]["captions"] if lang})
+    if value == "all":
+        return tuple(present)
+    langs = tuple(x.strip() for x in value.split(",")) if isinstance(value, str) else value
+    unknown = [lang for lang in langs if lang not in present]
+    if unknown:
+        raise DataError(
+            f"tfds:{src.name}:{src.split} has no captions in {', '.join(unknown)} (langs of "
+            f"the eval); its languages are {', '.join(present) or 'none (untagged captions)'}: "
+            'pick from those, or langs="all"'
+        )
+    return tuple(dict.fromkeys(langs))
