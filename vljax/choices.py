@@ -33,6 +33,11 @@ EVAL_TYPES = (
     "fewshot",  # linear probe: ridge regression on frozen image embeddings (evals/fewshot.py)
 )  # config.evals.<name>.type
 
+# Named lists an eval entry may give instead of its own (vljax/evals/templates.py): ImageNet's
+# 1,000 class names for a split labelled by wnid, CLIP's 80 ImageNet prompt templates.
+NAMED_CLASSNAMES = ("imagenet",)  # config.evals.<name>.classnames
+NAMED_TEMPLATES = ("imagenet80",)  # config.evals.<name>.templates
+
 DBNORM_METHODS = ("dis", "ddis")  # config.evals.<name>.dbnorm.method (vljax/evals/dbnorm.py)
 
 # config key -> its choices

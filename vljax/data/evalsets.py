@@ -36,6 +36,9 @@ then keeps every image with a caption in any of them, and `all_captions[i]` may 
 `templates` (list of format strings with "{}"; default `templates.default_templates`),
 `classnames` (list), `size` (number of examples; shapes and tfds). The held-out shapes splits
 use a fixed seed (`EVAL_SEED`) so that runs with different `config.seed` are comparable.
+`classnames: "imagenet"` names a split labelled by wnid (`vljax prepare --from-imagenet`) with
+ImageNet's class names, its classes only (-R, -A: 200); `templates: "imagenet80"` is CLIP's 80
+ImageNet prompts (both in vljax/evals/templates.py).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.shapes_symile import symile_test_set
 from vljax.data.tfds_source import load_tfds_eval
 from vljax.errors import DataError
-from vljax.evals.templates import default_templates
+from vljax.evals.templates import default_templates, named_classnames, named_templates
 
 EVAL_SEED = 1_000_003
 
@@ -103,9 +106,13 @@ def load_eval_set(spec, config) -> dict:
         for la in dict.fromkeys(langs):
             captions = load_eval_set({**entry, "lang": la, "langs": None}, config)["captions"]
             out["captions_by_lang"][la] = [[c] for c in captions]
-    if entry.get("classnames"):
+    if isinstance(entry.get("classnames"), str):  # a named list: "imagenet"
+        out["classnames"] = named_classnames(entry["classnames"], out.get("classnames"), dataset)
+    elif entry.get("classnames"):
         out["classnames"] = list(entry["classnames"])
-    if entry.get("templates"):
+    if isinstance(entry.get("templates"), str):  # a named list: "imagenet80"
+        out["templates"] = named_templates(entry["templates"])
+    elif entry.get("templates"):
         out["templates"] = list(entry["templates"])
     if out.get("classnames") is not None and not out.get("templates"):
         out["templates"] = default_templates(lang)

@@ -4,6 +4,7 @@
 vljax prepare --manifest FILE.jsonl       --name NAME --data-dir DIR [--max-side N] [--workers K]
 vljax prepare --from-folder IMAGES_DIR    --name NAME --data-dir DIR [--label-from-dir]
 vljax prepare --from-webdataset 'a-*.tar' --name NAME --data-dir DIR
+vljax prepare --from-imagenet VAL_DIR [--labels GROUND_TRUTH.txt] --name NAME --data-dir DIR
 vljax prepare --from-karpathy dataset_coco.json --images DIR --name NAME --data-dir DIR
 vljax prepare --from-xm3600 captions.jsonl --images DIR --name NAME --data-dir DIR [--languages L]
     [--max-pixels P (default MAX_PIXELS)] [--max-caption-chars C (default MAX_CAPTION_CHARS)]
@@ -17,6 +18,8 @@ Folder: every image file with a sidecar `STEM.txt` (one caption per non-empty li
 share a key, `KEY.jpg|jpeg|png|webp` plus `KEY.txt` or `KEY.json` (a manifest-like object
 with `caption` / `captions` / `label`). Karpathy's COCO / Flickr30k split files: see
 vljax/data/karpathy.py (the test split by default, every image with all its captions).
+ImageNet-1k validation (and -V2, -R, -A, -Sketch) folders: vljax/data/imagenet.py (class
+folders, or the flat layout with the devkit's labels; labels are wnids, split test by default).
 
 Text is UTF-8 (a leading BOM is allowed): manifest lines, sidecar `.txt` files and webdataset
 `.txt`/`.json` members are decoded strictly, and one that is not UTF-8 is skipped ("not utf-8",
@@ -651,6 +654,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     src.add_argument("--from-folder", help="folder of images with sidecar .txt captions")
     src.add_argument("--from-webdataset", nargs="+", help="tar shards (paths or globs)")
     src.add_argument(
+        "--from-imagenet", help="ImageNet validation folder (class folders n01440764/ ...)"
+    )
+    src.add_argument(
         "--from-karpathy", help="Karpathy's dataset_coco.json / dataset_flickr30k.json"
     )
     src.add_argument("--from-xm3600", help="XM3600's captions.jsonl (vljax/data/xm3600.py)")
@@ -679,10 +685,15 @@ def cli(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--split",
         default=None,
-        help="split for folder/webdataset inputs (default train); --from-karpathy: "
-        "comma-separated Karpathy splits to write (default test)",
+        help="split for folder/webdataset inputs (default train; --from-imagenet: test); "
+        "--from-karpathy: comma-separated Karpathy splits to write (default test)",
     )
     p.add_argument("--label-from-dir", action="store_true", help="folder name = class label")
+    p.add_argument(
+        "--labels",
+        help="--from-imagenet, flat layout: ILSVRC2012_validation_ground_truth.txt (meta.mat "
+        "beside it) or one wnid per image",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -694,6 +705,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     # Refused before the inputs are listed, which can take minutes for a large manifest.
     check_options(args.name, args.data_dir, args.overwrite, **options)
+    if args.labels and not args.from_imagenet:
+        raise ConfigError("--labels goes with --from-imagenet (its flat layout)")
     if args.images and not (args.from_karpathy or args.from_xm3600):
         raise ConfigError(
             "--images goes with --from-karpathy or --from-xm3600; the other inputs name images"
@@ -714,6 +727,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
         missing = Counter()
         languages = parse_languages(args.languages)
         records = xm3600_records(args.from_xm3600, args.images, languages, skips, missing)
+    elif args.from_imagenet:
+        from vljax.data.imagenet import imagenet_records
+
+        records = imagenet_records(args.from_imagenet, args.labels, args.split or "test", skips)
     elif args.manifest:
         if not os.path.isfile(args.manifest):
             raise DataError(

@@ -150,6 +150,12 @@ def _label_ranks(img_emb, class_emb, labels):
     return ranks
 
 
+def zeroshot_ranks(img_emb, class_emb, labels):
+    """int [N]: how many of the [C, D] `class_emb` score strictly higher than each image's
+    true class `labels[i]` (0 = top-1; top-k accuracy is `mean(ranks < k)`)."""
+    return _label_ranks(img_emb, class_emb, labels)
+
+
 def zeroshot_scores(img_emb, encode_texts, classnames, templates, similarity):
     """[N, C] image-class scores averaged over the prompt templates: zero-shot for methods
     whose embeddings are not vectors to average (`Method.prompt_ensemble == "score"`).

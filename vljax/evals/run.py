@@ -2,7 +2,9 @@
 
 `config.evals = {name: {"type": "zeroshot" | "retrieval" | "captioning", "dataset": spec,
 ...}}`; results are flat keys `zeroshot/<key>/top1`, `retrieval/<key>/txt2img_r1`,
-`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. Retrieval ranks every
+`captioning/<key>/bleu4`, ... where `key` defaults to the eval's name. Zero-shot reports top1
+and top5 (ImageNet: `classnames: "imagenet"`, `templates: "imagenet80"`, vljax/evals/
+templates.py). Retrieval ranks every
 caption of every image (COCO / Flickr30k: 5 each; vljax/evals/metrics.py): txt2img_r1/5/10,
 img2txt_r1/5/10 and the 1-based median ranks txt2img_medr, img2txt_medr. A retrieval entry with
 `langs: ["en", "zh", ...]` (or "all") also reports the retrieval keys per language
@@ -64,13 +66,14 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             image_emb = encoder.encode_images(data["images"])
             if encoder.method.prompt_ensemble == "embedding":
                 class_emb = metrics.class_embeddings(encoder.encode_texts, classnames, templates)
-                top1 = metrics.zeroshot_top1(image_emb, class_emb, data["labels"])
+                ranks = metrics.zeroshot_ranks(image_emb, class_emb, data["labels"])
             else:
                 scores = metrics.zeroshot_scores(
                     image_emb, encoder.encode_texts, classnames, templates, encoder.similarity
                 )
-                top1 = metrics.scores_topk(scores, data["labels"], 1)
-            results[f"zeroshot/{key}/top1"] = float(top1)
+                ranks = metrics.ranks_of_labels(scores, np.asarray(data["labels"], np.int64))
+            for k in (1, 5):  # ranks: classes scoring strictly higher than the true one
+                results[f"zeroshot/{key}/top{k}"] = float(np.mean(ranks < k))
         elif kind == "retrieval":
             image_emb = all_image_emb = encoder.encode_images(data["images"])
             caption_sets = data.get("all_captions") or [[c] for c in data["captions"]]
