@@ -97,6 +97,13 @@ def base_config():
     c.model.third = ml_collections.ConfigDict(
         dict(vocab_size=32, max_len=8, width=128, depth=1, heads=4, mlp_dim=512)
     )
+    # Video methods (configs/video_clip.py): frames per clip (the data pipeline's clip length
+    # too), temporal pooling of the frame embeddings: mean | transformer (a small transformer
+    # of `depth` blocks with learned temporal position embeddings initialised to zero, then
+    # the mean; its heads must divide model.embed_dim and mlp_dim is its MLP width).
+    c.model.video = ml_collections.ConfigDict(
+        dict(frames=8, temporal="mean", depth=1, heads=4, mlp_dim=512)
+    )
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32

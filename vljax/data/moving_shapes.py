@@ -122,6 +122,11 @@ class MovingShapesSource:
         key = (((self.seed * 4 + SPLITS[self.split]) << 48) + int(index)) * 4 + purpose
         return random.Random(key)
 
+    def captions(self, index: int) -> dict[str, str]:
+        """The captions of clip index without drawing it (for tokenizer training)."""
+        event = self.event(index)
+        return {lang: clip_caption(event, lang) for lang in ("en", "zh")}
+
     def event(self, index: int) -> dict:
         """What clip `index` shows: its kind, objects ((size, colour, shape) as in shapes.py)
         and, per object, its box (cx, cy, side) in each frame (None while not shown) and its

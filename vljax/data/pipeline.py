@@ -12,7 +12,9 @@ Sources (`config.data.train.dataset`): `"shapes"` (procedural, `config.data.trai
 examples, seeded by `config.seed`), `"shapes_long"` (2 x 2 grids with long and short
 captions, Long-CLIP's demo), `"shapes_long_sentences"` (the same grids captioned one sentence
 per shape), `"shapes_symile"` (image, shift caption and a third modality that only the
-two together determine: Symile's demo), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
+two together determine: Symile's demo), `"moving_shapes"` (video clips of
+`config.model.video.frames` frames with en/zh captions that need the frames in order, batch
+field `video`: vljax/data/moving_shapes.py), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
 `config.data.data_dir`), or a mixture: `{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the
 config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
 `'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
@@ -50,6 +52,7 @@ from vljax.data.captions import (
     sampled_sentences,
 )
 from vljax.data.mixture import MixtureSource
+from vljax.data.moving_shapes import MovingShapesSource
 from vljax.data.shapes import ShapesSource
 from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.shapes_symile import ShapesSymileSource
@@ -63,10 +66,14 @@ _STATE_VERSION = 2  # 2: {batches, identity}; 1: grain's per-process loader stat
 # for methods that ask for them, the tokens of each example's short caption (Long-CLIP) and
 # int32 multi_tokens [B, K, max_len]: K captions per example (multi_caption;
 # data.train.multi_captions), an absent one an all-PAD row. Symile's third modality:
-# int32 third_tokens [B, model.third.max_len] (vljax/data/third_modality.py).
-BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens", "third_tokens")
+# int32 third_tokens [B, model.third.max_len] (vljax/data/third_modality.py). Video methods:
+# uint8 video [B, T, H, W, 3] (T = model.video.frames) in place of image, each clip augmented
+# as one image (preprocess.train_video); the step scales both on device
+# (preprocess.PIXEL_FIELDS).
+BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens", "third_tokens", "video")
 # The shapes_long grids captioned one sentence per shape (vljax/data/shapes_long.py).
 SENTENCE_SPECS = ("shapes_long_sentences", "shapes_long_sentences:train")
+MOVING_SHAPES_SPECS = ("moving_shapes", "moving_shapes:train")
 
 
 def augment_for(config) -> preprocess.Augment:
@@ -74,7 +81,7 @@ def augment_for(config) -> preprocess.Augment:
     default."""
     augment_config = config.data.augment
     d = preprocess.Augment()
-    if config.data.train.dataset in ("shapes", "shapes:train"):
+    if config.data.train.dataset in ("shapes", "shapes:train", *MOVING_SHAPES_SPECS):
         # The generator already varies position and size; a resampled crop would only blur
         # the edges that tell a 12 px circle from a square.
         d = preprocess.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0))
@@ -131,13 +138,16 @@ class TrainTransform(grain.RandomMapTransform):
             )
         text = cands[int(rng.integers(len(cands)))] if len(cands) > 1 else cands[0]
         multi = [] if self.multi_count is None else self._multi_captions(element, text, rng)
-        img = element["image"]
-        if isinstance(img, bytes | bytearray):
-            img = preprocess.decode_image(bytes(img), draft_size=self.image_size)
         # A horizontal flip only when no caption of the example names left or right.
         said = [text, *(t for t in multi if t is not None)]
         flippable = not any(preprocess.mentions_left_right(t) for t in said)
-        out = dict(image=preprocess.train_image(img, rng, self.image_size, self.aug, flippable))
+        if "video" in self.fields:
+            out = dict(video=self._video(element, rng, flippable))
+        else:
+            img = element["image"]
+            if isinstance(img, bytes | bytearray):
+                img = preprocess.decode_image(bytes(img), draft_size=self.image_size)
+            out = dict(image=preprocess.train_image(img, rng, self.image_size, self.aug, flippable))
         if "tokens" in self.fields:
             out["tokens"] = self.tokenizer.encode([text], self.max_len)[0]
         if "short_tokens" in self.fields:
@@ -146,6 +156,15 @@ class TrainTransform(grain.RandomMapTransform):
         if self.multi_count is not None:
             out["multi_tokens"] = self._multi_tokens(multi)
         return out
+
+    def _video(self, element, rng, flippable) -> np.ndarray:
+        """uint8 [T, S, S, 3]: the example's clip, every frame augmented alike."""
+        if "video" not in element:
+            raise DataError(
+                "the method needs video clips (batch field video), and this dataset's examples "
+                "are images: use data.train.dataset='moving_shapes'"
+            )
+        return preprocess.train_video(element["video"], rng, self.image_size, self.aug, flippable)
 
     def _multi_captions(self, element, text, rng) -> list[str | None]:
         """The example's K caption slots (None = absent), see the class docstring."""
@@ -260,12 +279,20 @@ def make_source(spec, config, split: str = "train"):
             seed=int(config.seed),
             image_size=int(config.model.image.image_size),
         )
+    if spec in MOVING_SHAPES_SPECS:
+        return MovingShapesSource(
+            "train",
+            size=int(config.data.train.size),
+            seed=int(config.seed),
+            image_size=int(config.model.image.image_size),
+            frames=int(config.model.video.frames),
+        )
     if spec.startswith("tfds:"):
         name, sp = parse_tfds_spec(spec, default_split=split)
         return TfdsSource(name, sp, data_dir=config.data.data_dir)
     raise DataError(
         f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'shapes_long_sentences', "
-        "'shapes_symile', 'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), or a mixture "
+        "'shapes_symile', 'moving_shapes', 'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), or a mixture "
         "{'tfds:a': 0.7, 'tfds:b': 0.3}"
     )
 
@@ -469,6 +496,7 @@ def dataset_captions(spec: str, data_dir=None, lang="any", limit: int = 1_000_00
         "shapes_long": ShapesLongSource,
         "shapes_long_sentences": functools.partial(ShapesLongSource, sentences=True),
         "shapes_symile": ShapesSymileSource,
+        "moving_shapes": MovingShapesSource,
     }
     name = spec.removesuffix(":train")
     if name in procedural:

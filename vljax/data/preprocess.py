@@ -26,7 +26,8 @@ Train augmentation keeps captions true: a mild random resized crop (area fractio
 a brightness/contrast jitter that scales all channels alike (so hues, hence colour words,
 stay; rounded to uint8), and a horizontal flip with probability 0.5 only when the caption has
 no left/right word in any language (`mentions_left_right`). There is no vertical flip (it
-would break "above"/"below" and upright shapes).
+would break "above"/"below" and upright shapes). A clip (`train_video`) gets one draw of
+all of these for all its frames.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ _LR_RE = re.compile(rf"\b(?:{_LR_WORDS})\b|[左右]|ひだり|みぎ|왼쪽|오�
 def mentions_left_right(text: str) -> bool:
     """True when text names left or right (so a horizontal flip would make it false)."""
     return bool(_LR_RE.search(text))
+
+
+# Batch fields of uint8 pixels, image [B, H, W, 3] and video [B, T, H, W, 3]: the loader ships
+# them as they are and the train step scales them with `normalize` on device.
+PIXEL_FIELDS = ("image", "video")
 
 
 def normalize(images):
@@ -135,6 +141,17 @@ def train_image(img, rng: np.random.Generator, size: int, aug: Augment, flip_ok:
     box = crop_box(rng, w, h, aug)
     out = img.resize((size, size), resample=Image.BILINEAR, box=box)
     return jitter_flip(out, rng, aug, flip_ok)
+
+
+def train_video(frames, rng: np.random.Generator, size: int, aug: Augment, flip_ok: bool):
+    """uint8 [T, H, W, 3] clip -> augmented uint8 [T, size, size, 3]: every frame gets the
+    same crop box, jitter factors and flip (each frame replays one generator seeded from
+    `rng`), so motion and colour changes between frames stay what the caption says. The
+    contrast pivots on each frame's own mean, as for images."""
+    seed = int(rng.integers(2**63))
+    return np.stack(
+        [train_image(f, np.random.default_rng(seed), size, aug, flip_ok) for f in frames]
+    )
 
 
 def jitter_flip(img: Image.Image, rng, aug: Augment, flip_ok: bool) -> np.ndarray:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from vljax import sharding as shd
+from vljax.data.preprocess import PIXEL_FIELDS
 from vljax.train.flops import step_flops
 from vljax.train.state import RunParts, build_parts, num_params
 from vljax.train.step import make_train_step
@@ -54,7 +55,7 @@ def abstract_batch(method, config, mesh: Mesh, batch_size: int | None = None) ->
     sharding = shd.batch_sharding(mesh, config.sharding)
     return {
         name: jax.ShapeDtypeStruct(
-            x.shape, jnp.uint8 if name == "image" else x.dtype, sharding=sharding
+            x.shape, jnp.uint8 if name in PIXEL_FIELDS else x.dtype, sharding=sharding
         )
         for name, x in shapes.items()
     }

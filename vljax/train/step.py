@@ -23,7 +23,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from vljax import sharding as shd
-from vljax.data.preprocess import normalize
+from vljax.data.preprocess import PIXEL_FIELDS, normalize
 from vljax.errors import ConfigError
 from vljax.methods import LossContext
 from vljax.methods.method import LOSS_RNG
@@ -40,8 +40,11 @@ def make_forward(model, config, mesh):
     def forward(params, batch, rngs):
         if frozen:
             params = opt_lib.stop_frozen_gradients(params, frozen)
-        if batch["image"].dtype == jnp.uint8:  # the loader ships pixels; scale them on device
-            batch = {**batch, "image": normalize(batch["image"])}
+        # The loader ships pixels (images, video frames); scale them on device.
+        batch = {
+            k: normalize(v) if k in PIXEL_FIELDS and v.dtype == jnp.uint8 else v
+            for k, v in batch.items()
+        }
         with shd.activation_sharding(mesh, rules):
             return model.apply({"params": params}, batch, train=True, rngs=rngs)
 
