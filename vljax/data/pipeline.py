@@ -292,8 +292,8 @@ def make_source(spec, config, split: str = "train"):
         return TfdsSource(name, sp, data_dir=config.data.data_dir)
     raise DataError(
         f"unknown dataset {spec!r}: use 'shapes', 'shapes_long', 'shapes_long_sentences', "
-        "'shapes_symile', 'moving_shapes', 'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), or a mixture "
-        "{'tfds:a': 0.7, 'tfds:b': 0.3}"
+        "'shapes_symile', 'moving_shapes', 'tfds:NAME[:SPLIT]' (prepared with `vljax prepare`), "
+        "or a mixture {'tfds:a': 0.7, 'tfds:b': 0.3}"
     )
 
 
