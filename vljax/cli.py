@@ -4,6 +4,7 @@ compile.
 vljax train  --config configs/X.py[:arg] --workdir DIR [--config.key=value ...]
              [--coordinator-address HOST:PORT --num-processes N --process-id I]
 vljax eval   --workdir DIR [--step N]
+vljax eval   --model PATH [--model PATH2 ...] --config EVALS.py [--out FILE.md] [--step N]
 vljax caption --workdir DIR [--step N] --images PATHS...   (captioning methods: CoCa)
 vljax export --workdir DIR [--step N] --format hf --out OUT
 vljax import --hf PATH --config configs/X.py --workdir DIR
@@ -65,9 +66,26 @@ def _train(argv):
 
 def _eval(argv):
     parser = argparse.ArgumentParser(prog="vljax eval")
-    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workdir", help="a run: its config's evals, written to DIR/eval.json")
+    # Any checkpoint (vljax/evals/any_model.py): a run, an exported or a transformers folder.
+    parser.add_argument("--model", action="append", help="a model to score (repeatable)")
+    parser.add_argument("--config", help="--model: EVALS.py[:arg], a config with evals")
+    parser.add_argument("--out", help="--model: write the table to FILE.md and FILE.json")
     parser.add_argument("--step", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.model:
+        if args.workdir:
+            raise ConfigError("vljax eval takes --workdir DIR or --model PATH, not both")
+        from vljax.evals.any_model import cli
+
+        return cli(args.model, args.config, args.out, args.step)
+    if not args.workdir:
+        raise ConfigError(
+            "vljax eval needs --workdir DIR (a run, with its own evals) or --model PATH "
+            "--config EVALS.py (any checkpoint)"
+        )
+    if args.config or args.out:
+        raise ConfigError("--config and --out go with --model; --workdir uses the run's evals")
     from vljax.evals.run import print_results, run_evals, write_results
     from vljax.inference import load_run_encoder
 
