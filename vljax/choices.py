@@ -18,7 +18,17 @@ TEXT_PROJS = ("linear", "linear_bias")
 SCHEDULES = ("cosine", "constant")
 MESH_AXES = ("data", "fsdp", "tensor")
 # Each a module vljax/methods/<name>.py (vljax/methods/__init__.py).
-METHODS = ("clip", "filip", "coca", "long_clip", "sycoca", "symile", "multi_caption")
+METHODS = (
+    "clip",
+    "filip",
+    "coca",
+    "long_clip",
+    "sycoca",
+    "symile",
+    "multi_caption",
+    "video_clip",
+)
+VIDEO_TEMPORALS = ("mean", "transformer")  # video_clip: pooling of the frame embeddings over time
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
 # Methods with several captions per example (batch field multi_tokens): one per language of
@@ -54,6 +64,7 @@ CHOICES = {
     "model.text.pool": TEXT_POOLS,
     "model.text.proj": TEXT_PROJS,
     "model.mim.masking": MIM_MASKINGS,
+    "model.video.temporal": VIDEO_TEMPORALS,
     "loss.tpm_masking": TPM_MASKINGS,
     "data.train.multi_captions": MULTI_CAPTIONS,
     "loss.symile_negatives": SYMILE_NEGATIVES,

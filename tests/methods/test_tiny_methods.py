@@ -1,7 +1,8 @@
 """Methods' smoke runs: each `:tiny` recipe, shortened to SMOKE_STEPS steps
 (tests/methods/runs.py), trains with a finite, falling loss (FLIP's in
 test_stochastic_resume.py, CoCa's in test_coca_method.py, SyCoCa's and Long-CLIP's in
-test_tiny_two_input_methods.py: one file per worker's share of the time)."""
+test_tiny_two_input_methods.py, video_clip's in test_video_clip_method.py: one file per
+worker's share of the time)."""
 
 import pytest
 

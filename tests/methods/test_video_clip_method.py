@@ -1,0 +1,76 @@
+"""video_clip (vljax/methods/video_clip.py): the :tiny recipe trains; a 1-frame video is the
+image path; what frame order can and cannot change."""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
+from vljax import cli
+from vljax.config import build_config
+from vljax.methods import clip, video_clip
+
+
+@functools.cache
+def tiny_model(temporal):
+    config = build_config("configs/video_clip.py:tiny", [("model.video.temporal", temporal)]).model
+    model = video_clip.build_model(config)
+    init = jax.jit(functools.partial(model.init, method="encode_videos"))
+    params = nn.unbox(init(jax.random.key(0), video_clip.example_batch(config, 1)["video"]))
+    return config, model, params["params"]
+
+
+def clips(config, n=3, seed=1):
+    size, t = config.image.image_size, config.video.frames
+    return jax.random.uniform(jax.random.key(seed), (n, t, size, size, 3), minval=-1, maxval=1)
+
+
+def test_tiny_recipe_trains_with_a_finite_falling_loss(tmp_path):
+    assert cli.main(smoke_argv("video_clip", tmp_path)) == 0
+    assert_trained_smoke_steps(tmp_path)
+
+
+def test_a_one_frame_video_embeds_as_the_two_tower_model_embeds_its_image():
+    """temporal=mean has no parameters of its own: the same params in the plain two-tower
+    model give the same embedding for the image that the video model gives its 1-frame clip."""
+    config, model, params = tiny_model("mean")
+    images = clips(config)[:, 0]
+    two_tower = clip.build_model(config)
+
+    @jax.jit
+    def embeddings(images):
+        return (
+            model.apply({"params": params}, images[:, None], method="encode_videos"),
+            model.apply({"params": params}, images, method="encode_images"),
+            two_tower.apply({"params": params}, images, method="encode_images"),
+        )
+
+    as_video, as_image, image_emb = embeddings(images)
+    np.testing.assert_allclose(as_video, image_emb, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(as_image, image_emb, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("temporal", ["mean", "transformer"])
+def test_frame_order_matters_only_through_temporal_positions(temporal):
+    """Mean pooling, and the temporal transformer at init (zero temporal position
+    embeddings: self-attention and the MLP are permutation-equivariant, the mean then
+    invariant), ignore frame order; non-zero temporal position embeddings make it count."""
+    config, model, params = tiny_model(temporal)
+    video = clips(config)
+    order = jnp.array([2, 0, 3, 1])
+
+    @jax.jit
+    def embed(p, v):
+        return model.apply({"params": p}, v, method="encode_videos")
+
+    np.testing.assert_allclose(embed(params, video), embed(params, video[:, order]), atol=1e-5)
+    if temporal == "transformer":
+        pe = params["temporal"]["pos_embedding"]
+        assert not np.any(pe)
+        moved = {**params, "temporal": {**params["temporal"]}}
+        moved["temporal"]["pos_embedding"] = jax.random.normal(jax.random.key(2), pe.shape)
+        assert np.abs(embed(moved, video) - embed(moved, video[:, order])).max() > 1e-3

@@ -1,0 +1,33 @@
+"""Video-text CLIP (issue 15, its first slice): the ViT embeds each frame of a clip, a
+temporal module pools them over time (`model.video.temporal`: mean | transformer;
+vljax/models/video_clip.py), and the pooled, projected, L2-normalised video embedding
+(`img/emb`) meets the text tower's in the sharded contrastive loss, unchanged. Trains on
+`data.train.dataset = "moving_shapes"` (batch field `video`). Images embed as 1-frame videos
+(`encode_images`), so the image evals and `vljax.load` see the same towers."""
+
+import jax.numpy as jnp
+
+from vljax.methods.method import Method, dot_similarity, model_builder
+from vljax.models.video_clip import VideoTwoTower
+
+build_model = model_builder(VideoTwoTower)
+
+
+def example_batch(model_config, n: int = 1) -> dict:
+    size = model_config.image.image_size
+    return {
+        "video": jnp.zeros((n, model_config.video.frames, size, size, 3), jnp.float32),
+        "tokens": jnp.zeros((n, model_config.text.max_len), jnp.int32),
+    }
+
+
+METHOD = Method(
+    name="video_clip",
+    build_model=build_model,
+    example_batch=example_batch,
+    batch_fields=("video", "tokens"),
+    default_terms={"contrastive": 1.0},
+    similarity=dot_similarity,
+    same_modality_similarity=dot_similarity,
+    rng_purposes=("mask",),  # the frame ViT's patch dropout (model.image.mask_ratio > 0)
+)
