@@ -46,15 +46,14 @@ def load_evals_config(spec: str) -> ml_collections.ConfigDict:
 
 
 def load_model(path: str, step: int | None = None):
-    """vljax.load(path), after checking that path is one of the three kinds."""
+    """vljax.load(path), after checking that path is one of the three kinds; `step` picks a
+    run's checkpoint (HF folders have one set of weights)."""
     from vljax.inference import load_hf_encoder, load_run_encoder
 
     if not os.path.isdir(path):
         raise DataError(f"--model {path!r} is not a folder; pass {_KINDS}")
     if os.path.isdir(os.path.join(path, "checkpoints")):
         return load_run_encoder(path, step)
-    if step is not None:
-        raise ConfigError(f"--step goes with a vljax run; {path} is not one")
     config_json = os.path.join(path, "config.json")
     if os.path.isfile(config_json):
         with open(config_json) as f:
