@@ -2,9 +2,10 @@
 
 The demo's towers (configs/demo.py) embed each frame; `model.video.temporal` pools them over
 time: `mean` (default) or `transformer`
-(`--config.model.video.temporal=transformer`). Args: `demo` (48 px, 8 frames), `tiny` (a
-smoke run: 32 px, 4 frames, tiny towers). No evals yet: text-video retrieval is the next
-step of issue 15.
+(`--config.model.video.temporal=transformer`). Args: `demo` (48 px, 8 frames, 300 steps:
+452 s with mean pooling on the 2-core CPU; figures in docs/methods.md), `tiny` (a smoke run:
+32 px, 4 frames, tiny towers). No evals yet: text-video retrieval is scored by
+benchmarks/video_retrieval.py until it is an eval (the next step of issue 15).
 """
 
 import ml_collections
