@@ -163,7 +163,7 @@ def _utf8_error(raw: bytes, e: UnicodeDecodeError) -> str:
     return f"byte 0x{raw[e.start]:02x} at offset {e.start} ({e.reason}): save the file as UTF-8"
 
 
-def _storable(value) -> bool:
+def storable(value) -> bool:
     """False when a string in value holds a lone surrogate, which UTF-8 (and so the tfds Text
     feature and skipped.jsonl) cannot store: JSON allows the escape "\\ud800", and os/tarfile
     carry a file name's undecodable bytes as surrogates."""
@@ -177,17 +177,22 @@ def _storable(value) -> bool:
 # -- input forms ------------------------------------------------------------------------------
 
 
-def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
-    base = os.path.dirname(os.path.abspath(path))
-    # Bytes, decoded line by line and strictly: a wrong byte must skip its line, counted, not
-    # become a U+FFFD inside a caption that nobody sees.
+def json_lines(
+    path: str, skips: list[Skip], whole_json_hint: str | None = None
+) -> Iterator[tuple[str, object]]:
+    """("file:line", parsed object) for each non-blank line of a JSON-lines file. Bytes are
+    decoded line by line and strictly: a wrong byte skips its line, counted in `skips`, rather
+    than becoming a U+FFFD inside a caption that nobody sees; a line that is not JSON is skipped
+    and counted too. A UTF-16 file is refused. With `whole_json_hint`, a first line that opens a
+    JSON document but does not parse (a pretty-printed JSON file, not JSON lines) is refused
+    with that hint."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             src = f"{os.path.basename(path)}:{lineno}"
             if lineno == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                 raise DataError(
-                    f"manifest {path} is UTF-16 (as Windows PowerShell's `>` writes it), not "
-                    f"UTF-8; convert it, e.g. `iconv -f UTF-16 -t UTF-8 {path} > fixed.jsonl`"
+                    f"{path} is UTF-16 (as Windows PowerShell's `>` writes it), not UTF-8; "
+                    f"convert it, e.g. `iconv -f UTF-16 -t UTF-8 {path} > fixed.jsonl`"
                 )
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
@@ -199,25 +204,33 @@ def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
+                if whole_json_hint and lineno == 1 and line.lstrip().startswith(("{", "[")):
+                    raise DataError(f"{path} is not JSON lines ({e}); {whole_json_hint}") from None
                 skips.append(Skip(src, "bad json", str(e)))
                 continue
-            rec = _record_from_obj(obj, src, skips)
-            if rec is None:
-                continue
-            image = obj.get("image")
-            if not isinstance(image, str) or not image:
-                skips.append(Skip(src, "missing field", "no 'image' path"))
-                continue
-            rec.path = image if os.path.isabs(image) else os.path.join(base, image)
-            rec.source = f"{src} {image}"
-            yield rec
+            yield src, obj
+
+
+def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
+    base = os.path.dirname(os.path.abspath(path))
+    for src, obj in json_lines(path, skips):
+        rec = _record_from_obj(obj, src, skips)
+        if rec is None:
+            continue
+        image = obj.get("image")
+        if not isinstance(image, str) or not image:
+            skips.append(Skip(src, "missing field", "no 'image' path"))
+            continue
+        rec.path = image if os.path.isabs(image) else os.path.join(base, image)
+        rec.source = f"{src} {image}"
+        yield rec
 
 
 def _record_from_obj(obj, src: str, skips: list[Skip]) -> Record | None:
     if not isinstance(obj, dict):
         skips.append(Skip(src, "bad json", f"expected an object, got {type(obj).__name__}"))
         return None
-    if not _storable(obj):
+    if not storable(obj):
         skips.append(Skip(src, "not utf-8", "a \\u escape is a lone surrogate, not a character"))
         return None
     value = obj.get("caption", obj.get("captions"))
@@ -249,7 +262,7 @@ def folder_records(root: str, skips: list[Skip], split: str, label_from_dir: boo
                 continue
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
-            if not _storable(rel):
+            if not storable(rel):
                 skips.append(Skip(rel, "not utf-8", "the file or folder name is not UTF-8"))
                 continue
             txt = os.path.join(dirpath, stem + ".txt")
@@ -311,7 +324,7 @@ def webdataset_records(patterns: Sequence[str], skips: list[Skip], split: str):
 
 def _wds_record(shard_path, key, parts, skips, split):
     src = f"{os.path.basename(shard_path)}:{key}"
-    if not _storable(src):
+    if not storable(src):
         skips.append(Skip(src, "not utf-8", "the member name is not UTF-8"))
         return
     image_ext = next((e for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)

@@ -17,11 +17,10 @@ every other source.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 
-from vljax.data.prepare import Record, Skip, _storable, _utf8_error
+from vljax.data.prepare import Record, Skip, json_lines, storable
 from vljax.errors import ConfigError, DataError
 
 # The 36 languages of XM3600, by the codes its captions file uses.
@@ -79,41 +78,24 @@ def xm3600_records(
         raise DataError(
             f"XM3600 captions file {jsonl_path!r} does not exist or is not a file; {_FORMAT}"
         )
-    name = os.path.basename(jsonl_path)
     records, objects = [], 0
-    with open(jsonl_path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            src = f"{name}:{lineno}"
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                skips.append(Skip(src, "not utf-8", _utf8_error(raw, e)))
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                if lineno == 1 and line.lstrip().startswith(("{", "[")):
-                    raise DataError(f"{jsonl_path} is not JSON lines ({e}); {_FORMAT}") from None
-                skips.append(Skip(src, "bad json", str(e)))
-                continue
-            key = obj.get(KEY) if isinstance(obj, dict) else None
-            if not isinstance(key, str) or not key or not _storable(obj):
-                skips.append(Skip(src, "missing field", f"no {KEY!r} string"))
-                continue
-            objects += 1
-            captions = []
-            for lang in languages:
-                caps = _captions(obj.get(lang), lang) or []  # malformed: as missing
-                if not caps:
-                    missing[lang] += 1
-                captions += caps
-            if not captions:
-                skips.append(Skip(key, "missing field", f"{src}: no captions in {languages}"))
-                continue
-            path = os.path.join(images_dir, f"{key}.jpg")
-            records.append(Record(source=key, captions=captions, split="test", path=path))
+    for src, obj in json_lines(jsonl_path, skips, whole_json_hint=_FORMAT):
+        key = obj.get(KEY) if isinstance(obj, dict) else None
+        if not isinstance(key, str) or not key or not storable(obj):
+            skips.append(Skip(src, "missing field", f"no {KEY!r} string"))
+            continue
+        objects += 1
+        captions = []
+        for lang in languages:
+            caps = _captions(obj.get(lang), lang) or []  # malformed: as missing
+            if not caps:
+                missing[lang] += 1
+            captions += caps
+        if not captions:
+            skips.append(Skip(key, "missing field", f"{src}: no captions in {languages}"))
+            continue
+        path = os.path.join(images_dir, f"{key}.jpg")
+        records.append(Record(source=key, captions=captions, split="test", path=path))
     if not objects:
         raise DataError(f"{jsonl_path} has no line with an {KEY!r}; {_FORMAT}")
     return records
