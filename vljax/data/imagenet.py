@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 
-from vljax.data.prepare import IMAGE_EXTS, Record, Skip
+from vljax.data.records import IMAGE_EXTS, Record, Skip
 from vljax.errors import DataError
 from vljax.evals.imagenet_metadata import IMAGENET_NAMES, IMAGENET_WNIDS
 

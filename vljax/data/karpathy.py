@@ -22,7 +22,7 @@ import json
 import os
 from collections import Counter
 
-from vljax.data.prepare import Record, Skip
+from vljax.data.records import Record, Skip
 from vljax.errors import ConfigError, DataError
 
 SPLITS = ("train", "restval", "val", "test")

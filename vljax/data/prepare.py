@@ -58,7 +58,6 @@ that reads as whole.
 from __future__ import annotations
 
 import argparse
-import codecs
 import glob
 import io
 import json
@@ -75,11 +74,14 @@ from dataclasses import dataclass, field
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from vljax.data.imagenet import imagenet_records
+from vljax.data.karpathy import karpathy_records, parse_splits
 from vljax.data.preprocess import to_rgb
+from vljax.data.records import IMAGE_EXTS, Record, Skip, json_lines, storable, utf8_error
+from vljax.data.xm3600 import missing_summary, parse_languages, xm3600_records
 from vljax.errors import ConfigError, DataError
 
 VERSION = "1.0.0"
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # 50 MP: a 48 MP phone photo (8064x6048) passes, 150 MB decoded as RGB in a worker; a 10000x10000
 # image, which PIL lets through with only a warning (550 MB at peak), is skipped. The check
 # reads the header only, so a refused image is never decoded.
@@ -88,30 +90,6 @@ MAX_PIXELS = 50_000_000
 # descriptive captions (a few hundred characters); what is beyond it is scraped page text, not
 # a caption, and would only bloat the dataset and the tokenizer's training texts.
 MAX_CAPTION_CHARS = 1000
-
-
-@dataclass
-class Record:
-    """One candidate example before its image is checked."""
-
-    source: str  # for reports: "manifest.jsonl:12", "shard-0.tar:key", a path
-    captions: list[tuple[str, str]]  # (lang or "", text)
-    label: str | None = None
-    split: str = "train"
-    path: str | None = None  # image on disk, or
-    span: tuple[int, int] | None = None  # (offset, size) of the image inside path (a tar)
-
-
-@dataclass
-class Skip:
-    source: str
-    reason: str
-    detail: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(
-            dict(source=self.source, reason=self.reason, detail=self.detail), ensure_ascii=False
-        )
 
 
 @dataclass
@@ -159,56 +137,7 @@ def truncate_caption(text: str, limit: int) -> str:
     return cut.rstrip()
 
 
-def _utf8_error(raw: bytes, e: UnicodeDecodeError) -> str:
-    return f"byte 0x{raw[e.start]:02x} at offset {e.start} ({e.reason}): save the file as UTF-8"
-
-
-def storable(value) -> bool:
-    """False when a string in value holds a lone surrogate, which UTF-8 (and so the tfds Text
-    feature and skipped.jsonl) cannot store: JSON allows the escape "\\ud800", and os/tarfile
-    carry a file name's undecodable bytes as surrogates."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 # -- input forms ------------------------------------------------------------------------------
-
-
-def json_lines(
-    path: str, skips: list[Skip], whole_json_hint: str | None = None
-) -> Iterator[tuple[str, object]]:
-    """("file:line", parsed object) for each non-blank line of a JSON-lines file. Bytes are
-    decoded line by line and strictly: a wrong byte skips its line, counted in `skips`, rather
-    than becoming a U+FFFD inside a caption that nobody sees; a line that is not JSON is skipped
-    and counted too. A UTF-16 file is refused. With `whole_json_hint`, a first line that opens a
-    JSON document but does not parse (a pretty-printed JSON file, not JSON lines) is refused
-    with that hint."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            src = f"{os.path.basename(path)}:{lineno}"
-            if lineno == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-                raise DataError(
-                    f"{path} is UTF-16 (as Windows PowerShell's `>` writes it), not UTF-8; "
-                    f"convert it, e.g. `iconv -f UTF-16 -t UTF-8 {path} > fixed.jsonl`"
-                )
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                skips.append(Skip(src, "not utf-8", _utf8_error(raw, e)))
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                if whole_json_hint and lineno == 1 and line.lstrip().startswith(("{", "[")):
-                    raise DataError(f"{path} is not JSON lines ({e}); {whole_json_hint}") from None
-                skips.append(Skip(src, "bad json", str(e)))
-                continue
-            yield src, obj
 
 
 def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
@@ -273,7 +202,7 @@ def folder_records(root: str, skips: list[Skip], split: str, label_from_dir: boo
                 try:
                     text = raw.decode("utf-8-sig")
                 except UnicodeDecodeError as e:
-                    skips.append(Skip(rel, "not utf-8", f"{stem}.txt: {_utf8_error(raw, e)}"))
+                    skips.append(Skip(rel, "not utf-8", f"{stem}.txt: {utf8_error(raw, e)}"))
                     continue
                 captions = [("", line.strip()) for line in text.splitlines() if line.strip()]
             label = os.path.basename(dirpath) if label_from_dir and dirpath != root else None
@@ -336,7 +265,7 @@ def _wds_record(shard_path, key, parts, skips, split):
         try:
             obj = json.loads(parts["json"].decode("utf-8-sig"))
         except UnicodeDecodeError as e:
-            skips.append(Skip(src, "not utf-8", f"{key}.json: {_utf8_error(parts['json'], e)}"))
+            skips.append(Skip(src, "not utf-8", f"{key}.json: {utf8_error(parts['json'], e)}"))
             return
         except json.JSONDecodeError as e:
             skips.append(Skip(src, "bad json", str(e)))
@@ -346,7 +275,7 @@ def _wds_record(shard_path, key, parts, skips, split):
         try:
             obj["caption"] = parts["txt"].decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            skips.append(Skip(src, "not utf-8", f"{key}.txt: {_utf8_error(parts['txt'], e)}"))
+            skips.append(Skip(src, "not utf-8", f"{key}.txt: {utf8_error(parts['txt'], e)}"))
             return
     obj = dict(obj) if isinstance(obj, dict) else obj
     if isinstance(obj, dict):
@@ -730,19 +659,13 @@ def cli(argv: Sequence[str] | None = None) -> int:
     skips: list[Skip] = []
     t0 = time.time()
     if args.from_karpathy:
-        from vljax.data.karpathy import karpathy_records, parse_splits
-
         splits = parse_splits(args.split)
         records = karpathy_records(args.from_karpathy, args.images, splits, skips)
     elif args.from_xm3600:
-        from vljax.data.xm3600 import parse_languages, xm3600_records
-
         missing = Counter()
         languages = parse_languages(args.languages)
         records = xm3600_records(args.from_xm3600, args.images, languages, skips, missing)
     elif args.from_imagenet:
-        from vljax.data.imagenet import imagenet_records
-
         records = imagenet_records(args.from_imagenet, args.labels, args.split or "test", skips)
     elif args.manifest:
         if not os.path.isfile(args.manifest):
@@ -773,7 +696,5 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     print(summary(report, args.name, os.path.abspath(args.data_dir), time.time() - t0))
     if missing is not None:
-        from vljax.data.xm3600 import missing_summary
-
         print(missing_summary(missing))
     return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from vljax.data.prepare import Record, Skip, json_lines, storable
+from vljax.data.records import Record, Skip, json_lines, storable
 from vljax.errors import ConfigError, DataError
 
 # The 36 languages of XM3600, by the codes its captions file uses.
