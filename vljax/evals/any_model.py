@@ -24,6 +24,8 @@ import ml_collections
 from vljax.atomic_write import write_text
 from vljax.config import load_config
 from vljax.errors import ConfigError, DataError
+from vljax.evals.run import run_evals
+from vljax.inference import load_hf_encoder, load_run_encoder
 
 _KINDS = (
     "a vljax run directory (config.json + checkpoints/), a folder written by `vljax export "
@@ -48,8 +50,6 @@ def load_evals_config(spec: str) -> ml_collections.ConfigDict:
 def load_model(path: str, step: int | None = None):
     """vljax.load(path), after checking that path is one of the three kinds; `step` picks a
     run's checkpoint (HF folders have one set of weights)."""
-    from vljax.inference import load_hf_encoder, load_run_encoder
-
     if not os.path.isdir(path):
         raise DataError(f"--model {path!r} is not a folder; pass {_KINDS}")
     if os.path.isdir(os.path.join(path, "checkpoints")):
@@ -88,8 +88,6 @@ def model_eval_config(evals_config, encoder) -> ml_collections.ConfigDict:
 
 def evaluate_models(paths, evals_spec: str, step: int | None = None) -> dict:
     """{path: results} for every model, in order (results as in eval.json; `step` for runs)."""
-    from vljax.evals.run import run_evals
-
     if len(set(paths)) < len(paths):
         raise ConfigError(f"a --model is given twice in {list(paths)}; give each once")
     evals_config = load_evals_config(evals_spec)
