@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from tests.data.reference_colours import colour_mask
+from vljax.config import build_config
 from vljax.data import shapes
 from vljax.data.shapes import ShapesSource
+from vljax.data.tokenizer import Tokenizer, train_tokenizer
 
 OBJ = re.compile(r"a (big|small) (\w+) (circle|square|triangle|cross)")
 
@@ -129,9 +131,6 @@ def test_english_captions_fit_the_quickstarts_text_positions(tmp_path):
     """`make demo`'s recipe reads 20 text positions: every English caption of the training and
     eval splits is at most 19 pieces of the run's tokenizer (trained as a run trains it) plus
     EOS, so none is cut."""
-    from vljax.config import build_config
-    from vljax.data.tokenizer import Tokenizer, train_tokenizer
-
     config = build_config("configs/demo.py:quickstart")
     train = ShapesSource("train", 3000, 0, 32)
     captions = [train[i]["captions"]["en"] for i in range(len(train))]
