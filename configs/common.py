@@ -107,7 +107,9 @@ def base_config():
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32
-    c.model.remat = False
+    c.model.attention = "xla"  # xla | cudnn (fused kernel on GPU, the xla form elsewhere)
+    c.model.remat = False  # recompute each encoder block in the backward pass
+    c.model.remat_policy = "full"  # with remat: full | dots_saveable (keeps matmul outputs)
     c.model.scan = False
     c.model.scale_init = 1 / 0.07  # stored as log(scale)
     c.model.bias_init = ml_collections.config_dict.placeholder(float)  # None = no bias

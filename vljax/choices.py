@@ -9,6 +9,12 @@ LOSS_KINDS = ("softmax", "sigmoid")
 LOSS_IMPLS = ("all_gather", "ring", "grouped")
 DTYPES = ("float32", "bfloat16")
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
+# Attention of the image and text encoders: xla (einsum + softmax, any device) | cudnn
+# (jax.nn.dot_product_attention's fused cuDNN kernel on GPU; its XLA form elsewhere).
+ATTENTIONS = ("xla", "cudnn")
+# What model.remat=True keeps from the forward pass: full (nothing: the whole block is
+# recomputed) | dots_saveable (matmul outputs are kept, the rest recomputed).
+REMAT_POLICIES = ("full", "dots_saveable")
 IMAGE_STEMS = ("patch", "conv", "conv_pool")
 IMAGE_POOLS = ("cls", "gap", "map")
 POSEMBS = ("learn", "sincos2d")
@@ -57,6 +63,8 @@ CHOICES = {
     "loss.impl": LOSS_IMPLS,
     "model.dtype": DTYPES,
     "model.activation": ACTIVATIONS,
+    "model.attention": ATTENTIONS,
+    "model.remat_policy": REMAT_POLICIES,
     "model.image.stem": IMAGE_STEMS,
     "model.image.pool": IMAGE_POOLS,
     "model.image.posemb": POSEMBS,

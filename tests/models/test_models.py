@@ -30,8 +30,8 @@ def tiny_config(**over):
                 vocab_size=64, max_len=8, width=32, depth=2, heads=4, mlp_dim=64,
                 causal=True, pool="eos", proj="linear",
             ),
-            activation="gelu", ln_eps=1e-5, dtype="float32", remat=False, scan=False,
-            scale_init=10.0, bias_init=None,
+            activation="gelu", ln_eps=1e-5, dtype="float32", attention="xla", remat=False,
+            remat_policy="full", scan=False, scale_init=10.0, bias_init=None,
         )
     )  # fmt: skip
     for k, v in over.items():
@@ -132,9 +132,10 @@ def test_scan_equals_unrolled():
     jax.tree.map(np.testing.assert_array_equal, back, p)
 
 
-def test_remat_same_output_and_grads():
+@pytest.mark.parametrize("policy", ["full", "dots_saveable"])
+def test_remat_same_output_and_grads(policy):
     model, v = init(tiny_config())
-    rmodel = build_model(tiny_config(remat=True))
+    rmodel = build_model(tiny_config(remat=True, remat_policy=policy))
     p = nn.unbox(v["params"])
 
     def loss(m, params):

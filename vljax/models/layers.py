@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
-from vljax.choices import ACTIVATIONS, DTYPES, expected
+from vljax.choices import ACTIVATIONS, ATTENTIONS, DTYPES, REMAT_POLICIES, expected
 from vljax.errors import ConfigError
 
 Dtype = jnp.dtype
@@ -89,11 +89,41 @@ class MlpBlock(nn.Module):
         return dense(width, ("mlp", "embed"), "fc2")(x)
 
 
+def attend(q, k, v, mask, impl: str, dtype: Dtype):
+    """softmax(q k^T / sqrt(d)) v over `[B, L, heads, head_dim]` q, k, v; `mask` boolean
+    `[B, 1 | heads, Lq, Lk]` (True = attend) or None. Logits and softmax in float32.
+
+    impl "xla": einsum + softmax, written out. "cudnn": `jax.nn.dot_product_attention`, whose
+    fused cuDNN kernel (flash attention) runs on GPU and never materialises the `[Lq, Lk]`
+    weights in device memory; elsewhere the same call with its XLA implementation, so the
+    CPU tests run the code path the GPU runs, up to the kernel."""
+    if impl == "xla":
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(q.shape[-1])
+        if mask is not None:
+            logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+        weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
+        return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    if impl == "cudnn":
+        kernel = "cudnn" if jax.default_backend() == "gpu" else "xla"
+        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=kernel)
+    raise ConfigError(f"model.attention={impl!r}: expected {expected(ATTENTIONS)}")
+
+
+def remat_policy_fn(name: str):
+    """The `jax.checkpoint` policy of `model.remat_policy`."""
+    if name == "full":
+        return None  # nothing saveable
+    if name == "dots_saveable":
+        return jax.checkpoint_policies.dots_saveable
+    raise ConfigError(f"model.remat_policy={name!r}: expected {expected(REMAT_POLICIES)}")
+
+
 class Attention(nn.Module):
     """Multi-head attention; `mask` is boolean `[B, 1 | heads, Lq, Lk]`, True = attend."""
 
     heads: int
     dtype: Dtype = jnp.float32
+    impl: str = "xla"  # model.attention (`attend`)
 
     @nn.compact
     def __call__(self, inputs_q, inputs_kv, mask=None):
@@ -116,11 +146,7 @@ class Attention(nn.Module):
         k = proj("key")(inputs_kv)
         v = proj("value")(inputs_kv)
         q = constrain(q, ("batch", "length", "act_heads", None))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(head_dim)
-        if mask is not None:
-            logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+        out = attend(q, k, v, mask, self.impl, self.dtype)
         return nn.DenseGeneral(
             width,
             axis=(-2, -1),
@@ -140,13 +166,14 @@ class EncoderBlock(nn.Module):
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
+    attention: str = "xla"
     scanned: bool = False  # nn.scan wants (carry, output)
 
     @nn.compact
     def __call__(self, x, mask=None):
         x = constrain(x, ("batch", "length", "act_embed"))
         y = layer_norm(self.ln_eps, self.dtype, "ln_1")(x)
-        x = x + Attention(self.heads, self.dtype, name="attn")(y, y, mask)
+        x = x + Attention(self.heads, self.dtype, self.attention, name="attn")(y, y, mask)
         y = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
         x = x + MlpBlock(self.mlp_dim, self.activation, self.dtype, name="mlp")(y)
         x = constrain(x, ("batch", "length", "act_embed"))
@@ -166,23 +193,29 @@ class Encoder(nn.Module):
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
+    attention: str = "xla"  # model.attention
     remat: bool = False
+    remat_policy: str = "full"  # model.remat_policy
     scan: bool = False
 
     @nn.compact
     def __call__(self, x, mask=None):
         kw = dict(heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
-                  ln_eps=self.ln_eps, dtype=self.dtype)  # fmt: skip
-        return block_stack(EncoderBlock, self.depth, kw, self.remat, self.scan, x, mask)
+                  ln_eps=self.ln_eps, dtype=self.dtype, attention=self.attention)  # fmt: skip
+        return block_stack(
+            EncoderBlock, self.depth, kw, self.remat, self.scan, x, mask,
+            remat_policy=self.remat_policy,
+        )  # fmt: skip
 
 
-def block_stack(block, depth: int, kw: dict, remat: bool, scan: bool, x, *shared):
+def block_stack(block, depth: int, kw: dict, remat: bool, scan: bool, x, *shared,
+                remat_policy: str = "full"):  # fmt: skip
     """Runs `depth` blocks `block(**kw)` over x, each also given the `shared` arguments (a
     mask, a memory). Call it inside a compact method: the blocks become that module's
     submodules `encoderblock_{i}` (scanned: one `encoderblock` with a leading `layers` axis;
-    `remat` recomputes each block in the backward pass)."""
+    `remat` recomputes each block in the backward pass, keeping what `remat_policy` saves)."""
     if remat:
-        block = nn.remat(block, prevent_cse=not scan)
+        block = nn.remat(block, prevent_cse=not scan, policy=remat_policy_fn(remat_policy))
     if scan:
         stack = nn.scan(
             block,

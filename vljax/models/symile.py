@@ -31,7 +31,9 @@ class SymileTowers(TwoTower):
             activation=c["activation"],
             ln_eps=c["ln_eps"],
             dtype=compute_dtype(c["dtype"]),
+            attention=c.get("attention", "xla"),
             remat=c["remat"],
+            remat_policy=c.get("remat_policy", "full"),
             scan=c["scan"],
         )
 

@@ -28,7 +28,9 @@ class TextTransformer(nn.Module):
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
+    attention: str = "xla"  # model.attention
     remat: bool = False
+    remat_policy: str = "full"  # model.remat_policy
     scan: bool = False
 
     @nn.compact
@@ -79,7 +81,9 @@ class TextTransformer(nn.Module):
             activation=self.activation,
             ln_eps=self.ln_eps,
             dtype=self.dtype,
+            attention=self.attention,
             remat=self.remat,
+            remat_policy=self.remat_policy,
             scan=self.scan,
             name="encoder",
         )(x, mask)

@@ -22,7 +22,9 @@ class TwoTower(nn.Module):
             activation=c["activation"],
             ln_eps=c["ln_eps"],
             dtype=dtype,
+            attention=c.get("attention", "xla"),
             remat=c["remat"],
+            remat_policy=c.get("remat_policy", "full"),
             scan=c["scan"],
         )
         i, t = c["image"], c["text"]

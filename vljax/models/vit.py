@@ -41,6 +41,7 @@ class MAPHead(nn.Module):
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
+    attention: str = "xla"
 
     @nn.compact
     def __call__(self, x):
@@ -52,7 +53,7 @@ class MAPHead(nn.Module):
             jnp.float32,
         )
         probe = jnp.tile(probe, [n, 1, 1]).astype(self.dtype)
-        x = Attention(self.heads, self.dtype, name="attn")(probe, x)
+        x = Attention(self.heads, self.dtype, self.attention, name="attn")(probe, x)
         y = layer_norm(self.ln_eps, self.dtype, "ln")(x)
         x = x + MlpBlock(self.mlp_dim, self.activation, self.dtype, name="mlp")(y)
         return x[:, 0]
@@ -98,7 +99,9 @@ class VisionTransformer(nn.Module):
     activation: str = "gelu"
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
+    attention: str = "xla"  # model.attention
     remat: bool = False
+    remat_policy: str = "full"  # model.remat_policy
     scan: bool = False
 
     def _conv_stem(self, x):
@@ -203,7 +206,9 @@ class VisionTransformer(nn.Module):
             activation=self.activation,
             ln_eps=self.ln_eps,
             dtype=self.dtype,
+            attention=self.attention,
             remat=self.remat,
+            remat_policy=self.remat_policy,
             scan=self.scan,
             name="encoder",
         )(x)
@@ -216,8 +221,9 @@ class VisionTransformer(nn.Module):
             x = jnp.mean(x, axis=1)
         elif self.pool == "map":
             x = MAPHead(
-                self.heads, self.mlp_dim, self.activation, self.ln_eps, self.dtype, name="map"
-            )(x)
+                self.heads, self.mlp_dim, self.activation, self.ln_eps, self.dtype,
+                self.attention, name="map",
+            )(x)  # fmt: skip
         else:
             raise ValueError(f"image.pool={self.pool!r}: expected {expected(IMAGE_POOLS)}")
 
@@ -259,6 +265,8 @@ def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionT
         activation=c["activation"],
         ln_eps=c["ln_eps"],
         dtype=compute_dtype(c["dtype"]),
+        attention=c.get("attention", "xla"),
         remat=c["remat"],
+        remat_policy=c.get("remat_policy", "full"),
         scan=c["scan"],
     )

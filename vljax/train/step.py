@@ -204,8 +204,9 @@ def make_cached_accumulation(method, model, config, mesh):
     return value_and_grad
 
 
-def make_train_step(parts, config, mesh):
-    """The jitted step of a run's parts (vljax.train.state.build_parts)."""
+def make_train_step(parts, config, mesh, *, donate: bool = True):
+    """The jitted step of a run's parts (vljax.train.state.build_parts). `donate`: the new
+    state is written into the old one's buffers (the trainer's way; off only to measure it)."""
     method, tx = parts.method, parts.tx
     loss_fn = make_loss_fn(method, parts.model, config, mesh)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -241,5 +242,5 @@ def make_train_step(parts, config, mesh):
         step,
         in_shardings=(parts.shardings, batch_sharding),
         out_shardings=(parts.shardings, shd.replicated(mesh)),
-        donate_argnums=(0,),
+        donate_argnums=(0,) if donate else (),
     )
