@@ -6,7 +6,8 @@ on and off, the ring loss at large batch, and the input pipeline.
     python benchmarks/gpu.py --render results.json [--write]   # the docs/benchmarks.md tables
 
 Sections, in the order they run (each is skipped once --budget-s is spent, and a failure in
-one is recorded and does not stop the next):
+one is recorded and does not stop the next). Each train-step config and the ring figures run
+in a process of their own, so that one program's memory does not shrink the next one's:
   peak      a large bf16 matmul: the rate MFU is also quoted against ("measured peak")
   clip      configs/clip_vit_b16.py at --batch: step time (median of per-step times after
             warm-up), images/s, model FLOPs per image (vljax/models/flops.py, analytic), MFU
@@ -19,12 +20,12 @@ one is recorded and does not stop the next):
   siglip    configs/siglip_vit_b16.py at --batch
   ring      the softmax loss alone, forward + backward, one device, B from 16k to 256k: ring
             (P = 1, column tiles) and all_gather (dense B x B) where it fits
+  loader    benchmarks/loader.py's 224 px JPEG ArrayRecord pipeline with 0..16 workers
   levers    CLIP at --batch with one setting changed: attention xla, remat dots_saveable,
             scanned layers, remat full, loss ring, no donation
   sweep     CLIP at the other --sweep batch sizes (a size whose program does not fit in the
             device's memory is reported as such, not run)
   flags     CLIP at --batch in a subprocess with XLA's latency-hiding scheduler flags
-  loader    benchmarks/loader.py's 224 px JPEG ArrayRecord pipeline with 0..16 workers
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 SPEC_TFLOPS = 989.0  # H100 / H200 SXM dense bf16, the datasheet figure MFU is quoted in
-SECTIONS = ("peak", "clip", "open_clip", "siglip", "ring", "levers", "sweep", "flags", "loader")
+SECTIONS = ("peak", "clip", "open_clip", "siglip", "ring", "loader", "levers", "sweep", "flags")
 RECIPES = {"clip": "configs/clip_vit_b16.py", "siglip": "configs/siglip_vit_b16.py"}
 # The fastest settings found on the H200 (docs/benchmarks.md); each lever changes one.
 BASELINE = {
@@ -88,7 +89,7 @@ TINY = {
 def profile(cpu: bool) -> dict:
     if cpu:
         return dict(batch=8, sweep=(16,), ring=(256, 1024), matmul=512, steps=2, warmup=1,
-                    tiny=TINY, oc_model=None, loader_workers=(0,), loader_images=32)  # fmt: skip
+                    tiny=TINY, oc_model=None, loader_workers=(0,), loader_images=128)  # fmt: skip
     return dict(batch=512, sweep=(1024, 2048), ring=(16384, 65536, 131072, 262144),
                 matmul=8192, steps=10, warmup=2, tiny={}, oc_model="ViT-B-16",
                 loader_workers=(0, 8, 16), loader_images=512)  # fmt: skip
@@ -112,17 +113,19 @@ def machine_name() -> str:
 
 
 def matmul_peak(n: int) -> dict:
-    """bf16 [n, n] @ [n, n] on random data: median of 10 after 3 warm-ups."""
+    """bf16 [n, n] @ [n, n] on random data: median of 20 after a second of warm-up."""
     import jax
     import jax.numpy as jnp
 
     keys = jax.random.split(jax.random.key(0), 2)
     a, b = (jax.random.normal(k, (n, n), jnp.bfloat16) for k in keys)
     f = jax.jit(lambda x, y: x @ y)
-    for _ in range(3):
+    f(a, b).block_until_ready()
+    t = time.perf_counter()
+    while time.perf_counter() - t < 1.0:  # the clocks ramp up from idle
         f(a, b).block_until_ready()
     times = []
-    for _ in range(10):
+    for _ in range(20):
         t = time.perf_counter()
         f(a, b).block_until_ready()
         times.append(time.perf_counter() - t)
@@ -330,12 +333,16 @@ def ring_figures(batch_sizes, budget: Budget) -> list[dict]:
             if limit is not None and program_bytes(compiled) > limit:
                 rows.append({**row, "fits": False})
                 continue
-            jax.block_until_ready(compiled(zimg, ztxt))
-            times = []
-            for _ in range(3):
-                t = time.perf_counter()
+            try:
                 jax.block_until_ready(compiled(zimg, ztxt))
-                times.append(time.perf_counter() - t)
+                times = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    jax.block_until_ready(compiled(zimg, ztxt))
+                    times.append(time.perf_counter() - t)
+            except jax.errors.JaxRuntimeError as e:  # out of memory at run time
+                rows.append({**row, "fits": False, "error": str(e).splitlines()[0][:300]})
+                continue
             rows.append({**row, "fits": True, "ms": statistics.median(times) * 1e3})
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -346,7 +353,7 @@ def loader_figures(workers, images: int, timeout: float) -> dict:
     cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "loader.py"), "--images",
            str(images), "--batches", "8", "--workers", *map(str, workers)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1))
-    lines = [ln for ln in proc.stdout.splitlines() if "images/s" in ln]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("224px JPEG")]
     if proc.returncode != 0 and not lines:
         raise RuntimeError(f"exit {proc.returncode}: {(proc.stdout + proc.stderr)[-1500:]}")
     rates = {}
@@ -380,17 +387,29 @@ def run_sections(args, prof, results: dict, save) -> None:
                   flush=True)  # fmt: skip
         save()
 
-    peak = lambda: (results.get("peak") or {}).get("tflops")
-    step = lambda recipe, batch, over, **kw: train_step_figures(
-        RECIPES[recipe], batch, over, prof, peak(), **kw
-    )
+    def step(recipe, batch, over, donate=True, host_feed=False, env=None):
+        """One config in its own process: its memory is its own (a program that failed or
+        left the allocator fragmented does not shrink the next one's) and peak bytes are its."""
+        spec = dict(recipe=recipe, batch=batch, over=over, donate=donate, host_feed=host_feed,
+                    peak=(results.get("peak") or {}).get("tflops"))  # fmt: skip
+        return in_worker("step", spec, budget.left() + 90, env)
+
+    def in_worker(name, spec, timeout, env=None):
+        cpu = ["--cpu"] if args.cpu else []
+        return in_subprocess(["--worker", name, "--spec", json.dumps(spec), *cpu], timeout, env)
+
     section("peak", lambda: matmul_peak(prof["matmul"]))
     section("clip", lambda: step("clip", prof["batch"], {}, host_feed=True))
     oc_args = ["--open-clip-worker", prof["oc_model"] or "", "--batch", str(prof["batch"])]
     section("open_clip", lambda: in_subprocess(oc_args, min(240, budget.left())))
     section("siglip", lambda: step("siglip", prof["batch"], {}))
 
-    section("ring", lambda: ring_figures(prof["ring"], budget))
+    ring_spec = dict(batches=prof["ring"], budget_s=budget.left() - 60)
+    section("ring", lambda: in_worker("ring", ring_spec, budget.left())["rows"])
+    section(
+        "loader",
+        lambda: loader_figures(prof["loader_workers"], prof["loader_images"], budget.left()),
+    )
 
     def levers():
         rows = {}
@@ -421,18 +440,12 @@ def run_sections(args, prof, results: dict, save) -> None:
         return rows
 
     section("sweep", sweep)
-    flag_args = ["--sections", "peak,clip", "--batch", str(prof["batch"])]
-    flag_args += ["--cpu"] if args.cpu else []
     section(
         "flags",
         lambda: {
             "XLA_FLAGS": GPU_FLAGS,
-            **in_subprocess(flag_args, budget.left(), {"XLA_FLAGS": GPU_FLAGS}).get("clip", {}),
+            **step("clip", prof["batch"], {}, env={"XLA_FLAGS": GPU_FLAGS}),
         },
-    )
-    section(
-        "loader",
-        lambda: loader_figures(prof["loader_workers"], prof["loader_images"], budget.left()),
     )
 
 
@@ -527,6 +540,8 @@ def main(argv=None):
     p.add_argument("--render", default=None, help="print the docs table of a results JSON")
     p.add_argument("--write", action="store_true", help="with --render: into docs/benchmarks.md")
     p.add_argument("--open-clip-worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("step", "ring"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--spec", default="{}", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.sections = args.sections.split(",")
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -557,6 +572,18 @@ def main(argv=None):
         os.environ["JAX_PLATFORMS"] = "cpu"
     else:  # torch shares the GPU in a subprocess; JAX takes memory as it needs it
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if args.worker:
+        spec = json.loads(args.spec)
+        if args.worker == "step":
+            row = train_step_figures(
+                RECIPES[spec["recipe"]], spec["batch"], spec["over"], prof, spec["peak"],
+                donate=spec["donate"], host_feed=spec["host_feed"],
+            )  # fmt: skip
+        else:
+            row = {"rows": ring_figures(spec["batches"], Budget(spec["budget_s"]))}
+        with open(args.out, "w") as f:
+            json.dump(row, f)
+        return
     results = {}
 
     def save():

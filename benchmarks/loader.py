@@ -60,22 +60,19 @@ def make_corpus(root: str, n: int) -> str:
 
 
 def config_for(dataset: str, data_dir, image_size: int, batch: int, workers: int):
-    import ml_collections
+    """The recipes' defaults (configs/common.py) with this benchmark's data settings."""
+    from configs import common
 
-    c = ml_collections.ConfigDict()
-    c.seed = 0
+    c = common.base_config()
     c.batch_size = batch
-    c.model = ml_collections.ConfigDict(
-        dict(image=dict(image_size=image_size), text=dict(max_len=64 if image_size > 64 else 32))
-    )
-    c.data = ml_collections.ConfigDict(
-        dict(
-            data_dir=data_dir,
-            train=dict(dataset=dataset, size=200_000, lang="any"),
-            num_workers=workers,
-            prefetch=2,
-        )
-    )
+    c.model.image.image_size = image_size
+    c.model.text.max_len = 64 if image_size > 64 else 32
+    c.data.data_dir = data_dir
+    c.data.train.dataset = dataset
+    c.data.train.size = 200_000
+    c.data.train.lang = "any"
+    c.data.num_workers = workers
+    c.data.prefetch = 2
     return c
 
 

@@ -104,9 +104,32 @@ def attend(q, k, v, mask, impl: str, dtype: Dtype):
         weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
         return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
     if impl == "cudnn":
-        kernel = "cudnn" if jax.default_backend() == "gpu" else "xla"
-        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=kernel)
+        return fused_attention(q, k, v, mask)
     raise ConfigError(f"model.attention={impl!r}: expected {expected(ATTENTIONS)}")
+
+
+def fused_attention(q, k, v, mask):
+    """`jax.nn.dot_product_attention` with cuDNN on GPU (its XLA form elsewhere), on the shapes
+    the kernel takes: in training it refuses odd sequence lengths (ViT-B/16's 197 tokens, a
+    MAP probe's 1 query), so an odd length is padded by one token that no real query attends
+    to and whose output is dropped; a mask is given in full, `[B, 1, Lq, Lk]` (a bias that
+    broadcasts over queries is refused too). The same padding runs on every backend, so CPU
+    tests cover it."""
+    lq, lk = q.shape[1], k.shape[1]
+    pad_q, pad_k = lq % 2, lk % 2
+    rows = lambda x, n: jnp.pad(x, ((0, 0), (0, n), (0, 0), (0, 0))) if n else x
+    q, k, v = rows(q, pad_q), rows(k, pad_k), rows(v, pad_k)
+    kv_lengths = None
+    if mask is not None:
+        mask = jnp.broadcast_to(mask, (mask.shape[0], mask.shape[1], lq, lk))
+        mask = jnp.pad(mask, ((0, 0), (0, 0), (0, pad_q), (0, pad_k)))  # padding: False
+    elif pad_k:
+        kv_lengths = jnp.full((q.shape[0],), lk, jnp.int32)
+    kernel = "cudnn" if jax.default_backend() == "gpu" else "xla"
+    out = jax.nn.dot_product_attention(
+        q, k, v, mask=mask, key_value_seq_lengths=kv_lengths, implementation=kernel
+    )
+    return out[:, :lq]
 
 
 def remat_policy_fn(name: str):
