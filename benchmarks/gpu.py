@@ -326,7 +326,12 @@ def ring_figures(batch_sizes, budget: Budget) -> list[dict]:
                 a, b, scale=jnp.float32(10.0), kind="softmax", impl=impl, mesh=mesh
             )
             f = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
-            compiled = f.lower(zimg, ztxt).compile()
+            try:  # autotuning at compile time allocates too, and may run out
+                compiled = f.lower(zimg, ztxt).compile()
+            except jax.errors.JaxRuntimeError as e:
+                error = str(e).splitlines()[0][:300]
+                rows.append({"batch": n, "impl": impl, "fits": False, "error": error})
+                continue
             memory = compiled.memory_analysis()
             row = {"batch": n, "impl": impl, "program_gib": program_bytes(compiled) / 2**30}
             row["temp_gib"] = memory.temp_size_in_bytes / 2**30 if memory else None
@@ -477,7 +482,9 @@ def render(results: dict) -> str:
         if not isinstance(row, dict):
             return
         if "error" in row or "skipped" in row or row.get("fits") is False:
-            why = row.get("error") or row.get("skipped") or "does not fit in device memory"
+            why = row.get("error") or "does not fit in device memory"
+            if row.get("skipped") == "budget":
+                why = "not measured: the call's time budget ran out first"
             table.append(f"| {name} | {why.splitlines()[0][:160]} |" + " |" * (len(cols) - 1))
             return
         table.append(f"| {name} | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
@@ -490,6 +497,7 @@ def render(results: dict) -> str:
         add(f"CLIP B/16, batch {n}", row)
     add("CLIP B/16, XLA latency-hiding flags", results.get("flags"))
     lines += table + [""]
+    lines += [f"Note: {results['sweep_note']}.", ""] if "sweep_note" in results else []
     oc, clip = results.get("open_clip") or {}, results.get("clip") or {}
     if "images_per_s" in oc:
         lines.append(
@@ -516,9 +524,10 @@ def render(results: dict) -> str:
                   "one device:", "", "| B | impl | ms | program GiB | temporaries GiB |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for r in ring:
-            ms = fmt(r.get("ms")) if r.get("fits", True) else "does not fit"
+            ms = fmt(r.get("ms")) if r.get("fits", True) else r.get("error", "does not fit")
             sizes = f"{fmt(r.get('program_gib'), 3)} | {fmt(r.get('temp_gib'), 3)}"
             lines.append(f"| {r['batch']} | {r['impl']} | {r.get('skipped') or ms} | {sizes} |")
+        lines += ["", f"Note: {results['ring_note']}."] if "ring_note" in results else []
     loader = results.get("loader") or {}
     if "images_per_s_by_workers" in loader and "images_per_s" in clip:
         need = 8 * clip["images_per_s"]
