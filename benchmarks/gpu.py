@@ -464,7 +464,7 @@ def render(results: dict) -> str:
     """The docs/benchmarks.md section of a results file."""
     lines = [
         f"Measured on {results.get('machine')} ({results.get('versions')}) with "
-        f"`python benchmarks/gpu.py` (one call of the GPU machine). Synthetic batches already "
+        f"`python benchmarks/gpu.py` on the GPU machine. Synthetic batches already "
         f"on the device; bf16 compute, float32 params and AdamW state. Model FLOPs per image "
         f"are counted from the architecture (vljax/models/flops.py; a rematerialised forward "
         f"is not counted); MFU = model FLOP/s over {SPEC_TFLOPS:.0f} TFLOP/s (dense bf16, "
