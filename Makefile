@@ -18,11 +18,16 @@ $(BASE): pyproject.toml
 
 # One pip run for the package and its extras (not the base install first and the extras after:
 # each pip run resolves and checks every dependency again); the base is then up to date too.
+# open_clip (the `open_clip` extra, for tests/export/test_open_clip.py) goes in without its
+# dependencies: they pull torchvision, which has no CPU wheel here and brings CUDA torch (GBs);
+# its other dependencies are already installed, and the tests give it a torchvision stand-in.
 $(FULL): pyproject.toml
 	@start=$$(date +%s); \
 	echo "vljax: installing the package with its test and export extras into $(VENV) ..."; \
 	$(PY) -m venv $(VENV) && \
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,export]" && \
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps \
+		open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 && \
 	touch $(BASE) $@ && \
 	echo "vljax: install took $$(( $$(date +%s) - start )) s"
 

@@ -1,7 +1,10 @@
 """Helpers shared by the export tests: captions, tiny CLIP-/SigLIP-style configs, probes."""
 
 import importlib
+import importlib.util
+import os
 import random
+import sys
 
 import flax.linen as nn
 import jax
@@ -25,6 +28,18 @@ class LazyModule:
 
 torch = LazyModule("torch")
 transformers = LazyModule("transformers")
+
+# open_clip imports torchvision when it is imported; machines without a CPU torchvision wheel
+# get the tests' stand-in (torchvision_stub/: records the preprocessing it is asked to build).
+TORCHVISION_STUB = os.path.join(os.path.dirname(__file__), "torchvision_stub")
+
+
+def import_open_clip():
+    """open_clip (the real package), with the torchvision stand-in when torchvision is missing."""
+    if importlib.util.find_spec("torchvision") is None and TORCHVISION_STUB not in sys.path:
+        sys.path.insert(0, TORCHVISION_STUB)
+    return importlib.import_module("open_clip")
+
 
 CHARS_ZH = "红色的圆形绿色正方形蓝三角一个黄星紫橙大小左右上下在旁边"
 

@@ -60,6 +60,30 @@ def test_export_cli_then_auto_classes_match_vljax(trained_run, tmp_path, capsys)
     assert np.abs(zi16.astype(np.float32) - zi).max() < 5e-2
 
 
+def test_export_cli_open_clip_format_loads_in_open_clip(trained_run, tmp_path, capsys):
+    """`vljax export --format open_clip` on the run: open_clip's CLIP, tokenizer == vljax."""
+    import vljax
+    from tests.export.helpers import import_open_clip, torch
+    from tests.export.test_open_clip import pixels
+
+    open_clip = import_open_clip()
+    out = str(tmp_path / "oc")
+    assert (
+        cli.main(["export", "--workdir", trained_run, "--format", "open_clip", "--out", out]) == 0
+    )
+    assert f"open_clip.create_model_and_transforms('local-dir:{out}')" in capsys.readouterr().out
+    model, _, _ = open_clip.create_model_and_transforms("local-dir:" + out)
+    ids = open_clip.get_tokenizer("local-dir:" + out)(TEXTS)
+    run_enc = vljax.load(trained_run)
+    np.testing.assert_array_equal(ids.numpy(), run_enc.tokenizer.encode(TEXTS, 16))
+    images = random_images(3)
+    with torch.no_grad():
+        zi = model.eval().encode_image(pixels(images, 32), normalize=True).numpy()
+        zt = model.encode_text(ids, normalize=True).numpy()
+    assert np.abs(zi - run_enc.encode_images(images)).max() < 1e-4
+    assert np.abs(zt - run_enc.encode_texts(TEXTS)).max() < 1e-4
+
+
 def test_export_cli_errors_are_clear(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     code = cli.main(["export", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "o")])

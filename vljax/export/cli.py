@@ -9,6 +9,8 @@ from vljax.errors import ExportError
 from vljax.export.hf_export import export_run
 from vljax.export.hf_import import check_shapes, import_hf_folder
 from vljax.export.hf_tokenizer import SPIECE_NAME, TOKENIZER_FILES, is_vljax_export
+from vljax.export.open_clip_export import export_open_clip_run
+from vljax.export.open_clip_import import import_open_clip_folder
 from vljax.export.safe_dir import atomic_folder, check_not_inside
 from vljax.export.verify import verify_export
 from vljax.inference import load_run_encoder
@@ -60,11 +62,12 @@ _DEFAULTS = {"image.pre_norm": False, "text.eos_id": EOS_ID, "text.pad_id": PAD_
 def export_cli(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="vljax export",
-        description="Export a run as a Hugging Face transformers CLIPModel / SiglipModel folder.",
+        description="Export a run as a Hugging Face transformers CLIPModel / SiglipModel folder "
+        "(--format hf) or an open_clip CLIP folder (--format open_clip).",
     )
     p.add_argument("--workdir", required=True, help="the run directory (vljax train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--format", default="hf", choices=["hf"], help="output format")
+    p.add_argument("--format", default="hf", choices=["hf", "open_clip"], help="output format")
     p.add_argument("--out", required=True, help="output folder (outside the run)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out as a whole")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="saved weights")
@@ -75,6 +78,18 @@ def export_cli(argv=None) -> int:
     )
     args = p.parse_args(argv)
     check_not_inside(args.out, args.workdir)
+    if args.format == "open_clip":
+        if args.verify:
+            raise ExportError(
+                "--verify checks transformers folders (--format hf); the open_clip export is "
+                "checked by tests/export/test_open_clip.py. Drop --verify"
+            )
+        with atomic_folder(args.out, overwrite=args.overwrite) as tmp:
+            step = export_open_clip_run(args.workdir, tmp, args.step, args.dtype)
+        print(f"Exported {args.workdir} step {step} as an open_clip CLIP to {args.out}")
+        print(f"  open_clip.create_model_and_transforms('local-dir:{args.out}');")
+        print(f"  open_clip.get_tokenizer('local-dir:{args.out}')")
+        return 0
     with atomic_folder(args.out, overwrite=args.overwrite) as tmp:
         family, step = export_run(args.workdir, tmp, args.step, args.dtype, args.format)
     name = "CLIPModel" if family == "clip" else "SiglipModel"
@@ -141,9 +156,17 @@ def architecture_mismatches(user_model_config, ckpt_model_config):
 def import_cli(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="vljax import",
-        description="Initialise a vljax run from a transformers CLIP / SigLIP folder.",
+        description="Initialise a vljax run from a transformers CLIP / SigLIP folder or an "
+        "open_clip CLIP folder.",
     )
-    p.add_argument("--hf", required=True, help="folder written by save_pretrained (safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--hf", help="folder written by save_pretrained (safetensors)")
+    src.add_argument(
+        "--open-clip",
+        dest="open_clip",
+        help="open_clip folder (open_clip_config.json + safetensors), e.g. from "
+        "`vljax export --format open_clip`",
+    )
     p.add_argument("--config", required=True, help="configs/X.py[:arg] matching the checkpoint")
     p.add_argument("--workdir", required=True, help="the run directory to initialise")
     args, rest = p.parse_known_args(argv)
@@ -151,7 +174,8 @@ def import_cli(argv=None) -> int:
     if unknown:
         raise ConfigError(f"unknown arguments {unknown}; overrides look like --config.a.b=1")
     config = build_config(args.config, overrides)
-    ckpt = import_hf_folder(args.hf)
+    source = args.hf or args.open_clip
+    ckpt = import_hf_folder(args.hf) if args.hf else import_open_clip_folder(args.open_clip)
     problems = architecture_mismatches(config.model, ckpt.model_config)
     if problems:
         fix = " ".join(
@@ -159,7 +183,7 @@ def import_cli(argv=None) -> int:
         )
         raise ExportError(
             f"the config's architecture does not match the {ckpt.family} checkpoint "
-            f"{args.hf}:\n  " + "\n  ".join(problems) + f"\nFix the config, e.g. {fix}"
+            f"{source}:\n  " + "\n  ".join(problems) + f"\nFix the config, e.g. {fix}"
         )
     for field in TOKEN_FIELDS:
         _set(config.model, field, _get(ckpt.model_config, field))
@@ -169,7 +193,7 @@ def import_cli(argv=None) -> int:
     # Written whole or not at all; a re-import replaces the previous init folder.
     with atomic_folder(init_dir, overwrite=True, refuse_runs=False) as tmp:
         save_flat(params, os.path.join(tmp, IMPORTED_PARAMS))
-        tok_name = _copy_tokenizer(args.hf, tmp)
+        tok_name = _copy_tokenizer(source, tmp)
         tok_path = None if tok_name is None else os.path.join(init_dir, tok_name)
         with config.unlocked():
             config.init_from = init_dir
@@ -177,7 +201,7 @@ def import_cli(argv=None) -> int:
                 config.tokenizer.model = tok_path
                 config.tokenizer.vocab_size = config.model.text.vocab_size
         save_config(config, os.path.join(tmp, "config.json"))
-    print(f"Imported {ckpt.family} checkpoint {args.hf} into {init_dir}")
+    print(f"Imported {ckpt.family} checkpoint {source} into {init_dir}")
     if tok_path is None:
         print("  (the folder has no tokenizer: set --config.tokenizer.model yourself)")
     print("Train from it with:")

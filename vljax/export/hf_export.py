@@ -45,46 +45,54 @@ def host_params(params):
     return unstack_layers(to_dict(params))
 
 
+def save_state_dict(sd, path, dtype="float32"):
+    """A torch-layout state dict (numpy, float32) as safetensors, cast to bf16 if asked."""
+    from safetensors.numpy import save_file
+
+    if dtype not in ("float32", "bfloat16", "bf16", "fp32"):
+        raise ValueError(f"--dtype {dtype!r}: expected fp32 | bf16")
+    if dtype in ("bfloat16", "bf16"):
+        sd = {k: v.astype(ml_dtypes.bfloat16) for k, v in sd.items()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_file(sd, path, metadata={"format": "pt"})
+
+
 def export_params(
     config, params, tokenizer_path, out_dir, dtype="float32", eval_results=None, step=None
 ):
     """Writes the HF folder for a run config + params; returns the family (clip | siglip)."""
-    from safetensors.numpy import save_file
-
     family = hf_family(config)  # raises ExportError naming incompatible fields
-    if dtype not in ("float32", "bfloat16", "bf16", "fp32"):
-        raise ValueError(f"--dtype {dtype!r}: expected fp32 | bf16")
     p = host_params(params)
     sd = to_hf_state_dict(p, family, image_posemb(p["img"], config.model.image))
-    if dtype in ("bfloat16", "bf16"):
-        sd = {k: v.astype(ml_dtypes.bfloat16) for k, v in sd.items()}
-    os.makedirs(out_dir, exist_ok=True)
-    save_file(sd, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    save_state_dict(sd, os.path.join(out_dir, "model.safetensors"), dtype)
 
     cfg = hf_config_dict(config, family)
     cfg["dtype"] = "bfloat16" if dtype in ("bfloat16", "bf16") else "float32"
     _write_transformers_config(cfg, out_dir)
 
-    max_len = config.model.text.max_len
-    pad_id = config.model.text.get("pad_id", 0)
-    if tokenizer_path is None:
-        raise ValueError("the run has no tokenizer file; export needs its SentencePiece model")
-    if str(tokenizer_path).endswith(".model"):
-        write_hf_tokenizer(tokenizer_path, out_dir, max_len)
-    else:  # an imported HF tokenizer: copy it as it is
-        _copy_hf_tokenizer(tokenizer_path, out_dir)
-    if pad_id is None:
-        # The model attends to padding (trained without a mask): don't hand transformers one.
-        _update_json(os.path.join(out_dir, "tokenizer_config.json"),
-                     model_input_names=["input_ids"])  # fmt: skip
+    write_tokenizer(tokenizer_path, out_dir, config.model.text)
     write_preprocessor_config(out_dir, config.model.image.image_size, family)
     _write_model_card(out_dir, config, family, eval_results, step)
     return family
 
 
-def export_run(workdir, out_dir, step=None, dtype="float32", fmt="hf"):
-    """Writes the run's checkpoint (default: the newest that restores) into out_dir as a
-    transformers folder; a method that cannot be exported as `fmt` is refused in one line."""
+def write_tokenizer(tokenizer_path, out_dir, text_config):
+    """The run's tokenizer as transformers tokenizer files in out_dir (same ids as vljax)."""
+    if tokenizer_path is None:
+        raise ValueError("the run has no tokenizer file; export needs its SentencePiece model")
+    if str(tokenizer_path).endswith(".model"):
+        write_hf_tokenizer(tokenizer_path, out_dir, text_config.max_len)
+    else:  # an imported HF tokenizer: copy it as it is
+        _copy_hf_tokenizer(tokenizer_path, out_dir)
+    if text_config.get("pad_id", 0) is None:
+        # The model attends to padding (trained without a mask): don't hand transformers one.
+        _update_json(os.path.join(out_dir, "tokenizer_config.json"),
+                     model_input_names=["input_ids"])  # fmt: skip
+
+
+def load_exportable_run(workdir, step, fmt):
+    """(LoadedRun, eval.json or None) of a run whose method supports `--format fmt`; other
+    methods are refused in one line."""
     run = load_run(workdir, step)
     method = get_method(run.config.method)
     if fmt not in method.export_formats:
@@ -98,6 +106,13 @@ def export_run(workdir, out_dir, step=None, dtype="float32", fmt="hf"):
     if os.path.exists(eval_path):
         with open(eval_path) as f:
             eval_results = json.load(f)
+    return run, eval_results
+
+
+def export_run(workdir, out_dir, step=None, dtype="float32", fmt="hf"):
+    """Writes the run's checkpoint (default: the newest that restores) into out_dir as a
+    transformers folder; a method that cannot be exported as `fmt` is refused in one line."""
+    run, eval_results = load_exportable_run(workdir, step, fmt)
     family = export_params(
         run.config, run.params, run.tokenizer_path, out_dir, dtype, eval_results, run.step
     )

@@ -99,14 +99,14 @@ def import_hf_folder(path):
             f"{path}: tensors vljax's {family} model has no place for: {unused[:10]}"
             + (" ..." if len(unused) > 10 else "")
         )
-    params = _to_float32(params)
+    params = to_float32(params)
     check_shapes(params, mcfg)
     return ImportedCheckpoint(family, mcfg, params, sd)
 
 
-def _to_float32(tree):
+def to_float32(tree):
     if isinstance(tree, dict):
-        return {k: _to_float32(v) for k, v in tree.items()}
+        return {k: to_float32(v) for k, v in tree.items()}
     return np.asarray(tree, np.float32)
 
 

@@ -3,7 +3,8 @@
 vljax params here are host numpy trees with unstacked layers (`encoderblock_{i}`; see
 `vljax.models.unstack_layers`). HF tensors are numpy arrays in torch layout: Linear weights
 are `[out, in]`, the patch conv is OIHW. Both directions are pure reshapes/transposes, so a
-round trip HF -> vljax -> HF returns identical tensors.
+round trip HF -> vljax -> HF returns identical tensors. The layout pieces (attention, norms,
+dense, patch conv) are public: the open_clip mapping (open_clip_mapping.py) uses them too.
 """
 
 import numpy as np
@@ -14,20 +15,20 @@ CLIP, SIGLIP = "clip", "siglip"
 # ---- pieces shared by both families ---------------------------------------------------------
 
 
-def _qkv_to_hf(kernel):  # [D, H, Dh] -> [H*Dh, D]
+def qkv_to_torch(kernel):  # [D, H, Dh] -> [H*Dh, D]
     return kernel.reshape(kernel.shape[0], -1).T
 
 
-def _out_to_hf(kernel):  # [H, Dh, D] -> [D, H*Dh]
+def out_to_torch(kernel):  # [H, Dh, D] -> [D, H*Dh]
     return kernel.reshape(-1, kernel.shape[-1]).T
 
 
-def _ln(sd, prefix, ln):
+def put_ln(sd, prefix, ln):
     sd[f"{prefix}.weight"] = ln["scale"]
     sd[f"{prefix}.bias"] = ln["bias"]
 
 
-def _dense(sd, prefix, d):
+def put_dense(sd, prefix, d):
     sd[f"{prefix}.weight"] = d["kernel"].T
     if "bias" in d:
         sd[f"{prefix}.bias"] = d["bias"]
@@ -38,31 +39,68 @@ def _encoder_to_hf(sd, prefix, encoder):
     for i in range(depth):
         b = encoder[f"encoderblock_{i}"]
         p = f"{prefix}.encoder.layers.{i}"
-        _ln(sd, f"{p}.layer_norm1", b["ln_1"])
-        _ln(sd, f"{p}.layer_norm2", b["ln_2"])
+        put_ln(sd, f"{p}.layer_norm1", b["ln_1"])
+        put_ln(sd, f"{p}.layer_norm2", b["ln_2"])
         for ours, theirs in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj")):
-            sd[f"{p}.self_attn.{theirs}.weight"] = _qkv_to_hf(b["attn"][ours]["kernel"])
+            sd[f"{p}.self_attn.{theirs}.weight"] = qkv_to_torch(b["attn"][ours]["kernel"])
             sd[f"{p}.self_attn.{theirs}.bias"] = b["attn"][ours]["bias"].reshape(-1)
-        sd[f"{p}.self_attn.out_proj.weight"] = _out_to_hf(b["attn"]["out"]["kernel"])
+        sd[f"{p}.self_attn.out_proj.weight"] = out_to_torch(b["attn"]["out"]["kernel"])
         sd[f"{p}.self_attn.out_proj.bias"] = b["attn"]["out"]["bias"]
-        _dense(sd, f"{p}.mlp.fc1", b["mlp"]["fc1"])
-        _dense(sd, f"{p}.mlp.fc2", b["mlp"]["fc2"])
+        put_dense(sd, f"{p}.mlp.fc1", b["mlp"]["fc1"])
+        put_dense(sd, f"{p}.mlp.fc2", b["mlp"]["fc2"])
 
 
-def _get(sd, key):
+def attention_to_torch(sd, prefix, attn):
+    """q/k/v/out DenseGeneral params -> torch `nn.MultiheadAttention` (`in_proj_weight` packs
+    q, k, v as `[3 * D, D]` rows)."""
+    qkv = ("query", "key", "value")
+    sd[f"{prefix}.in_proj_weight"] = np.concatenate([qkv_to_torch(attn[k]["kernel"]) for k in qkv])
+    sd[f"{prefix}.in_proj_bias"] = np.concatenate([attn[k]["bias"].reshape(-1) for k in qkv])
+    sd[f"{prefix}.out_proj.weight"] = out_to_torch(attn["out"]["kernel"])
+    sd[f"{prefix}.out_proj.bias"] = attn["out"]["bias"]
+
+
+def attention_from_torch(sd, prefix, heads):
+    """torch `nn.MultiheadAttention` tensors -> vljax's q/k/v/out params."""
+    w_in = get_tensor(sd, f"{prefix}.in_proj_weight")
+    b_in = get_tensor(sd, f"{prefix}.in_proj_bias")
+    d = w_in.shape[1]
+    attn = {}
+    for j, k in enumerate(("query", "key", "value")):
+        attn[k] = dict(
+            kernel=w_in[j * d : (j + 1) * d].T.reshape(d, heads, -1),
+            bias=b_in[j * d : (j + 1) * d].reshape(heads, -1),
+        )
+    w = get_tensor(sd, f"{prefix}.out_proj.weight")
+    attn["out"] = dict(
+        kernel=w.T.reshape(heads, -1, d), bias=get_tensor(sd, f"{prefix}.out_proj.bias")
+    )
+    return attn
+
+
+def posemb_with_patch_bias(image_posemb, patch_bias):
+    """The image position table with the patch conv's bias folded in. OpenAI-layout towers (HF
+    CLIP, open_clip) have a bias-free patch conv; a per-channel bias added to every patch token
+    is the same as adding it to the patch rows (not the cls row) of the position embedding."""
+    pos = np.array(image_posemb, np.float32)
+    pos[1:] = pos[1:] + patch_bias
+    return pos
+
+
+def get_tensor(sd, key):
     if key not in sd:
         raise KeyError(f"checkpoint has no tensor {key!r}")
     return np.asarray(sd[key])
 
 
-def _ln_from(sd, prefix):
-    return dict(scale=_get(sd, f"{prefix}.weight"), bias=_get(sd, f"{prefix}.bias"))
+def ln_from(sd, prefix):
+    return dict(scale=get_tensor(sd, f"{prefix}.weight"), bias=get_tensor(sd, f"{prefix}.bias"))
 
 
-def _dense_from(sd, prefix, bias=True):
-    d = dict(kernel=_get(sd, f"{prefix}.weight").T)
+def dense_from(sd, prefix, bias=True):
+    d = dict(kernel=get_tensor(sd, f"{prefix}.weight").T)
     if bias:
-        d["bias"] = _get(sd, f"{prefix}.bias")
+        d["bias"] = get_tensor(sd, f"{prefix}.bias")
     return d
 
 
@@ -72,31 +110,31 @@ def _encoder_from_hf(sd, prefix, depth, heads):
         p = f"{prefix}.encoder.layers.{i}"
         attn = {}
         for ours, theirs in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj")):
-            w = _get(sd, f"{p}.self_attn.{theirs}.weight")  # [H*Dh, D]
+            w = get_tensor(sd, f"{p}.self_attn.{theirs}.weight")  # [H*Dh, D]
             d = w.shape[1]
             attn[ours] = dict(
                 kernel=w.T.reshape(d, heads, -1),
-                bias=_get(sd, f"{p}.self_attn.{theirs}.bias").reshape(heads, -1),
+                bias=get_tensor(sd, f"{p}.self_attn.{theirs}.bias").reshape(heads, -1),
             )
-        w = _get(sd, f"{p}.self_attn.out_proj.weight")  # [D, H*Dh]
+        w = get_tensor(sd, f"{p}.self_attn.out_proj.weight")  # [D, H*Dh]
         attn["out"] = dict(
             kernel=w.T.reshape(heads, -1, w.shape[0]),
-            bias=_get(sd, f"{p}.self_attn.out_proj.bias"),
+            bias=get_tensor(sd, f"{p}.self_attn.out_proj.bias"),
         )
         enc[f"encoderblock_{i}"] = dict(
-            ln_1=_ln_from(sd, f"{p}.layer_norm1"),
-            ln_2=_ln_from(sd, f"{p}.layer_norm2"),
+            ln_1=ln_from(sd, f"{p}.layer_norm1"),
+            ln_2=ln_from(sd, f"{p}.layer_norm2"),
             attn=attn,
-            mlp=dict(fc1=_dense_from(sd, f"{p}.mlp.fc1"), fc2=_dense_from(sd, f"{p}.mlp.fc2")),
+            mlp=dict(fc1=dense_from(sd, f"{p}.mlp.fc1"), fc2=dense_from(sd, f"{p}.mlp.fc2")),
         )
     return enc
 
 
-def _patch_to_hf(kernel):  # HWIO -> OIHW
+def patch_to_torch(kernel):  # HWIO -> OIHW
     return np.transpose(kernel, (3, 2, 0, 1))
 
 
-def _patch_from_hf(weight):  # OIHW -> HWIO
+def patch_from_torch(weight):  # OIHW -> HWIO
     return np.transpose(weight, (2, 3, 1, 0))
 
 
@@ -112,51 +150,40 @@ def to_hf_state_dict(params, family, image_posemb):
     img, txt = params["img"], params["txt"]
     sd = {}
     v = "vision_model"
-    conv_w = _patch_to_hf(img["embedding"]["kernel"])
+    conv_w = patch_to_torch(img["embedding"]["kernel"])
     conv_b = img["embedding"]["bias"]
     sd[f"{v}.embeddings.patch_embedding.weight"] = conv_w
     pos = np.asarray(image_posemb, np.float32)
     if family == CLIP:
-        # HF CLIP's patch conv has no bias; a per-channel bias added to every patch token is
-        # the same as adding it to the patch rows of the position embedding.
-        pos = pos.copy()
-        pos[1:] = pos[1:] + conv_b
+        pos = posemb_with_patch_bias(pos, conv_b)
         sd[f"{v}.embeddings.class_embedding"] = img["cls"].reshape(-1)
-        _ln(sd, f"{v}.pre_layrnorm", img["pre_norm"])
+        put_ln(sd, f"{v}.pre_layrnorm", img["pre_norm"])
     else:
         sd[f"{v}.embeddings.patch_embedding.bias"] = conv_b
     sd[f"{v}.embeddings.position_embedding.weight"] = pos
     _encoder_to_hf(sd, v, img["encoder"])
-    _ln(sd, f"{v}.post_layernorm", img["encoder_norm"])
+    put_ln(sd, f"{v}.post_layernorm", img["encoder_norm"])
     if family == CLIP:
         sd["visual_projection.weight"] = img["head"]["kernel"].T
     else:
         m = img["map"]
         h = f"{v}.head"
         sd[f"{h}.probe"] = m["probe"]
-        a = m["attn"]
-        sd[f"{h}.attention.in_proj_weight"] = np.concatenate(
-            [_qkv_to_hf(a[k]["kernel"]) for k in ("query", "key", "value")]
-        )
-        sd[f"{h}.attention.in_proj_bias"] = np.concatenate(
-            [a[k]["bias"].reshape(-1) for k in ("query", "key", "value")]
-        )
-        sd[f"{h}.attention.out_proj.weight"] = _out_to_hf(a["out"]["kernel"])
-        sd[f"{h}.attention.out_proj.bias"] = a["out"]["bias"]
-        _ln(sd, f"{h}.layernorm", m["ln"])
-        _dense(sd, f"{h}.mlp.fc1", m["mlp"]["fc1"])
-        _dense(sd, f"{h}.mlp.fc2", m["mlp"]["fc2"])
+        attention_to_torch(sd, f"{h}.attention", m["attn"])
+        put_ln(sd, f"{h}.layernorm", m["ln"])
+        put_dense(sd, f"{h}.mlp.fc1", m["mlp"]["fc1"])
+        put_dense(sd, f"{h}.mlp.fc2", m["mlp"]["fc2"])
 
     t = "text_model"
     sd[f"{t}.embeddings.token_embedding.weight"] = txt["embedding"]["embedding"]
     sd[f"{t}.embeddings.position_embedding.weight"] = txt["pos_embedding"][0]
     _encoder_to_hf(sd, t, txt["encoder"])
-    _ln(sd, f"{t}.final_layer_norm", txt["encoder_norm"])
+    put_ln(sd, f"{t}.final_layer_norm", txt["encoder_norm"])
     if family == CLIP:
         sd["text_projection.weight"] = txt["head"]["kernel"].T
         sd["logit_scale"] = np.asarray(params["log_scale"]).reshape(())
     else:
-        _dense(sd, f"{t}.head", txt["head"])
+        put_dense(sd, f"{t}.head", txt["head"])
         sd["logit_scale"] = np.asarray(params["log_scale"]).reshape(1)
         sd["logit_bias"] = np.asarray(params["bias"]).reshape(1)
     return {k: np.array(x, np.float32, order="C") for k, x in sd.items()}
@@ -169,57 +196,44 @@ def from_hf_state_dict(sd, family, vision_depth, vision_heads, text_depth, text_
     """HF state dict -> vljax params (unstacked numpy tree) with posemb=learn."""
     sd = {k.removeprefix("model."): v for k, v in sd.items()}
     v, t = "vision_model", "text_model"
-    conv_w = _get(sd, f"{v}.embeddings.patch_embedding.weight")
+    conv_w = get_tensor(sd, f"{v}.embeddings.patch_embedding.weight")
     img = dict(
         embedding=dict(
-            kernel=_patch_from_hf(conv_w),
+            kernel=patch_from_torch(conv_w),
             bias=(
-                _get(sd, f"{v}.embeddings.patch_embedding.bias")
+                get_tensor(sd, f"{v}.embeddings.patch_embedding.bias")
                 if family == SIGLIP
                 else np.zeros(conv_w.shape[0], np.float32)
             ),
         ),
-        pos_embedding=_get(sd, f"{v}.embeddings.position_embedding.weight")[None],
+        pos_embedding=get_tensor(sd, f"{v}.embeddings.position_embedding.weight")[None],
         encoder=_encoder_from_hf(sd, v, vision_depth, vision_heads),
-        encoder_norm=_ln_from(sd, f"{v}.post_layernorm"),
+        encoder_norm=ln_from(sd, f"{v}.post_layernorm"),
     )
     if family == CLIP:
-        img["cls"] = _get(sd, f"{v}.embeddings.class_embedding").reshape(1, 1, -1)
-        img["pre_norm"] = _ln_from(sd, f"{v}.pre_layrnorm")
-        img["head"] = dict(kernel=_get(sd, "visual_projection.weight").T)
+        img["cls"] = get_tensor(sd, f"{v}.embeddings.class_embedding").reshape(1, 1, -1)
+        img["pre_norm"] = ln_from(sd, f"{v}.pre_layrnorm")
+        img["head"] = dict(kernel=get_tensor(sd, "visual_projection.weight").T)
     else:
         h = f"{v}.head"
-        w_in = _get(sd, f"{h}.attention.in_proj_weight")
-        b_in = _get(sd, f"{h}.attention.in_proj_bias")
-        d = w_in.shape[1]
-        attn = {}
-        for j, k in enumerate(("query", "key", "value")):
-            attn[k] = dict(
-                kernel=w_in[j * d : (j + 1) * d].T.reshape(d, vision_heads, -1),
-                bias=b_in[j * d : (j + 1) * d].reshape(vision_heads, -1),
-            )
-        w = _get(sd, f"{h}.attention.out_proj.weight")
-        attn["out"] = dict(
-            kernel=w.T.reshape(vision_heads, -1, d), bias=_get(sd, f"{h}.attention.out_proj.bias")
-        )
         img["map"] = dict(
-            probe=_get(sd, f"{h}.probe"),
-            attn=attn,
-            ln=_ln_from(sd, f"{h}.layernorm"),
-            mlp=dict(fc1=_dense_from(sd, f"{h}.mlp.fc1"), fc2=_dense_from(sd, f"{h}.mlp.fc2")),
+            probe=get_tensor(sd, f"{h}.probe"),
+            attn=attention_from_torch(sd, f"{h}.attention", vision_heads),
+            ln=ln_from(sd, f"{h}.layernorm"),
+            mlp=dict(fc1=dense_from(sd, f"{h}.mlp.fc1"), fc2=dense_from(sd, f"{h}.mlp.fc2")),
         )
     txt = dict(
-        embedding=dict(embedding=_get(sd, f"{t}.embeddings.token_embedding.weight")),
-        pos_embedding=_get(sd, f"{t}.embeddings.position_embedding.weight")[None],
+        embedding=dict(embedding=get_tensor(sd, f"{t}.embeddings.token_embedding.weight")),
+        pos_embedding=get_tensor(sd, f"{t}.embeddings.position_embedding.weight")[None],
         encoder=_encoder_from_hf(sd, t, text_depth, text_heads),
-        encoder_norm=_ln_from(sd, f"{t}.final_layer_norm"),
+        encoder_norm=ln_from(sd, f"{t}.final_layer_norm"),
     )
     params = dict(img=img, txt=txt)
     if family == CLIP:
-        txt["head"] = dict(kernel=_get(sd, "text_projection.weight").T)
-        params["log_scale"] = _get(sd, "logit_scale").reshape(())
+        txt["head"] = dict(kernel=get_tensor(sd, "text_projection.weight").T)
+        params["log_scale"] = get_tensor(sd, "logit_scale").reshape(())
     else:
-        txt["head"] = _dense_from(sd, f"{t}.head")
-        params["log_scale"] = _get(sd, "logit_scale").reshape(())
-        params["bias"] = _get(sd, "logit_bias").reshape(())
+        txt["head"] = dense_from(sd, f"{t}.head")
+        params["log_scale"] = get_tensor(sd, "logit_scale").reshape(())
+        params["bias"] = get_tensor(sd, "logit_bias").reshape(())
     return params

@@ -70,5 +70,5 @@ METHOD = Method(
     same_modality_similarity=dot_similarity,
     adapt_init_params=stretch_loaded_positions,
     rng_purposes=("mask",),
-    export_formats=("hf",),
+    export_formats=("hf", "open_clip"),
 )

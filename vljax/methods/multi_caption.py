@@ -31,5 +31,5 @@ METHOD = Method(
     similarity=dot_similarity,
     same_modality_similarity=dot_similarity,
     rng_purposes=("mask",),  # FLIP's patch dropout (model.image.mask_ratio > 0)
-    export_formats=("hf",),
+    export_formats=("hf", "open_clip"),
 )
