@@ -35,6 +35,9 @@ METHODS = (
     "video_clip",
 )
 VIDEO_TEMPORALS = ("mean", "transformer")  # video_clip: pooling of the frame embeddings over time
+# `vljax prepare --from-video-manifest --sampling`: which frames of a clip are stored
+# (vljax/data/video_frames.py).
+VIDEO_SAMPLINGS = ("uniform", "fps", "random_segment")
 MIM_MASKINGS = ("attentive", "random")  # SyCoCa: which patches the MIM head reconstructs
 TPM_MASKINGS = ("relevance", "random")  # TPM-CL: which caption tokens make the hard negative
 # Methods with several captions per example (batch field multi_tokens): one per language of

@@ -17,7 +17,6 @@ vljax compile --config F [--config.key=value ...] --devices N [--json OUT] [--no
 
 import argparse
 import difflib
-import importlib.util
 import os
 import sys
 import traceback
@@ -31,6 +30,7 @@ from vljax.errors import (
     StoppedEarly,
     UserError,
 )
+from vljax.extras import require_extra
 from vljax.host_malloc import reexec_with_malloc_tunables
 
 USAGE = (
@@ -102,29 +102,15 @@ def _caption(argv):
     return cli(argv)
 
 
-EXPORT_EXTRA = ("torch", "transformers", "safetensors")
-
-
-def _require_export_extra(command):
-    """export/import need torch, transformers and safetensors, which `make demo` does not
-    install (they are most of the install time)."""
-    missing = [m for m in EXPORT_EXTRA if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ConfigError(
-            f"`vljax {command}` needs {', '.join(missing)} (the export extra); install it with "
-            "`pip install -e '.[export]'` (or `make test`, which installs it)"
-        )
-
-
 def _export(argv):
-    _require_export_extra("export")
+    require_extra("export", "vljax export")
     from vljax.export.cli import export_cli
 
     return export_cli(argv)
 
 
 def _import(argv):
-    _require_export_extra("import")
+    require_extra("export", "vljax import")
     from vljax.export.cli import import_cli
 
     return import_cli(argv)

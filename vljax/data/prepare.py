@@ -7,12 +7,16 @@ vljax prepare --from-webdataset 'a-*.tar' --name NAME --data-dir DIR
 vljax prepare --from-imagenet VAL_DIR [--labels GROUND_TRUTH.txt] --name NAME --data-dir DIR
 vljax prepare --from-karpathy dataset_coco.json --images DIR --name NAME --data-dir DIR
 vljax prepare --from-xm3600 captions.jsonl --images DIR --name NAME --data-dir DIR [--languages L]
+vljax prepare --from-video-manifest FILE.jsonl --name NAME --data-dir DIR [--frames T]
+    [--sampling uniform|fps|random_segment] [--fps F] [--frame-size S] [--seed N]
     [--max-pixels P (default MAX_PIXELS)] [--max-caption-chars C (default MAX_CAPTION_CHARS)]
 ```
 
 Manifest lines: `{"image": path (relative to the manifest's folder, or absolute),
 "caption": str | {lang: str | [str]} | [str, ...], "label": optional class name,
 "split": optional, default "train"}`. A line needs an image and a caption or a label.
+A video manifest's lines name `"video"` (.mp4 .webm .avi .mkv .mov) instead of `"image"`;
+each clip is stored as T sampled frames (vljax/data/video_frames.py, video_files.py).
 Folder: every image file with a sidecar `STEM.txt` (one caption per non-empty line); with
 `--label-from-dir` the image's folder name is its label. WebDataset: tar shards whose members
 share a key, `KEY.jpg|jpeg|png|webp` plus `KEY.txt` or `KEY.json` (a manifest-like object
@@ -41,12 +45,14 @@ converted, rotated or resized images are re-encoded as JPEG (quality 95, no EXIF
 orientation tag to apply twice); RGB JPEG/PNG files that need none of this keep their
 original bytes.
 
-Features: `image` (Image), `captions` (Sequence(Text)), `langs` (Sequence(Text), "" where the
-manifest gave no language), `id` (Text: where the example came from), and `label`
-(ClassLabel with the sorted label names) when any example has a label (-1 where one has none).
+Features: `image` (Image; for a video manifest `video`, a Sequence of T JPEG Images),
+`captions` (Sequence(Text)), `langs` (Sequence(Text), "" where the manifest gave no language),
+`id` (Text: where the example came from), and `label` (ClassLabel with the sorted label names)
+when any example has a label (-1 where one has none).
 
 Bad data never stops a prepare: unreadable, truncated, empty, missing, oversized or non-image
-files, text that is not UTF-8 and manifest lines that are not JSON objects or lack fields are
+files (for a video manifest: files PyAV cannot open or decode, or without a video stream or
+frames), text that is not UTF-8 and manifest lines that are not JSON objects or lack fields are
 skipped; the summary counts them by reason and `DIR/NAME/skipped.jsonl` lists them
 (`{"source", "reason", "detail"}`). What the user must fix instead (a missing input, a bad
 flag value, an existing dataset without `--overwrite`, no usable example at all) raises a
@@ -74,12 +80,25 @@ from dataclasses import dataclass, field
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from vljax.choices import VIDEO_SAMPLINGS, expected
 from vljax.data.imagenet import imagenet_records
 from vljax.data.karpathy import karpathy_records, parse_splits
 from vljax.data.preprocess import to_rgb
-from vljax.data.records import IMAGE_EXTS, Record, Skip, json_lines, storable, utf8_error
+from vljax.data.records import (
+    IMAGE_EXTS,
+    JPEG_QUALITY,
+    VIDEO_EXTS,
+    Record,
+    Skip,
+    json_lines,
+    storable,
+    utf8_error,
+)
+from vljax.data.video_files import check_video
+from vljax.data.video_frames import DEFAULT_FRAME_SIZE, DEFAULT_FRAMES, VideoOptions
 from vljax.data.xm3600 import missing_summary, parse_languages, xm3600_records
 from vljax.errors import ConfigError, DataError
+from vljax.extras import require_extra
 
 VERSION = "1.0.0"
 # 50 MP: a 48 MP phone photo (8064x6048) passes, 150 MB decoded as RGB in a worker; a 10000x10000
@@ -140,18 +159,26 @@ def truncate_caption(text: str, limit: int) -> str:
 # -- input forms ------------------------------------------------------------------------------
 
 
-def manifest_records(path: str, skips: list[Skip]) -> Iterator[Record]:
+def manifest_records(path: str, skips: list[Skip], media: str = "image") -> Iterator[Record]:
+    """The records of a manifest whose lines name their file in the field `media`: "image"
+    (--manifest) or "video" (--from-video-manifest, a file with one of VIDEO_EXTS)."""
     base = os.path.dirname(os.path.abspath(path))
     for src, obj in json_lines(path, skips):
         rec = _record_from_obj(obj, src, skips)
         if rec is None:
             continue
-        image = obj.get("image")
-        if not isinstance(image, str) or not image:
-            skips.append(Skip(src, "missing field", "no 'image' path"))
+        file = obj.get(media)
+        if not isinstance(file, str) or not file:
+            skips.append(Skip(src, "missing field", f"no {media!r} path"))
             continue
-        rec.path = image if os.path.isabs(image) else os.path.join(base, image)
-        rec.source = f"{src} {image}"
+        ext = os.path.splitext(file)[1].lower()
+        if media == "video" and ext not in VIDEO_EXTS:
+            skips.append(
+                Skip(f"{src} {file}", "not a video", f"extension {ext!r} is none of {VIDEO_EXTS}")
+            )
+            continue
+        rec.path = file if os.path.isabs(file) else os.path.join(base, file)
+        rec.source = f"{src} {file}"
         yield rec
 
 
@@ -339,18 +366,33 @@ def _check_image(path, span, max_side, max_pixels) -> tuple[bytes | None, str, s
         s = max_side / max(w, h)
         img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
     out = io.BytesIO()
-    img.save(out, "JPEG", quality=95)  # no exif=: the copy carries no orientation to reapply
+    # No exif=: the copy carries no orientation to reapply.
+    img.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue(), "", ""
 
 
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _builder_class(name: str, label_names: list[str] | None, splits: list[str], gen_fn):
+def _builder_class(
+    name: str,
+    label_names: list[str] | None,
+    splits: list[str],
+    gen_fn,
+    video_frames: int | None = None,
+):
+    """The tfds builder of a prepared dataset: an `image` feature, or with `video_frames` T a
+    `video` feature of T JPEG frames (a Sequence of Image: tfds' Video feature needs
+    TensorFlow to encode and decode)."""
     import tensorflow_datasets as tfds
 
+    if video_frames is None:
+        media = {"image": tfds.features.Image()}
+    else:
+        frame = tfds.features.Image(encoding_format="jpeg")
+        media = {"video": tfds.features.Sequence(frame, length=video_frames)}
     feats = {
-        "image": tfds.features.Image(),
+        **media,
         "captions": tfds.features.Sequence(tfds.features.Text()),
         "langs": tfds.features.Sequence(tfds.features.Text()),
         "id": tfds.features.Text(),
@@ -440,9 +482,13 @@ def prepare(
     progress: bool = True,
     max_pixels: int = MAX_PIXELS,
     max_caption_chars: int = MAX_CAPTION_CHARS,
+    video: VideoOptions | None = None,
 ) -> Report:
-    """Check/convert the records' images and write DIR/NAME atomically; returns the report."""
+    """Check/convert the records' images (with `video`: decode their videos' frames) and write
+    DIR/NAME atomically; returns the report."""
     check_options(name, data_dir, overwrite, max_side, max_pixels, max_caption_chars, workers)
+    if video is not None:
+        video.check()
     data_dir = os.path.abspath(data_dir)
     final = os.path.join(data_dir, name)
     os.makedirs(data_dir, exist_ok=True)
@@ -462,8 +508,13 @@ def prepare(
     def gen(split):
         started.append(split)
         recs = by_split[split]
-        args = ((r.path, r.span, max_side, max_pixels) for r in recs)
-        results = pool.imap(check_image, args, chunksize=8) if pool else map(check_image, args)
+        if video is None:
+            check, key, chunk = check_image, "image", 8
+            args = ((r.path, r.span, max_side, max_pixels) for r in recs)
+        else:  # a clip takes far longer than an image: one per task keeps the workers even
+            check, key, chunk = check_video, "video", 1
+            args = ((r.path, r.source, video, max_pixels) for r in recs)
+        results = pool.imap(check, args, chunksize=chunk) if pool else map(check, args)
         for i, (r, (data, reason, detail)) in enumerate(zip(recs, results, strict=True)):
             bar.advance()
             if data is None:
@@ -473,11 +524,11 @@ def prepare(
             captions = [truncate_caption(t, max_caption_chars) for _, t in r.captions]
             report.truncated += sum(len(t) > max_caption_chars for _, t in r.captions)
             ex = dict(
-                image=data,
                 captions=captions,
                 langs=[lang for lang, _ in r.captions],
                 id=r.source,
             )
+            ex[key] = data
             if label_names is not None:
                 ex["label"] = -1 if r.label is None else labels.index(r.label)
             yield i, ex
@@ -486,7 +537,8 @@ def prepare(
         splits = sorted(by_split)
         if not splits:
             raise _no_examples(skips)
-        builder_cls = _builder_class(name, label_names, splits, gen)
+        frames = None if video is None else video.frames
+        builder_cls = _builder_class(name, label_names, splits, gen, frames)
         builder = builder_cls(data_dir=tmp, file_format="array_record")
         try:
             builder.download_and_prepare()
@@ -584,6 +636,42 @@ def summary(report: Report, name: str, data_dir: str, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _video_options(args) -> VideoOptions | None:
+    """--from-video-manifest's options, checked (and PyAV's presence); None for image inputs,
+    which refuse the video flags."""
+    given = {
+        flag: value
+        for flag, value in [
+            ("--frames", args.frames),
+            ("--sampling", args.sampling),
+            ("--fps", args.fps),
+            ("--frame-size", args.frame_size),
+            ("--seed", args.seed),
+        ]
+        if value is not None
+    }
+    if not args.from_video_manifest:
+        if given:
+            raise ConfigError(f"{', '.join(given)} go with --from-video-manifest")
+        return None
+    if args.max_side is not None:
+        raise ConfigError(
+            "--max-side goes with image inputs; video frames are sized by --frame-size "
+            f"(shorter side, default {DEFAULT_FRAME_SIZE})"
+        )
+    require_extra("video", "vljax prepare --from-video-manifest")
+    defaults = VideoOptions()
+    video = VideoOptions(
+        frames=defaults.frames if args.frames is None else args.frames,
+        sampling=args.sampling or defaults.sampling,
+        fps=args.fps,
+        frame_size=defaults.frame_size if args.frame_size is None else args.frame_size,
+        seed=defaults.seed if args.seed is None else args.seed,
+    )
+    video.check()
+    return video
+
+
 def cli(argv: Sequence[str] | None = None) -> int:
     """`vljax prepare`; a problem the user must fix raises a vljax.errors UserError, which
     `vljax` prints without a traceback."""
@@ -602,6 +690,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
         "--from-karpathy", help="Karpathy's dataset_coco.json / dataset_flickr30k.json"
     )
     src.add_argument("--from-xm3600", help="XM3600's captions.jsonl (vljax/data/xm3600.py)")
+    src.add_argument(
+        "--from-video-manifest",
+        help='JSONL file, one clip per line, with "video" in place of "image" (needs PyAV)',
+    )
     p.add_argument(
         "--images", help="--from-karpathy / --from-xm3600: the folder that holds the images"
     )
@@ -636,6 +728,19 @@ def cli(argv: Sequence[str] | None = None) -> int:
         help="--from-imagenet, flat layout: ILSVRC2012_validation_ground_truth.txt (meta.mat "
         "beside it) or one wnid per image",
     )
+    # Video options: None when not given, so that one given without a video input is refused.
+    p.add_argument("--frames", type=int, help=f"video: frames per clip (default {DEFAULT_FRAMES})")
+    p.add_argument(
+        "--sampling",
+        help=f"video: which frames, {expected(VIDEO_SAMPLINGS)} (default uniform)",
+    )
+    p.add_argument("--fps", type=float, help="video, --sampling fps: frames per second to take")
+    p.add_argument(
+        "--frame-size",
+        type=int,
+        help=f"video: downscale frames to this shorter side (default {DEFAULT_FRAME_SIZE})",
+    )
+    p.add_argument("--seed", type=int, help="video, --sampling random_segment (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -655,6 +760,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         )
     if args.languages and not args.from_xm3600:
         raise ConfigError("--languages goes with --from-xm3600")
+    video = _video_options(args)
     missing = None  # --from-xm3600: images without captions in each language
     skips: list[Skip] = []
     t0 = time.time()
@@ -667,13 +773,15 @@ def cli(argv: Sequence[str] | None = None) -> int:
         records = xm3600_records(args.from_xm3600, args.images, languages, skips, missing)
     elif args.from_imagenet:
         records = imagenet_records(args.from_imagenet, args.labels, args.split or "test", skips)
-    elif args.manifest:
-        if not os.path.isfile(args.manifest):
+    elif args.manifest or args.from_video_manifest:
+        manifest = args.manifest or args.from_video_manifest
+        if not os.path.isfile(manifest):
             raise DataError(
-                f"manifest {args.manifest!r} does not exist or is not a file; pass the path "
+                f"manifest {manifest!r} does not exist or is not a file; pass the path "
                 "of a JSONL file with one example per line"
             )
-        records = list(manifest_records(args.manifest, skips))
+        media = "image" if args.manifest else "video"
+        records = list(manifest_records(manifest, skips, media))
     elif args.from_folder:
         if not os.path.isdir(args.from_folder):
             raise DataError(
@@ -692,6 +800,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         skips,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        video=video,
         **options,
     )
     print(summary(report, args.name, os.path.abspath(args.data_dir), time.time() - t0))

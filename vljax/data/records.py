@@ -1,5 +1,5 @@
 """The pieces every `vljax prepare` input form shares: the candidate example (`Record`), the
-skipped one (`Skip`), the image file extensions, and reading JSON-lines files strictly.
+skipped one (`Skip`), the image and video file extensions, and reading JSON-lines files strictly.
 vljax/data/prepare.py and the benchmark readers (karpathy.py, xm3600.py, imagenet.py) use them."""
 
 from __future__ import annotations
@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from vljax.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# What `--from-video-manifest` reads (with PyAV, vljax/data/video_files.py); a manifest line
+# naming another extension is skipped as "not a video".
+VIDEO_EXTS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
+# JPEG quality of the images and video frames prepare re-encodes.
+JPEG_QUALITY = 95
 
 
 @dataclass
