@@ -1,12 +1,15 @@
-"""Text->video retrieval of a trained video_clip run on moving_shapes' retrieval split, by
-whole clips and by their middle frame alone (how much the order of the frames answers).
+"""Text-video retrieval of a trained video_clip run by whole clips and by their middle frame
+alone (how much the order of the frames answers), overall and per event kind.
 
     python benchmarks/video_retrieval.py --workdir runs/video_clip [--n 500]
 
-Prints R@1 / R@5 text->video and video->text, per event kind too (move, change, order), for
-the whole clip and for its middle frame embedded as a 1-frame video. Ranks are by clip index:
-a clip whose caption another clip shares counts only when it comes first. Not yet an eval
-(`retrieval/<name>/txt2video_r1` is the next step of issue 15).
+Reads the first N clips of the retrieval eval's set (configs/video_clip.py's
+`moving_shapes:retrieval`, the run's caption language) and ranks them with the eval's code
+(vljax/evals/metrics.py): the whole-clip keys are what `retrieval/moving_shapes/...` reports
+for an eval of that size. Prints txt2video / video2txt R@1, R@5, R@10 and median ranks for the
+whole clip and for its middle frame embedded as a 1-frame video, and txt2video R@1 within the
+clips of each event kind (move, change, order), which the eval does not report. A clip whose
+caption another clip shares counts only when it comes first.
 """
 
 import argparse
@@ -14,21 +17,16 @@ import json
 import os
 import sys
 
-import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import vljax  # noqa: E402
-from vljax.data.moving_shapes import MovingShapesSource  # noqa: E402
-from vljax.data.preprocess import normalize  # noqa: E402
-
-
-def recall(scores, k):
-    """scores [N, N], query i's match is item i -> fraction ranked within the top k."""
-    ranks = (scores > np.diag(scores)[:, None]).sum(axis=1)
-    return float(np.mean(ranks < k))
+from configs.video_clip import RETRIEVAL_EVAL  # noqa: E402
+from vljax.data.evalsets import load_eval_set  # noqa: E402
+from vljax.data.moving_shapes import EVENTS  # noqa: E402
+from vljax.evals import metrics  # noqa: E402
 
 
 def main(argv=None):
@@ -37,30 +35,21 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=500)
     args = parser.parse_args(argv)
     enc = vljax.load(args.workdir)
-    m = enc.model_config
-    src = MovingShapesSource(
-        "retrieval",
-        seed=int(enc.run_config.seed),
-        image_size=int(m.image.image_size),
-        frames=int(m.video.frames),
-    )
-    clips = [src[i] for i in range(args.n)]
-    video = normalize(np.stack([c["video"] for c in clips]))
-    kinds = np.array([c["event"] for c in clips])
-    texts = enc.encode_texts([c["captions"]["en"] for c in clips])
-    embed = jax.jit(lambda p, v: enc.model.apply({"params": p}, v, method="encode_videos"))
+    data = load_eval_set({**RETRIEVAL_EVAL, "size": args.n}, enc.run_config)
+    videos, events = data["videos"], np.array(data["events"])
+    texts = enc.encode_texts(data["captions"])
+    middle = videos[:, videos.shape[1] // 2][:, None]
     out = {}
-    for name, x in (("clip", video), ("middle_frame", video[:, m.video.frames // 2][:, None])):
-        emb = np.concatenate(
-            [np.asarray(embed(enc.params, x[i : i + 100])) for i in range(0, len(x), 100)]
-        )
-        scores = texts @ emb.T  # [text, video]
-        out[f"{name}/txt2video_r1"] = recall(scores, 1)
-        out[f"{name}/txt2video_r5"] = recall(scores, 5)
-        out[f"{name}/video2txt_r1"] = recall(scores.T, 1)
-        for kind in ("move", "change", "order"):
-            sel = kinds == kind
-            out[f"{name}/{kind}/txt2video_r1"] = recall(scores[np.ix_(sel, sel)], 1)
+    for name, clips in (("clip", videos), ("middle_frame", middle)):
+        emb = enc.encode_videos(clips)
+        scores = metrics.retrieval_metrics(emb, texts, similarity=enc.similarity, gallery="video")
+        out.update({f"{name}/{m}": v for m, v in scores.items()})
+        for kind in EVENTS:
+            rows = np.flatnonzero(events == kind)
+            within = metrics.retrieval_metrics(
+                emb[rows], texts[rows], similarity=enc.similarity, ks=(1,), gallery="video"
+            )
+            out[f"{name}/{kind}/txt2video_r1"] = within["txt2video_r1"]
     print(json.dumps({k: round(v, 3) for k, v in out.items()}, indent=1))
 
 

@@ -4,13 +4,18 @@ The demo's towers (configs/demo.py) embed each frame; `model.video.temporal` poo
 time: `mean` (default) or `transformer`
 (`--config.model.video.temporal=transformer`). Args: `demo` (48 px, 8 frames, 300 steps:
 452 s with mean pooling on the 2-core CPU; figures in docs/methods.md), `tiny` (a smoke run:
-32 px, 4 frames, tiny towers). No evals yet: text-video retrieval is scored by
-benchmarks/video_retrieval.py until it is an eval (the next step of issue 15).
+32 px, 4 frames, tiny towers). Eval: text-video retrieval on moving_shapes' held-out clips
+(`moving_shapes:retrieval`, English captions), `retrieval/moving_shapes/txt2video_r1`, `_r5`,
+`_r10`, `video2txt_r1`, ..., `txt2video_medr`, `video2txt_medr` (docs/evals.md); the whole
+split (1,000 clips) for `demo`, its first TINY_EVAL_CLIPS for `tiny`.
 """
 
 import ml_collections
 
 from configs import demo
+
+RETRIEVAL_EVAL = dict(type="retrieval", dataset="moving_shapes:retrieval", key="moving_shapes")
+TINY_EVAL_CLIPS = 200  # enough for R@10 to mean something, few enough for the smoke test
 
 
 def get_config(arg=None):
@@ -20,7 +25,7 @@ def get_config(arg=None):
     c.method = "video_clip"
     c.data.train.dataset = "moving_shapes"
     c.data.train.lang = "en"
-    c.evals = ml_collections.ConfigDict()
+    c.evals = ml_collections.ConfigDict(dict(moving_shapes_retrieval=RETRIEVAL_EVAL))
     # The longest English moving_shapes caption ("a small yellow triangle appears, then a
     # big green square") needs more positions than the image captions.
     c.model.text.max_len = 24
@@ -32,6 +37,9 @@ def get_config(arg=None):
         c.model.video.update(frames=4, heads=2, mlp_dim=64)
         c.model.text.max_len = 24
         c.batch_size = 16
+        c.evals = ml_collections.ConfigDict(
+            dict(moving_shapes_retrieval=dict(RETRIEVAL_EVAL, size=TINY_EVAL_CLIPS))
+        )
         return c
     c.model.image.image_size = 48
     c.model.video.frames = 8

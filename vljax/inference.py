@@ -130,6 +130,20 @@ class Encoder:
         pooled-embedding methods)."""
         return self._batched(self.method.encode_images, self._pixels(images))
 
+    def encode_videos(self, videos):
+        """uint8 [N, T, H, W, 3] clips (any H, W; frames resampled as images are) -> the
+        method's video embedding ([N, D] for video_clip), for retrieval on video sets."""
+        if self.method.encode_videos is None:
+            raise ConfigError(
+                f"method {self.method.name!r} embeds no videos (Method.encode_videos); a "
+                "video eval set (moving_shapes:retrieval) needs a video method such as "
+                "configs/video_clip.py, or use an image set (shapes:retrieval)"
+            )
+        videos = np.asarray(videos)
+        n, t = videos.shape[:2]
+        pixels = self._pixels(videos.reshape(n * t, *videos.shape[2:]))
+        return self._batched(self.method.encode_videos, pixels.reshape(n, t, *pixels.shape[1:]))
+
     def encode_texts(self, texts: list[str]):
         """list[str] -> the method's text embedding (float32 [N, D] for pooled ones)."""
         tokens = self.tokenizer.encode(list(texts), self.model_config.text.max_len)

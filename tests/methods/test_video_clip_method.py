@@ -2,6 +2,7 @@
 image path; what frame order can and cannot change."""
 
 import functools
+import json
 
 import flax.linen as nn
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs.video_clip import TINY_EVAL_CLIPS
 from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
 from vljax import cli
 from vljax.config import build_config
@@ -29,9 +31,14 @@ def clips(config, n=3, seed=1):
     return jax.random.uniform(jax.random.key(seed), (n, t, size, size, 3), minval=-1, maxval=1)
 
 
-def test_tiny_recipe_trains_with_a_finite_falling_loss(tmp_path):
+def test_tiny_recipe_trains_with_a_finite_falling_loss_and_scores_video_retrieval(tmp_path):
     assert cli.main(smoke_argv("video_clip", tmp_path)) == 0
     assert_trained_smoke_steps(tmp_path)
+    results = json.loads((tmp_path / "eval.json").read_text())
+    for d in ("txt2video", "video2txt"):  # one caption per clip: ranks among TINY_EVAL_CLIPS
+        for k in (1, 5, 10):
+            assert 0 <= results[f"retrieval/moving_shapes/{d}_r{k}"] <= 1
+        assert 1 <= results[f"retrieval/moving_shapes/{d}_medr"] <= TINY_EVAL_CLIPS
 
 
 def test_a_one_frame_video_embeds_as_the_two_tower_model_embeds_its_image():

@@ -7,6 +7,8 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
 #      classnames=list[str] | None, templates=list[str] | None, lang=str,
 #      all_captions=list[list[str]] (tfds sets only; absent = one caption per image),
 #      captions_by_lang={lang: list[list[str]]} (entries with `langs` only))
+# A video set holds videos=uint8 [N, T, S, S, 3] (T = config.model.video.frames) in place of
+# images, and events=list[str] (what each clip shows): `gallery_field` says which.
 ```
 
 `S = config.model.image.image_size`. Specs:
@@ -19,6 +21,11 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
   sizes sum to at most `shapes.RETRIEVAL_SCENES` = 4,560): DBNorm's held-out banks.
 - `shapes_long:retrieval`, `shapes_long_sentences:retrieval`: 500 2 x 2 grids with distinct
   long captions, one sentence or one sentence per shape (vljax/data/shapes_long.py).
+- `moving_shapes:retrieval`: 1,000 clips of the video demo data (vljax/data/moving_shapes.py,
+  its `retrieval` split) with their caption in the eval's language and `events` (move, change
+  or order); a caption may be shared by several clips (its text->video queries hit only where
+  their own clip outranks the others: docs/evals.md). `langs` reads the other language's
+  captions of the same clips.
 - `shapes_symile:test`: 1,008 (image, shift caption) pairs, each (colour, shift) pair 28
   times, with `labels` (the third modality's index among `candidates`, the 6 colour names)
   and `candidate_tokens` (them spelled): the `third_modality` eval (Symile).
@@ -47,6 +54,7 @@ import numpy as np
 
 from vljax.data import shapes
 from vljax.data.captions import caption_candidates, languages
+from vljax.data.moving_shapes import MovingShapesSource
 from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.shapes_symile import symile_test_set
 from vljax.data.tfds_source import load_tfds_eval
@@ -54,6 +62,9 @@ from vljax.errors import DataError
 from vljax.evals.templates import default_templates, named_classnames, named_templates
 
 EVAL_SEED = 1_000_003
+# A retrieval set's gallery: the field holding it -> its name in the retrieval keys
+# (`retrieval/<key>/txt2img_r1`, `retrieval/<key>/txt2video_r1`; metrics.direction_names).
+GALLERIES = {"images": "img", "videos": "video"}
 
 
 def _entry(spec) -> dict:
@@ -72,6 +83,21 @@ def eval_lang(entry: dict, config) -> str:
     return lang
 
 
+def gallery_field(data: dict) -> str:
+    """The field of GALLERIES that a loaded eval set holds ("images" or "videos")."""
+    fields = [f for f in GALLERIES if f in data]
+    if len(fields) != 1:
+        raise DataError(f"an eval set holds one of {list(GALLERIES)}, this one has {fields}")
+    return fields[0]
+
+
+def entry_langs(entry: dict) -> list[str]:
+    """An entry's `langs` as a list ("en,zh" or ["en", "zh"]), duplicates dropped."""
+    langs = entry.get("langs") or []
+    langs = [x.strip() for x in langs.split(",")] if isinstance(langs, str) else langs
+    return list(dict.fromkeys(langs))
+
+
 def load_eval_set(spec, config) -> dict:
     """See the module docstring."""
     entry = _entry(spec)
@@ -84,6 +110,8 @@ def load_eval_set(spec, config) -> dict:
         out = _shapes(dataset.split(":", 1)[1], size, lang, entry.get("size"))
     elif dataset in ("shapes_long:retrieval", "shapes_long_sentences:retrieval"):
         out = _shapes_long(size, entry.get("size"), sentences=dataset.startswith("shapes_long_"))
+    elif dataset == "moving_shapes:retrieval":
+        out = _moving_shapes(config, lang, entry_langs(entry), entry.get("size"))
     elif dataset == "shapes_symile:test":
         third = config.model.third
         out = symile_test_set(
@@ -95,15 +123,13 @@ def load_eval_set(spec, config) -> dict:
         raise DataError(
             f"unknown eval dataset {dataset!r}: use shapes:zeroshot, shapes:retrieval, "
             "shapes:retrieval_bank, shapes_long:retrieval, shapes_long_sentences:retrieval, "
-            "shapes_symile:test or "
+            "moving_shapes:retrieval, shapes_symile:test or "
             "tfds:NAME:SPLIT (prepared with `vljax prepare`)"
         )
     if entry.get("langs") and "captions_by_lang" not in out:
         # shapes: the same images in every language, each loaded again in that language.
-        langs = entry["langs"]
-        langs = [x.strip() for x in langs.split(",")] if isinstance(langs, str) else langs
         out["captions_by_lang"] = {}
-        for la in dict.fromkeys(langs):
+        for la in entry_langs(entry):
             captions = load_eval_set({**entry, "lang": la, "langs": None}, config)["captions"]
             out["captions_by_lang"][la] = [[c] for c in captions]
     if isinstance(entry.get("classnames"), str):  # a named list: "imagenet"
@@ -137,6 +163,38 @@ def _shapes_long(image_size: int, n, sentences: bool = False) -> dict:
         classnames=None,
         templates=None,
     )
+
+
+def _moving_shapes(config, lang: str, langs: list[str], n) -> dict:
+    """moving_shapes' retrieval split at the model's size and clip length, captions in `lang`
+    (and `captions_by_lang` for `langs`: the clips drawn once, not once per language)."""
+    for la in (lang, *langs):
+        if la not in shapes.LANGS:
+            raise DataError(f"moving_shapes captions exist in {shapes.LANGS}, not {la!r}")
+    if "video" not in config.model:
+        raise DataError(
+            "moving_shapes:retrieval is a video set and config.model has no video.frames "
+            "(the clip length); evaluate a video method's run (configs/video_clip.py)"
+        )
+    src = MovingShapesSource(
+        "retrieval",
+        size=n,
+        seed=EVAL_SEED,
+        image_size=int(config.model.image.image_size),
+        frames=int(config.model.video.frames),
+    )
+    examples = [src[i] for i in range(len(src))]
+    out = dict(
+        videos=np.stack([ex["video"] for ex in examples]),
+        captions=[ex["captions"][lang] for ex in examples],
+        events=[ex["event"] for ex in examples],
+        labels=None,
+        classnames=None,
+        templates=None,
+    )
+    if langs:
+        out["captions_by_lang"] = {la: [[ex["captions"][la]] for ex in examples] for la in langs}
+    return out
 
 
 def _shapes(split: str, image_size: int, lang: str, n) -> dict:

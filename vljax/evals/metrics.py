@@ -7,7 +7,9 @@ and an image query's rank is that of the best-ranked of its captions. (A degener
 whose embeddings are all equal therefore scores perfectly: check for collapse elsewhere.)
 Retrieval scores pairs with a method's similarity (dot products by default: pass
 L2-normalised embeddings for cosine similarity); embeddings may be any pytree of arrays with
-a leading example axis (a late-interaction method's tokens and mask).
+a leading example axis (a late-interaction method's tokens and mask). The gallery may be
+videos (a video method's clip embeddings in the image's place): the ranking is the same, and
+only the key names follow the gallery (`gallery="video"`: txt2video_r1, video2txt_r1, ...).
 """
 
 import jax
@@ -105,7 +107,20 @@ def median_rank(ranks) -> float:
     return float(np.floor(np.median(np.asarray(ranks))) + 1)
 
 
-def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot, text_image=None):
+def direction_names(gallery: str = "img") -> dict:
+    """`retrieval_ranks`' directions -> their names in the result keys for a gallery of
+    `gallery` items: "img" (txt2img, img2txt) or "video" (txt2video, video2txt)."""
+    return {"txt2img": f"txt2{gallery}", "img2txt": f"{gallery}2txt"}
+
+
+def recall_names(gallery: str = "img", ks=(1, 5, 10)) -> tuple[str, ...]:
+    """The recall keys `retrieval_recall` returns: txt2img_r1, ..., img2txt_r10."""
+    return tuple(f"{d}_r{k}" for d in direction_names(gallery).values() for k in ks)
+
+
+def retrieval_recall(
+    img_emb, txt_emb, ks=(1, 5, 10), similarity=dot, text_image=None, gallery="img"
+):
     """Recall@k both ways for N images and their texts.
 
     img_emb: [N, ...], txt_emb: [M, ...] (pytrees of arrays with N / M rows); text m captions
@@ -114,17 +129,23 @@ def retrieval_recall(img_emb, txt_emb, ks=(1, 5, 10), similarity=dot, text_image
     queries. Returns {"txt2img_r1": ..., "img2txt_r1": ..., ...} (floats in [0, 1]): txt2img
     ranks the N images for each of the M texts (a hit when its image is in the top k),
     img2txt ranks the M texts for each image (a hit when any of its texts is in the top k).
+    `gallery` names the image side in the keys (`direction_names`: "video" gives
+    txt2video_r1, video2txt_r1, ...).
     """
     ranks = retrieval_ranks(img_emb, txt_emb, text_image, similarity)
-    return {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
+    names = direction_names(gallery)
+    return {f"{names[d]}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
 
 
-def retrieval_metrics(img_emb, txt_emb, text_image=None, similarity=dot, ks=(1, 5, 10)):
+def retrieval_metrics(
+    img_emb, txt_emb, text_image=None, similarity=dot, ks=(1, 5, 10), gallery="img"
+):
     """`retrieval_recall`'s keys plus `txt2img_medr` and `img2txt_medr` (`median_rank`):
-    what the retrieval eval reports."""
+    what the retrieval eval reports (`gallery="video"`: txt2video_r1, ..., video2txt_medr)."""
     ranks = retrieval_ranks(img_emb, txt_emb, text_image, similarity)
-    out = {f"{d}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
-    out.update({f"{d}_medr": median_rank(r) for d, r in ranks.items()})
+    names = direction_names(gallery)
+    out = {f"{names[d]}_r{k}": float(np.mean(r < k)) for d, r in ranks.items() for k in ks}
+    out.update({f"{names[d]}_medr": median_rank(r) for d, r in ranks.items()})
     return out
 
 

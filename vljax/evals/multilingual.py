@@ -13,7 +13,7 @@ L is left out of L's queries and gallery. Means over the languages (unweighted):
 `retrieval/<key>/txt2img_r1_mean`, ... for the six recalls. `retrieval/<key>/mrv`: Mean Rank
 Variance (vljax/evals/mrv.py) over the images captioned in every language, of the text->image
 rank of each image's first caption in each language among those images (absent when no image
-has every language).
+has every language). A video set (`gallery="video"`) names its keys txt2video_r1, ...
 """
 
 import jax
@@ -21,30 +21,35 @@ import numpy as np
 
 from vljax.evals import metrics, mrv
 
-RECALLS = tuple(f"{d}_r{k}" for d in ("txt2img", "img2txt") for k in (1, 5, 10))
-
 
 def take_rows(tree, rows):
     return jax.tree.map(lambda x: x[rows], tree)
 
 
-def multilingual_retrieval(key: str, captions_by_lang: dict, image_emb, encoder) -> dict:
+def multilingual_retrieval(
+    key: str, captions_by_lang: dict, image_emb, encoder, gallery: str = "img"
+) -> dict:
     """The keys above. captions_by_lang: {lang: [captions of image i]} aligned with the rows
-    of image_emb (a pytree); encoder: encode_texts and similarity as in vljax/evals/run.py."""
+    of image_emb (a pytree); encoder: encode_texts and similarity as in vljax/evals/run.py;
+    gallery: what image_emb embeds, for the key names (`metrics.direction_names`)."""
     out, first_emb = {}, {}
     for lang, caption_sets in captions_by_lang.items():
         rows = np.flatnonzero([len(c) > 0 for c in caption_sets])
         texts, text_image = metrics.flatten_captions([caption_sets[i] for i in rows])
         text_emb = encoder.encode_texts(texts)
         scores = metrics.retrieval_metrics(
-            take_rows(image_emb, rows), text_emb, text_image, similarity=encoder.similarity
+            take_rows(image_emb, rows),
+            text_emb,
+            text_image,
+            similarity=encoder.similarity,
+            gallery=gallery,
         )
         out.update({f"retrieval/{key}/{lang}/{m}": float(v) for m, v in scores.items()})
         # The first caption of every image (rows in order), indexed by image for the MRV.
         firsts = np.full(len(caption_sets), -1)
         firsts[rows] = np.searchsorted(text_image, np.arange(len(rows)))
         first_emb[lang] = (text_emb, firsts)
-    for m in RECALLS:
+    for m in metrics.recall_names(gallery):
         out[f"retrieval/{key}/{m}_mean"] = float(
             np.mean([out[f"retrieval/{key}/{lang}/{m}"] for lang in captions_by_lang])
         )

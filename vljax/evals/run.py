@@ -15,6 +15,10 @@ with `dbnorm: {"bank": "shapes:retrieval_bank", "method": "dis" | "ddis", ...}` 
 recall after DBNorm's re-scoring with held-out banks and the hub occurrence before and after
 (`retrieval/<key>/txt2img_r1_dbnorm`, `.../txt2img_hubness`, `.../txt2img_hubness_dbnorm`,
 vljax/evals/dbnorm_eval.py).
+A retrieval entry on a video set (`moving_shapes:retrieval`: the set holds `videos`, not
+`images`) ranks clips embedded by the method's `encode_videos` (video_clip) by the same
+protocol, its keys named after the gallery: txt2video_r1/5/10, video2txt_r1/5/10,
+txt2video_medr, video2txt_medr (and their per-language and mean forms with `langs`).
 Captioning decodes greedily (methods with a caption head) and scores corpus BLEU-4 against
 each image's caption.
 A `third_modality` entry (three-modality methods: Symile) predicts each example's third
@@ -33,7 +37,7 @@ import numpy as np
 
 from vljax.atomic_write import write_text
 from vljax.choices import EVAL_TYPES, expected
-from vljax.data.evalsets import load_eval_set
+from vljax.data.evalsets import GALLERIES, gallery_field, load_eval_set
 from vljax.errors import ConfigError
 from vljax.evals import metrics
 from vljax.evals.dbnorm_eval import dbnorm_options, dbnorm_retrieval
@@ -56,6 +60,12 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
         if name not in cache:
             cache[name] = load_eval_set(spec, config)
         data = cache[name]
+        field = gallery_field(data)
+        if field != "images" and (kind != "retrieval" or spec.get("dbnorm")):
+            raise ConfigError(
+                f"eval {name!r}: {spec.get('dataset')} holds {field}, which only a retrieval eval "
+                "without dbnorm scores; make it type 'retrieval' (no dbnorm) or use an image set"
+            )
         if kind == "zeroshot":
             classnames, templates = data.get("classnames"), data.get("templates")
             if not classnames:
@@ -75,7 +85,9 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             for k in (1, 5):  # ranks: classes scoring strictly higher than the true one
                 results[f"zeroshot/{key}/top{k}"] = float(np.mean(ranks < k))
         elif kind == "retrieval":
-            image_emb = all_image_emb = encoder.encode_images(data["images"])
+            # The gallery: images, or clips (a video set) embedded in the image's place.
+            embed = encoder.encode_videos if field == "videos" else encoder.encode_images
+            image_emb = all_image_emb = embed(data[field])
             caption_sets = data.get("all_captions") or [[c] for c in data["captions"]]
             # A multilingual set (`langs`) also holds images without a caption in the eval's
             # language: left out of its main keys.
@@ -89,13 +101,19 @@ def run_evals(config, encoder, step: int, cache: dict | None = None) -> dict:
             first = np.searchsorted(text_image, np.arange(len(caption_sets)))
             text_emb = jax.tree.map(lambda x, i=first: x[i], all_text_emb)  # first captions
             recalls = metrics.retrieval_metrics(
-                image_emb, all_text_emb, text_image, similarity=encoder.similarity
+                image_emb,
+                all_text_emb,
+                text_image,
+                similarity=encoder.similarity,
+                gallery=GALLERIES[field],
             )
             for metric, value in recalls.items():
                 results[f"retrieval/{key}/{metric}"] = float(value)
             if spec.get("langs"):
                 results.update(
-                    multilingual_retrieval(key, data["captions_by_lang"], all_image_emb, encoder)
+                    multilingual_retrieval(
+                        key, data["captions_by_lang"], all_image_emb, encoder, GALLERIES[field]
+                    )
                 )
             if spec.get("dbnorm"):
                 results.update(

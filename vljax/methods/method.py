@@ -52,6 +52,10 @@ class Method:
     default_terms: dict  # {term name: weight}; config.loss.terms overrides
     encode_images: str = "encode_images"  # model method: float images -> embeddings
     encode_texts: str = "encode_texts"  # model method: tokens -> embeddings
+    # model method: float clips [N, T, H, W, 3] -> embeddings in the image's place, for
+    # retrieval evals on video sets (moving_shapes:retrieval); None = the method embeds no
+    # videos (such an eval then says so)
+    encode_videos: str | None = None
     # (image embeddings, text embeddings, direction) -> [N, M] scores, where direction is
     # "img2txt" (images query texts; also zero-shot) or "txt2img"
     similarity: Callable = None

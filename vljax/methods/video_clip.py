@@ -3,7 +3,9 @@ temporal module pools them over time (`model.video.temporal`: mean | transformer
 vljax/models/video_clip.py), and the pooled, projected, L2-normalised video embedding
 (`img/emb`) meets the text tower's in the sharded contrastive loss, unchanged. Trains on
 `data.train.dataset = "moving_shapes"` (batch field `video`). Images embed as 1-frame videos
-(`encode_images`), so the image evals and `vljax.load` see the same towers."""
+(`encode_images`), so the image evals and `vljax.load` see the same towers; clips embed by
+`encode_videos`, so a retrieval eval on a video set (`moving_shapes:retrieval`) ranks them
+(`retrieval/<key>/txt2video_r1`, ...)."""
 
 import jax.numpy as jnp
 
@@ -26,6 +28,7 @@ METHOD = Method(
     build_model=build_model,
     example_batch=example_batch,
     batch_fields=("video", "tokens"),
+    encode_videos="encode_videos",
     default_terms={"contrastive": 1.0},
     similarity=dot_similarity,
     same_modality_similarity=dot_similarity,
