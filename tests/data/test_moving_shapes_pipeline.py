@@ -1,13 +1,20 @@
 """The training pipeline reads moving_shapes: batch field video, tokens of the English
-caption, one augmentation per clip."""
+caption, one augmentation per clip; images in a mixture with clips train as still clips."""
 
+import functools
+
+import flax.linen as nn
+import jax
 import numpy as np
 import pytest
 
 from tests.data.conftest import small_config
+from vljax.config import build_config
 from vljax.data import pipeline, preprocess
 from vljax.data.moving_shapes import MovingShapesSource
+from vljax.data.shapes import ShapesSource
 from vljax.errors import DataError
+from vljax.methods import video_clip
 
 
 def test_a_moving_shapes_batch_holds_uint8_clips_and_tokens(shapes_tokenizer):
@@ -25,7 +32,9 @@ def test_every_frame_of_a_clip_gets_the_same_augmentation(shapes_tokenizer):
     """A crop, jitter and flip drawn per frame would make a still clip move; drawn once per
     clip, a clip of one frame repeated stays still, and tokens are the English caption's."""
     aug = preprocess.Augment(crop_scale=(0.5, 0.9), brightness=0.3, contrast=0.3, flip=True)
-    t = pipeline.TrainTransform(shapes_tokenizer, 32, 16, ["en"], aug, fields=("video", "tokens"))
+    t = pipeline.TrainTransform(
+        shapes_tokenizer, 32, 16, ["en"], aug, fields=("video", "tokens"), frames=4
+    )
     clip = MovingShapesSource("train", size=4, image_size=32, frames=4)[1]
     still = dict(clip, video=np.repeat(clip["video"][:1], 4, axis=0))
     for seed in range(4):
@@ -36,10 +45,58 @@ def test_every_frame_of_a_clip_gets_the_same_augmentation(shapes_tokenizer):
     np.testing.assert_array_equal(tokens, shapes_tokenizer.encode([clip["captions"]["en"]], 16)[0])
 
 
-def test_a_video_method_on_image_data_names_the_dataset(shapes_tokenizer):
-    t = pipeline.TrainTransform(
-        shapes_tokenizer, 32, 16, None, preprocess.Augment(), fields=("video", "tokens")
+def test_a_dataset_without_clips_for_a_video_method_and_clips_for_an_image_method_are_refused(
+    shapes_tokenizer,
+):
+    c = small_config(train=dict(dataset="shapes", size=64, lang="en"))
+    with pytest.raises(DataError, match="needs video clips.*moving_shapes"):
+        pipeline.make_train_iterator(c, shapes_tokenizer, 0, fields=("video", "tokens"))
+    c.data.train.dataset = "moving_shapes"
+    with pytest.raises(DataError, match="only a video method reads"):
+        pipeline.make_train_iterator(c, shapes_tokenizer, 0, fields=("image", "tokens"))
+
+
+def test_an_image_in_a_video_batch_is_the_image_pipelines_image_t_times(shapes_tokenizer):
+    """A mixture's image example: the augmented image that an image method would get from the
+    same seed, repeated T times (a still clip)."""
+    aug = preprocess.Augment(crop_scale=(0.5, 0.9), brightness=0.3, contrast=0.3)
+    as_video = pipeline.TrainTransform(
+        shapes_tokenizer, 32, 16, ["en"], aug, fields=("video", "tokens"), frames=4
     )
-    element = dict(image=np.zeros((32, 32, 3), np.uint8), captions={"en": "a red circle"})
-    with pytest.raises(DataError, match="moving_shapes"):
-        t.random_map(element, np.random.default_rng(0))
+    as_image = pipeline.TrainTransform(shapes_tokenizer, 32, 16, ["en"], aug)
+    element = ShapesSource("train", size=4, image_size=48)[2]
+    for seed in range(3):
+        video = as_video.random_map(element, np.random.default_rng(seed))
+        image = as_image.random_map(element, np.random.default_rng(seed))
+        assert video["video"].shape == (4, 32, 32, 3)
+        assert all(np.array_equal(f, image["image"]) for f in video["video"])
+        np.testing.assert_array_equal(video["tokens"], image["tokens"])
+
+
+def test_images_in_a_mixed_batch_embed_as_one_frame_videos_under_mean_pooling(shapes_tokenizer):
+    """shapes + moving_shapes in one run: one [B, T, S, S, 3] batch of clips and still clips;
+    with temporal=mean a still clip embeds as its image does (the 1-frame video)."""
+    c = build_config("configs/video_clip.py:tiny", [("model.video.temporal", "mean")])
+    c.data.train.update(dataset='{"shapes": 0.5, "moving_shapes": 0.5}', size=64)
+    c.model.text.update(max_len=16, vocab_size=512)
+    c.data.num_workers = 0
+    batch = next(pipeline.make_train_iterator(c, shapes_tokenizer, 0, fields=("video", "tokens")))
+    video = batch["video"]
+    assert video.dtype == np.uint8 and video.shape == (16, 4, 32, 32, 3)
+    still = np.array([all(np.array_equal(clip[0], f) for f in clip[1:]) for clip in video])
+    assert 3 <= still.sum() <= 13  # about half of each kind
+
+    model = video_clip.build_model(c.model)
+    init = jax.jit(functools.partial(model.init, method="encode_videos"))
+    params = nn.unbox(init(jax.random.key(0), video_clip.example_batch(c.model, 1)["video"]))
+    pixels = preprocess.normalize(video[still])
+
+    @jax.jit
+    def embeddings(clips):
+        return (
+            model.apply(params, clips, method="encode_videos"),
+            model.apply(params, clips[:, 0], method="encode_images"),  # 1-frame videos
+        )
+
+    as_clip, as_image = embeddings(pixels)
+    np.testing.assert_allclose(as_clip, as_image, rtol=0, atol=1e-6)

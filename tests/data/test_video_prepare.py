@@ -6,12 +6,12 @@ import importlib.util
 import io
 import json
 
-import av
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from tests.data.clips import frame_numbers, write_clip
 from vljax import cli
 from vljax.data import prepare
 from vljax.data.video_files import check_video
@@ -23,43 +23,6 @@ from vljax.data.video_frames import (
     uniform_indices,
 )
 from vljax.errors import ConfigError
-
-# Frame i of a generated clip is PALETTE[i]: 12 colours at least 127 apart in one channel, so
-# the nearest one identifies a frame after yuv420 + mpeg4 + JPEG.
-PALETTE = np.array(
-    [
-        (255, 0, 0),
-        (0, 255, 0),
-        (0, 0, 255),
-        (255, 255, 0),
-        (255, 0, 255),
-        (0, 255, 255),
-        (255, 255, 255),
-        (0, 0, 0),
-        (128, 0, 0),
-        (0, 128, 0),
-        (0, 0, 128),
-        (128, 128, 128),
-    ]
-)
-
-
-def _write_clip(path, n, size=32, rate=10, codec="mpeg4"):
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(n):
-            rgb = np.broadcast_to(PALETTE[i].astype(np.uint8), (size, size, 3)).copy()
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        out.mux(stream.encode())
-
-
-def _frame_numbers(frames):
-    """The frame number each decoded frame shows (nearest palette colour of its mean)."""
-    means = np.array([f.reshape(-1, 3).mean(0) for f in frames])
-    return np.abs(means[:, None] - PALETTE[None]).sum(-1).argmin(-1).tolist()
-
 
 # -- sampling, without video files -------------------------------------------------------------
 
@@ -107,22 +70,22 @@ def test_options_are_checked_with_the_valid_names():
 
 
 def test_random_segment_decode_is_deterministic_per_clip(tmp_path):
-    _write_clip(tmp_path / "a.mp4", 12, size=16)
+    write_clip(tmp_path / "a.mp4", 12, size=16)
     opts = VideoOptions(frames=3, sampling="random_segment", seed=5)
     args = (str(tmp_path / "a.mp4"), "clips.jsonl:1 a.mp4", opts, 10**6)
     frames, reason, _ = check_video(args)
     assert reason == "" and len(frames) == 3
     assert check_video(args)[0] == frames  # same seed and clip: the same frames
-    numbers = _frame_numbers([np.asarray(Image.open(io.BytesIO(f))) for f in frames])
+    numbers = frame_numbers([np.asarray(Image.open(io.BytesIO(f))) for f in frames])
     assert [i // 4 for i in numbers] == [0, 1, 2]
 
 
 def test_video_manifest_prepare_stores_sampled_frames_and_skips_broken_videos(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
-    _write_clip(src / "ten.mp4", 10)
-    _write_clip(src / "twelve.avi", 12)
-    _write_clip(src / "short.mp4", 3)
+    write_clip(src / "ten.mp4", 10)
+    write_clip(src / "twelve.avi", 12)
+    write_clip(src / "short.mp4", 3)
     (src / "text.mp4").write_text("not a video")
     good = (src / "ten.mp4").read_bytes()
     (src / "cut.mp4").write_bytes(good[: len(good) // 2])  # mpeg4 in mp4: its index is at the end
@@ -149,9 +112,9 @@ def test_video_manifest_prepare_stores_sampled_frames_and_skips_broken_videos(tm
     test = tfds.data_source("clips", data_dir=str(d))["test"]
     by_id = {ex["id"].decode().split()[-1]: ex for ex in [*train, *test]}
     assert sorted(by_id) == ["short.mp4", "ten.mp4", "twelve.avi"]
-    assert _frame_numbers(by_id["ten.mp4"]["video"]) == [1, 3, 6, 8]
-    assert _frame_numbers(by_id["twelve.avi"]["video"]) == [1, 4, 7, 10]
-    assert _frame_numbers(by_id["short.mp4"]["video"]) == [0, 1, 2, 2]  # padded
+    assert frame_numbers(by_id["ten.mp4"]["video"]) == [1, 3, 6, 8]
+    assert frame_numbers(by_id["twelve.avi"]["video"]) == [1, 4, 7, 10]
+    assert frame_numbers(by_id["short.mp4"]["video"]) == [0, 1, 2, 2]  # padded
     assert all(f.shape == (16, 16, 3) for f in by_id["ten.mp4"]["video"])  # 32 px -> 16
     assert [c.decode() for c in by_id["ten.mp4"]["captions"]] == ["ten frames", "十帧"]
     assert [x.decode() for x in by_id["ten.mp4"]["langs"]] == ["en", "zh"]
@@ -175,7 +138,7 @@ def test_video_manifest_prepare_stores_sampled_frames_and_skips_broken_videos(tm
     assert rc == 0
     ex = next(e for e in tfds.data_source("clips_fps", data_dir=str(d))["train"])
     assert ex["id"].decode().endswith("ten.mp4")
-    assert _frame_numbers(ex["video"]) == [0, 2, 4, 6]
+    assert frame_numbers(ex["video"]) == [0, 2, 4, 6]
     assert ex["video"][0].shape == (32, 32, 3)  # not above --frame-size: kept
 
 

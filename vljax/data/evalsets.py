@@ -57,7 +57,7 @@ from vljax.data.captions import caption_candidates, languages
 from vljax.data.moving_shapes import MovingShapesSource
 from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.shapes_symile import symile_test_set
-from vljax.data.tfds_source import load_tfds_eval
+from vljax.data.tfds_source import clip_length, load_tfds_eval
 from vljax.errors import DataError
 from vljax.evals.templates import default_templates, named_classnames, named_templates
 
@@ -171,17 +171,12 @@ def _moving_shapes(config, lang: str, langs: list[str], n) -> dict:
     for la in (lang, *langs):
         if la not in shapes.LANGS:
             raise DataError(f"moving_shapes captions exist in {shapes.LANGS}, not {la!r}")
-    if "video" not in config.model:
-        raise DataError(
-            "moving_shapes:retrieval is a video set and config.model has no video.frames "
-            "(the clip length); evaluate a video method's run (configs/video_clip.py)"
-        )
     src = MovingShapesSource(
         "retrieval",
         size=n,
         seed=EVAL_SEED,
         image_size=int(config.model.image.image_size),
-        frames=int(config.model.video.frames),
+        frames=clip_length(config, "moving_shapes:retrieval"),
     )
     examples = [src[i] for i in range(len(src))]
     out = dict(

@@ -75,6 +75,8 @@ def clip_caption(event: dict, lang: str) -> str:
 class MovingShapesSource:
     """grain RandomAccessDataSource of procedural shape clips with en/zh captions."""
 
+    media = "video"  # its examples hold `video` (vljax/data/pipeline.py, source_media)
+
     def __init__(
         self,
         split: str = "train",

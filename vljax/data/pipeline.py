@@ -15,9 +15,19 @@ per shape), `"shapes_symile"` (image, shift caption and a third modality that on
 two together determine: Symile's demo), `"moving_shapes"` (video clips of
 `config.model.video.frames` frames with en/zh captions that need the frames in order, batch
 field `video`: vljax/data/moving_shapes.py), `"tfds:NAME[:SPLIT]"` (a prepared dataset in
-`config.data.data_dir`), or a mixture: `{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the
-config field is not locked to str), `"tfds:a=0.7,tfds:b=0.3"` or the JSON string
-`'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two work as --config overrides).
+`config.data.data_dir`; one prepared with --from-video-manifest gives clips), or a mixture:
+`{"tfds:a": 0.7, "tfds:b": 0.3}` (a dict, when the config field is not locked to str),
+`"tfds:a=0.7,tfds:b=0.3"` or the JSON string `'{"tfds:a": 0.7, "tfds:b": 0.3}'` (these two
+work as --config overrides).
+
+Video methods (batch field `video`, uint8 [B, T, H, W, 3], T = `config.model.video.frames`)
+read clips: a prepared clip's stored frames are decoded from JPEG and `resampled` evenly to T
+when their count differs (vljax/data/tfds_source.py). In a mixture of clips and images an
+image is a clip of T copies of itself (one augmentation), so the batch keeps one static shape;
+under `model.video.temporal = "mean"` it embeds exactly as the 1-frame video (the mean of T
+equal frame embeddings), under the temporal transformer as T equal frames with their temporal
+positions, which is not the 1-frame video. A dataset with no clips for a video method, or with
+clips for an image method, is refused before any batch.
 
 The data order does not depend on the topology: grain's `IndexSampler` (unsharded, shuffled
 with `seed`, repeating forever) numbers the examples of one global stream, the global batch
@@ -56,7 +66,7 @@ from vljax.data.moving_shapes import MovingShapesSource
 from vljax.data.shapes import ShapesSource
 from vljax.data.shapes_long import ShapesLongSource
 from vljax.data.shapes_symile import ShapesSymileSource
-from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec
+from vljax.data.tfds_source import TfdsSource, iter_captions, parse_tfds_spec, resampled
 from vljax.data.third_modality import ThirdModality
 from vljax.errors import ConfigError, DataError
 from vljax.token_ids import PAD_ID
@@ -68,8 +78,8 @@ _STATE_VERSION = 2  # 2: {batches, identity}; 1: grain's per-process loader stat
 # data.train.multi_captions), an absent one an all-PAD row. Symile's third modality:
 # int32 third_tokens [B, model.third.max_len] (vljax/data/third_modality.py). Video methods:
 # uint8 video [B, T, H, W, 3] (T = model.video.frames) in place of image, each clip augmented
-# as one image (preprocess.train_video); the step scales both on device
-# (preprocess.PIXEL_FIELDS).
+# as one image (preprocess.train_video), an image example as T copies of itself; the step
+# scales both on device (preprocess.PIXEL_FIELDS).
 BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens", "third_tokens", "video")
 # The shapes_long grids captioned one sentence per shape (vljax/data/shapes_long.py).
 SENTENCE_SPECS = ("shapes_long_sentences", "shapes_long_sentences:train")
@@ -78,10 +88,12 @@ MOVING_SHAPES_SPECS = ("moving_shapes", "moving_shapes:train")
 
 def augment_for(config) -> preprocess.Augment:
     """Augmentation parameters: `config.data.augment.*`, where None means the dataset's
-    default."""
+    default (a mixture's when all its parts share it)."""
     augment_config = config.data.augment
     d = preprocess.Augment()
-    if config.data.train.dataset in ("shapes", "shapes:train", *MOVING_SHAPES_SPECS):
+    spec = config.data.train.dataset
+    names = parse_mixture(spec) or {spec: 1.0}
+    if all(name in ("shapes", "shapes:train", *MOVING_SHAPES_SPECS) for name in names):
         # The generator already varies position and size; a resampled crop would only blur
         # the edges that tell a 12 px circle from a square.
         d = preprocess.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0))
@@ -105,6 +117,8 @@ class TrainTransform(grain.RandomMapTransform):
     the example, by `multi_captions`: "languages" = one per language of `langs`, in order
     (K = len(langs)); "sentences" = up to K = `captions_per_example` sentences of the picked
     caption, sampled with the example's generator. An absent caption is an all-PAD row.
+    `video` (uint8 [T, S, S, 3], T = `frames`): the example's clip, its frames resampled to T
+    (`tfds_source.resampled`) and augmented alike, or its image T times.
     """
 
     def __init__(
@@ -117,6 +131,7 @@ class TrainTransform(grain.RandomMapTransform):
         fields=(),
         multi_captions: str = "languages",
         captions_per_example: int | None = None,
+        frames: int | None = None,
     ):
         self.tokenizer = tokenizer
         self.image_size = image_size
@@ -124,6 +139,9 @@ class TrainTransform(grain.RandomMapTransform):
         self.langs = langs
         self.aug = aug
         self.fields = tuple(fields) or ("image", "tokens")
+        self.frames = frames  # T of batch field video
+        if "video" in self.fields and not frames:
+            raise ValueError("TrainTransform: batch field video needs frames=T (clip length)")
         self.multi_captions = multi_captions
         self.multi_count = None  # K, when the fields ask for multi_tokens
         if "multi_tokens" in self.fields:
@@ -144,10 +162,7 @@ class TrainTransform(grain.RandomMapTransform):
         if "video" in self.fields:
             out = dict(video=self._video(element, rng, flippable))
         else:
-            img = element["image"]
-            if isinstance(img, bytes | bytearray):
-                img = preprocess.decode_image(bytes(img), draft_size=self.image_size)
-            out = dict(image=preprocess.train_image(img, rng, self.image_size, self.aug, flippable))
+            out = dict(image=self._image(element["image"], rng, flippable))
         if "tokens" in self.fields:
             out["tokens"] = self.tokenizer.encode([text], self.max_len)[0]
         if "short_tokens" in self.fields:
@@ -157,14 +172,26 @@ class TrainTransform(grain.RandomMapTransform):
             out["multi_tokens"] = self._multi_tokens(multi)
         return out
 
+    def _image(self, img, rng, flippable) -> np.ndarray:
+        """uint8 [S, S, 3]: an image (encoded bytes or a uint8 array), augmented."""
+        if isinstance(img, bytes | bytearray):
+            img = preprocess.decode_image(bytes(img), draft_size=self.image_size)
+        return preprocess.train_image(img, rng, self.image_size, self.aug, flippable)
+
     def _video(self, element, rng, flippable) -> np.ndarray:
-        """uint8 [T, S, S, 3]: the example's clip, every frame augmented alike."""
+        """uint8 [T, S, S, 3]: the example's clip, every frame augmented alike; an image
+        example (a mixture's image part) is T copies of its augmented image, a still clip."""
         if "video" not in element:
-            raise DataError(
-                "the method needs video clips (batch field video), and this dataset's examples "
-                "are images: use data.train.dataset='moving_shapes'"
-            )
-        return preprocess.train_video(element["video"], rng, self.image_size, self.aug, flippable)
+            still = self._image(element["image"], rng, flippable)
+            return np.broadcast_to(still, (self.frames, *still.shape))
+        frames = resampled(element["video"], self.frames)
+        frames = [
+            preprocess.decode_image(bytes(f), draft_size=self.image_size)
+            if isinstance(f, bytes | bytearray)
+            else f
+            for f in frames
+        ]
+        return preprocess.train_video(frames, rng, self.image_size, self.aug, flippable)
 
     def _multi_captions(self, element, text, rng) -> list[str | None]:
         """The example's K caption slots (None = absent), see the class docstring."""
@@ -247,6 +274,31 @@ def parse_mixture(spec):
                 raise DataError(f"mixture {spec!r}: write it as 'tfds:a=0.7,tfds:b=0.3'") from None
         return out
     return None
+
+
+def source_media(source) -> set[str]:
+    """What a source's examples hold: {"image"}, {"video"} or, for a mixture, both."""
+    if isinstance(source, MixtureSource):
+        return set().union(*(source_media(part) for part in source.parts))
+    return {getattr(source, "media", "image")}  # the procedural image sources name none
+
+
+def check_media(source, fields, spec) -> None:
+    """Refuses a dataset with no clips for a video method (batch field video) and one with
+    clips for an image method, naming what to use."""
+    media = source_media(source)
+    if "video" in fields and "video" not in media:
+        raise DataError(
+            f"the method needs video clips (batch field video), and data.train.dataset={spec!r} "
+            "holds only images: use 'moving_shapes', a tfds set prepared with `vljax prepare "
+            "--from-video-manifest`, or a mixture of one with images (which train as 1-frame "
+            "videos)"
+        )
+    if "video" not in fields and "video" in media:
+        raise DataError(
+            f"data.train.dataset={spec!r} holds video clips, which only a video method reads "
+            "(batch field video, e.g. configs/video_clip.py); train this method on images"
+        )
 
 
 def make_source(spec, config, split: str = "train"):
@@ -428,6 +480,7 @@ def make_train_iterator(
     rows = tuple(rows) if rows is not None else default_rows(int(config.batch_size))
     local_batch = sum(stop - start for start, stop in rows)
     source = make_source(config.data.train.dataset, config, "train")
+    check_media(source, fields, config.data.train.dataset)
     if len(source) < config.batch_size:
         raise DataError(
             f"the training source has {len(source)} examples, fewer than one global batch of "
@@ -440,12 +493,16 @@ def make_train_iterator(
         num_epochs=None,
         seed=int(seed) % (2**31),
     )
-    multi = {}
-    if "multi_tokens" in fields:  # read only then: saved configs of older runs lack the keys
-        multi = dict(
+    # Keys that only some methods' fields read, read only then: saved configs of older runs
+    # lack them.
+    optional = {}
+    if "multi_tokens" in fields:
+        optional.update(
             multi_captions=config.data.train.multi_captions,
             captions_per_example=config.data.train.captions_per_example,
         )
+    if "video" in fields:
+        optional["frames"] = int(config.model.video.frames)
     transform = TrainTransform(
         tokenizer,
         image_size=int(config.model.image.image_size),
@@ -453,7 +510,7 @@ def make_train_iterator(
         langs=languages(config.data.train.lang),
         aug=augment_for(config),
         fields=tuple(fields),
-        **multi,
+        **optional,
     )
     if "third_tokens" in fields:  # Symile's third modality; config keys read only then
         transform = ThirdModality(

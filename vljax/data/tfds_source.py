@@ -3,7 +3,10 @@
 `TfdsSource(name, split, data_dir)` is a picklable grain RandomAccessDataSource over
 `tfds.data_source(name, data_dir=...)` (ArrayRecord, random access, no TensorFlow). Images are
 left encoded (decoded in the pipeline's transform, in the worker processes), captions come
-back as `[(lang, text)]`, and `label` as int (-1 when absent).
+back as `[(lang, text)]`, and `label` as int (-1 when absent). A set written by `vljax prepare
+--from-video-manifest` (its `media` is "video") gives `video`, its clip's stored frames as a
+list of JPEG bytes, in place of `image`; `resampled(frames, count)` takes `count` of them
+evenly, for a model whose clip length differs from the stored one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.read_only_builder import builder_from_directory
 
 from vljax.data import preprocess
 from vljax.data.captions import caption_candidates
@@ -32,8 +37,6 @@ def _text(v) -> str:
 
 
 def open_builder(name: str, data_dir: str | None):
-    from tensorflow_datasets.core.read_only_builder import builder_from_directory
-
     if not data_dir:
         raise DataError(
             f"dataset tfds:{name} needs config.data.data_dir (the --data-dir given to "
@@ -61,8 +64,30 @@ def open_builder(name: str, data_dir: str | None):
     return builder_from_directory(os.path.join(root, latest))
 
 
+class SkipFrameDecoding(tfds.decode.SkipDecoding):
+    """tfds' SkipDecoding for a Sequence of Images (a prepared clip's frames): the frames stay
+    JPEG bytes. tfds' own SkipDecoding has no numpy form for a sequence feature."""
+
+    def decode_batch_example_np(self, serialized_example):
+        return list(serialized_example)
+
+
+def resampled(frames, count: int) -> list:
+    """`count` of a clip's stored frames, in order: the centre frame of each of `count` equal
+    segments, prepare's `uniform` sampling (vljax/data/video_frames.py) applied to the stored
+    frames. Fewer stored frames than `count` are each repeated evenly (4 -> 8: 0, 0, 1, 1, 2,
+    2, 3, 3), so a clip keeps its time span whatever the model's clip length."""
+    n = len(frames)
+    if n == count:
+        return list(frames)
+    if n == 0:
+        raise DataError("a prepared clip holds no frames; prepare the dataset again")
+    return [frames[(2 * i + 1) * n // (2 * count)] for i in range(count)]
+
+
 class TfdsSource:
-    """grain RandomAccessDataSource of dict(image=bytes, captions=[(lang, text)], label=int)."""
+    """grain RandomAccessDataSource of dict(image=bytes, captions=[(lang, text)], label=int),
+    with video=[bytes per frame] in place of image for a prepared video set."""
 
     def __init__(self, name: str, split: str = "train", data_dir: str | None = None):
         self.name, self.split = name, split
@@ -76,14 +101,14 @@ class TfdsSource:
         self._len = int(splits[split].num_examples)
         feats = builder.info.features
         self.classnames = list(feats["label"].names) if "label" in feats else None
+        self.media = "video" if "video" in feats else "image"
         self._ds = None
 
     def _source(self):
         if self._ds is None:
-            import tensorflow_datasets as tfds
-
+            skip = SkipFrameDecoding() if self.media == "video" else tfds.decode.SkipDecoding()
             self._ds = open_builder(self.name, self.data_dir).as_data_source(
-                split=self.split, decoders={"image": tfds.decode.SkipDecoding()}
+                split=self.split, decoders={self.media: skip}
             )
         return self._ds
 
@@ -100,11 +125,11 @@ class TfdsSource:
         ex = self._source()[int(index)]
         caps = [_text(c) for c in ex["captions"]]
         langs = [_text(x) for x in ex["langs"]]
-        return dict(
-            image=ex["image"],
-            captions=list(zip(langs, caps, strict=True)),
-            label=int(ex.get("label", -1)),
-        )
+        return {
+            self.media: ex[self.media],
+            "captions": list(zip(langs, caps, strict=True)),
+            "label": int(ex.get("label", -1)),
+        }
 
 
 def iter_captions(spec: str, data_dir, langs, limit: int):
@@ -120,10 +145,23 @@ def iter_captions(spec: str, data_dir, langs, limit: int):
             yield text
 
 
+def clip_length(config, dataset: str) -> int:
+    """T, the frames of the clips a video eval set holds: `config.model.video.frames`."""
+    if "video" not in config.model:
+        raise DataError(
+            f"{dataset} is a video set and config.model has no video.frames (the clip length); "
+            "evaluate a video method's run (configs/video_clip.py)"
+        )
+    return int(config.model.video.frames)
+
+
 def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str) -> dict:
-    """An eval set from a prepared split; see evalsets.load_eval_set."""
+    """An eval set from a prepared split; see evalsets.load_eval_set. A video set (prepared
+    with --from-video-manifest) holds `videos`, uint8 [N, T, S, S, 3] with T =
+    model.video.frames (the stored frames `resampled` to T), in place of `images`."""
     name, split = parse_tfds_spec(dataset, default_split="test")
     src = TfdsSource(name, split, config.data.data_dir)
+    frames = clip_length(config, dataset) if src.media == "video" else None
     # The integrator's eval runner may pass only the dataset string: without a "type", a
     # labelled split is read as a zero-shot set, an unlabelled one as a retrieval set.
     kind = entry.get("type") or ("zeroshot" if src.classnames is not None else "retrieval")
@@ -151,7 +189,11 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
             cands = caption_candidates(ex["captions"], (lang, ""))
             if not cands and not langs:
                 continue
-        images.append(preprocess.inference_image(ex["image"], image_size))
+        if frames is None:
+            images.append(preprocess.inference_image(ex["image"], image_size))
+        else:  # each frame as an image is, then T of them
+            clip = resampled(ex["video"], frames)
+            images.append(np.stack([preprocess.inference_image(f, image_size) for f in clip]))
         captions.append(cands[0] if cands else "")
         all_captions.append(cands)
         labels.append(ex["label"])
@@ -166,14 +208,14 @@ def load_tfds_eval(dataset: str, entry: dict, config, image_size: int, lang: str
             f"lang to one of its languages ({', '.join(langs)})"
         )
     has_labels = src.classnames is not None and min(labels) >= 0
-    out = dict(
-        images=np.stack(images).astype(np.uint8),
-        captions=captions,
-        all_captions=all_captions,
-        labels=np.asarray(labels, np.int32) if has_labels else None,
-        classnames=src.classnames,
-        templates=None,
-    )
+    out = {
+        "images" if frames is None else "videos": np.stack(images).astype(np.uint8),
+        "captions": captions,
+        "all_captions": all_captions,
+        "labels": np.asarray(labels, np.int32) if has_labels else None,
+        "classnames": src.classnames,
+        "templates": None,
+    }
     if langs:
         out["captions_by_lang"] = by_lang
     return out
