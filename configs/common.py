@@ -104,6 +104,10 @@ def base_config():
     c.model.video = ml_collections.ConfigDict(
         dict(frames=8, temporal="mean", depth=1, heads=4, mlp_dim=512)
     )
+    # SNP-S3 (configs/snp_s3.py): the shared network over the projected text and frame
+    # features (depth, heads dividing model.embed_dim, MLP width) and the significant pieces
+    # per caption that masked language modelling hides (vljax/models/snp_s3.py).
+    c.model.snp = ml_collections.ConfigDict(dict(depth=2, heads=4, mlp_dim=512, mask_words=2))
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32

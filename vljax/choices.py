@@ -33,6 +33,7 @@ METHODS = (
     "symile",
     "multi_caption",
     "video_clip",
+    "snp_s3",
 )
 VIDEO_TEMPORALS = ("mean", "transformer")  # video_clip: pooling of the frame embeddings over time
 # `vljax prepare --from-video-manifest --sampling`: which frames of a clip are stored

@@ -84,6 +84,38 @@ def caption_term(outputs, batch, ctx):
     return jnp.sum(nll * real) / jnp.maximum(jnp.sum(real), 1.0), {}
 
 
+def mlm_term(outputs, batch, ctx):
+    """SNP-S3's significant-word masking: token cross-entropy of `mlm/logits` [B, L, V]
+    against the caption's own tokens at the masked positions `mlm/masked` (the most
+    significant pieces, vljax/models/significant_words.py), averaged over the global batch's
+    masked pieces. Logs `mlm/accuracy` (argmax right at masked pieces)."""
+    targets = batch["tokens"]
+    masked = outputs["mlm/masked"].astype(jnp.float32)
+    logits = outputs["mlm/logits"].astype(jnp.float32)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    count = jnp.maximum(jnp.sum(masked), 1.0)
+    right = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    return jnp.sum(nll * masked) / count, {"mlm/accuracy": jnp.sum(right * masked) / count}
+
+
+def matching_term(outputs, batch, ctx):
+    """SNP-S3's significant-semantic matching: binary cross-entropy of `match/logits` [B, 2]
+    (each clip with its caption, label 1, and with its hard negative, label 0: the caption
+    with a significant piece swapped) over `match/valid`, averaged over the pairs scored.
+    Logs `matching/accuracy` and `matching/hard_negatives` (the fraction of captions that
+    had a piece to swap)."""
+    logits = outputs["match/logits"].astype(jnp.float32)
+    valid = outputs["match/valid"].astype(jnp.float32)
+    labels = jnp.broadcast_to(jnp.array([1.0, 0.0]), logits.shape)
+    bce = optax.sigmoid_binary_cross_entropy(logits, labels)
+    count = jnp.maximum(jnp.sum(valid), 1.0)
+    right = ((logits > 0) == (labels > 0)).astype(jnp.float32)
+    return jnp.sum(bce * valid) / count, {
+        "matching/accuracy": jnp.sum(right * valid) / count,
+        "matching/hard_negatives": jnp.mean(valid[:, 1]),
+    }
+
+
 def negnce_term(outputs, batch, ctx):
     """NegNCE on the pooled embeddings: InfoNCE plus `loss.negnce_weight` x the mean
     hard-negative term (negatives beating their positive by more than `loss.negnce_margin`
@@ -253,6 +285,8 @@ TERMS = {
     "short_caption": short_caption_term,
     "masked_image": masked_image_term,
     "negnce": negnce_term,
+    "mlm": mlm_term,
+    "matching": matching_term,
     "tpm_cl": tpm_cl_term,
     "one_to_k": one_to_k_term,
     "per_caption": per_caption_term,

@@ -1,0 +1,203 @@
+"""SNP-S3 (arXiv 2401.17773): video_clip's towers plus one shared BERT-type network.
+
+The towers are `VideoTwoTower`'s (the ViT embeds each frame, `model.video.temporal` pools the
+projected frame embeddings into `img/emb`; the CLIP text tower). The shared network
+(`model.snp`: `depth` bidirectional pre-LN Encoder blocks of `heads` heads and MLP `mlp_dim`
+at width `embed_dim`, then a LayerNorm) runs in two modes, with the same params:
+
+- text only: the text tower's projected token features + the text type embedding; its
+  output at the caption's first EOS (the causal tower's summary position, now attending both
+  ways) -> linear -> L2 norm is `txt/emb`, the contrastive text embedding (`encode_texts`);
+- cross-modal: [CLS, caption tokens (text type), frames (video type + frame position)]; its
+  CLS output -> the matching head (one logit: matched or not) and its caption outputs -> the
+  MLM head (BERT's: dense, activation, LayerNorm, vocabulary logits).
+
+Training (`__call__`) builds the S3 inputs from the batch (vljax/models/significant_words.py):
+each caption's `model.snp.mask_words` most significant pieces (in-batch tf-idf) are replaced
+by UNK_ID for masked language modelling, and the caption with its most significant swappable
+piece swapped for one of the same kind is the matching's hard negative. One text-tower pass
+and one cross-modal pass run on [masked; true; negative] captions (3B), each beside its
+clip's frames. Outputs beside video_clip's: `mlm/logits` [B, L, vocab] (float32),
+`mlm/masked` [B, L], `match/logits` [B, 2] (true caption, hard negative), `match/valid`
+[B, 2] (a caption with nothing to swap has no negative).
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vljax.choices import expected
+from vljax.errors import ConfigError
+from vljax.models.layers import (
+    Encoder,
+    activation_fn,
+    compute_dtype,
+    l2_normalize,
+    layer_norm,
+    partitioned,
+)
+from vljax.models.significant_words import (
+    significant_words,
+    swap_significant_words,
+    tfidf_scores,
+)
+from vljax.models.video_clip import VideoTwoTower
+from vljax.token_ids import EOS_ID, PAD_ID, UNK_ID
+
+TEXT_TYPE, VIDEO_TYPE = 0, 1
+# The model.video.temporal values whose pooling of the projected frame embeddings `pool_frames`
+# repeats (VideoTwoTower.encode_videos pools them the same way; a test holds the two equal).
+POOLED_TEMPORALS = ("mean", "transformer")
+
+
+def _dense(features, axes, dtype, bias=True):
+    return nn.Dense(
+        features,
+        use_bias=bias,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        kernel_init=partitioned(nn.initializers.lecun_normal(), axes),
+        bias_init=partitioned(nn.initializers.zeros, axes[-1:]),
+    )
+
+
+class SNPS3(VideoTwoTower):
+    """`config` is `config.model`: video_clip's keys plus `snp` (depth, heads, mlp_dim,
+    mask_words)."""
+
+    def setup(self):
+        super().setup()
+        c = self.config
+        s = c.get("snp")
+        if s is None:
+            raise ConfigError("model.snp (depth, heads, mlp_dim, mask_words) is required by snp_s3")
+        temporal = c["video"]["temporal"]
+        if temporal not in POOLED_TEMPORALS:
+            raise ConfigError(
+                f"model.video.temporal={temporal!r}: snp_s3 pools the frames of its one ViT pass "
+                f"itself (`pool_frames`) and takes {expected(POOLED_TEMPORALS)}; set one of them"
+            )
+        d = c["embed_dim"]
+        if d % s["heads"]:
+            raise ConfigError(
+                f"model.snp.heads={s['heads']} does not divide model.embed_dim={d} (the shared "
+                "network runs on the projected features); set heads to a divisor of it"
+            )
+        if s["mask_words"] < 1:
+            raise ConfigError(f"model.snp.mask_words={s['mask_words']}: expected >= 1")
+        dtype = compute_dtype(c["dtype"])
+        self.snp_dtype = dtype
+        self.pad_id = c["text"].get("pad_id", PAD_ID)
+        self.eos_id = c["text"].get("eos_id", EOS_ID)
+        self.shared = Encoder(
+            depth=s["depth"],
+            heads=s["heads"],
+            mlp_dim=s["mlp_dim"],
+            activation=c["activation"],
+            ln_eps=c["ln_eps"],
+            dtype=dtype,
+            attention=c.get("attention", "xla"),
+            remat=c["remat"],
+            remat_policy=c.get("remat_policy", "full"),
+            scan=c["scan"],
+        )
+        self.shared_norm = layer_norm(c["ln_eps"], dtype, "shared_norm")
+        init = nn.initializers.normal(0.02)
+        self.type_embedding = self.param(
+            "type_embedding", partitioned(init, (None, "embed")), (2, d), jnp.float32
+        )
+        self.frame_embedding = self.param(
+            "frame_embedding",
+            partitioned(init, (None, "embed")),
+            (c["video"]["frames"], d),
+            jnp.float32,
+        )
+        self.cls = self.param("cls", partitioned(init, (None, "embed")), (1, d), jnp.float32)
+        self.text_head = _dense(d, ("embed", "mlp"), dtype, bias=False)
+        self.mlm_dense = _dense(d, ("embed", "mlp"), dtype)
+        self.mlm_norm = layer_norm(c["ln_eps"], dtype, "mlm_norm")
+        self.mlm_out = _dense(c["text"]["vocab_size"], ("embed", "vocab"), dtype)
+        self.match_head = _dense(1, ("embed", None), dtype)
+
+    # The shared network's two modes.
+
+    def _refine(self, x, valid):
+        """The shared network over x [N, S, D] whose keys `valid` [N, S] are attended."""
+        return self.shared_norm(self.shared(x.astype(self.snp_dtype), valid[:, None, None, :]))
+
+    def _real(self, tokens):
+        """bool [N, L]: the caption's real tokens (all, for a tower without a pad id)."""
+        if self.pad_id is None:
+            return jnp.ones(tokens.shape, bool)
+        return tokens != self.pad_id
+
+    def _text_mode(self, tokens, features):
+        """Text only: caption features [N, L, D] -> `txt/emb` [N, D]."""
+        x = features + self.type_embedding[TEXT_TYPE].astype(features.dtype)
+        y = self._refine(x, self._real(tokens))
+        eos = jnp.argmax(tokens == self.eos_id, axis=1)
+        return l2_normalize(self.text_head(y[jnp.arange(tokens.shape[0]), eos]))
+
+    def _cross_modal(self, tokens, features, frames):
+        """[CLS, caption (text type), frames (video type + position)] -> (CLS output [N, D],
+        caption outputs [N, L, D])."""
+        n, length = tokens.shape
+        t = frames.shape[1]
+        dtype = features.dtype
+        cls = jnp.broadcast_to(self.cls[None].astype(dtype), (n, 1, features.shape[-1]))
+        text = features + self.type_embedding[TEXT_TYPE].astype(dtype)
+        video = frames.astype(dtype) + self.type_embedding[VIDEO_TYPE].astype(dtype)
+        video = video + self.frame_embedding[None, :t].astype(dtype)
+        x = jnp.concatenate([cls, text, video], axis=1)
+        on = jnp.ones((n, 1), bool)
+        valid = jnp.concatenate([on, self._real(tokens), jnp.ones((n, t), bool)], axis=1)
+        y = self._refine(x, valid)
+        return y[:, 0], y[:, 1 : 1 + length]
+
+    def _mlm_logits(self, y):
+        act = activation_fn(self.config["activation"])
+        return self.mlm_out(self.mlm_norm(act(self.mlm_dense(y)))).astype(jnp.float32)
+
+    # Embeddings.
+
+    def encode_texts(self, tokens, token_gates=None):
+        """int32 tokens [N, L] -> `txt/emb` [N, D]: the tower, then the shared network's text
+        mode."""
+        _, features = self.txt(tokens, return_tokens=True, token_gates=token_gates)
+        return self._text_mode(tokens, features)
+
+    def frame_embeddings(self, video, train: bool = False):
+        """[B, T, H, W, 3] -> the projected frame embeddings [B, T, D] (as encode_videos)."""
+        b, t = video.shape[:2]
+        return self.img(video.reshape(b * t, *video.shape[2:]), train=train).reshape(b, t, -1)
+
+    def pool_frames(self, frames):
+        """[B, T, D] -> `img/emb` [B, D], the pooling of `encode_videos` (a test holds the two
+        equal), so that one ViT pass serves the contrastive embedding and the frame tokens."""
+        if self.config["video"]["temporal"] == "transformer":
+            return l2_normalize(self.temporal(frames))
+        return l2_normalize(jnp.mean(frames, axis=1))
+
+    def __call__(self, batch, train: bool = False):
+        tokens, video = batch["tokens"], batch["video"]
+        b = tokens.shape[0]
+        s = self.config["snp"]
+        frames = self.frame_embeddings(video, train=train)
+        scores = tfidf_scores(tokens, self.config["text"]["vocab_size"])
+        masked = significant_words(tokens, scores, int(s["mask_words"]))
+        negatives, _, has_negative = swap_significant_words(tokens, masked, scores)
+        captions = jnp.concatenate(
+            [jnp.where(masked, UNK_ID, tokens).astype(tokens.dtype), tokens, negatives]
+        )
+        _, features = self.txt(captions, return_tokens=True)
+        cls, text = self._cross_modal(captions, features, jnp.concatenate([frames] * 3))
+        match = self.match_head(cls[b:])[:, 0].astype(jnp.float32).reshape(2, b).T
+        return {
+            "img/emb": self.pool_frames(frames),
+            "txt/emb": self._text_mode(tokens, features[b : 2 * b]),
+            "mlm/logits": self._mlm_logits(text[:b]),
+            "mlm/masked": masked,
+            "match/logits": match,
+            "match/valid": jnp.stack([jnp.ones((b,), bool), has_negative], axis=1),
+            "scale": jnp.exp(self.log_scale),
+            "bias": self.bias,
+        }
