@@ -1,6 +1,7 @@
 """The video demo data (vljax/data/moving_shapes.py): every caption is true of its frames, read
 back from the pixels with reference colours, in order; the Chinese caption names the same
-event; clips are deterministic per (seed, split, index)."""
+event; clips are deterministic per (seed, split, index); the retrieval split's captions are
+distinct."""
 
 import re
 
@@ -8,7 +9,14 @@ import numpy as np
 import pytest
 
 from tests.data.reference_colours import colour_mask
-from vljax.data.moving_shapes import MovingShapesSource
+from vljax.data.moving_shapes import (
+    DIRECTIONS,
+    MovingShapesSource,
+    clip_caption,
+    distinct_captions,
+)
+from vljax.data.shapes import COLOUR_NAMES, SHAPE_NAMES
+from vljax.errors import DataError
 
 OBJ = r"a (?:big|small) (\w+) (?:circle|square|triangle|cross)"
 MOVE = re.compile(rf"^{OBJ} moves (to the right|to the left|down|up)$")
@@ -87,3 +95,32 @@ def test_bad_arguments_say_what_is_allowed():
         MovingShapesSource("zeroshot")
     with pytest.raises(IndexError):
         MovingShapesSource("train", 3)[3]
+
+
+def every_caption(lang: str) -> set[str]:
+    """Every caption an event can have, from the event's parameters."""
+    objs = [(size, colour, shape) for size in ("big", "small") for colour in COLOUR_NAMES
+            for shape in SHAPE_NAMES]  # fmt: skip
+    events = [dict(kind="move", obj=o, direction=d) for o in objs for d in DIRECTIONS]
+    events += [dict(kind="change", obj=o, after=c) for o in objs for c in COLOUR_NAMES if c != o[1]]
+    events += [dict(kind="order", objs=[a, b]) for a in objs for b in objs if a[1] != b[1]]
+    return {clip_caption(e, lang) for e in events}
+
+
+def test_the_retrieval_split_has_distinct_captions_up_to_their_number():
+    """Every clip of `retrieval` has a caption no other clip has, in both languages (the same
+    clips at any size: a prefix), deterministically; a size above the number of captions an
+    event can have is refused with the largest size."""
+    assert len(every_caption("en")) == len(every_caption("zh")) == distinct_captions() == 2352
+    src = MovingShapesSource("retrieval", 600, seed=3, image_size=32, frames=4)
+    captions = [src.captions(i) for i in range(len(src))]
+    for lang in ("en", "zh"):
+        assert len({c[lang] for c in captions}) == len(src)
+    small = MovingShapesSource("retrieval", 50, seed=3, image_size=32, frames=4)
+    assert [small.captions(i) for i in range(50)] == captions[:50]
+    assert small[7]["captions"] == captions[7]
+    assert {src.event(i)["kind"] for i in range(len(src))} == {"move", "change", "order"}
+    with pytest.raises(DataError, match="2352 at most.*use size <= 2352"):
+        MovingShapesSource("retrieval", 2353, seed=3)
+    train = MovingShapesSource("train", 1000, seed=3)  # captions repeat where they may
+    assert len({train.captions(i)["en"] for i in range(len(train))}) < len(train)

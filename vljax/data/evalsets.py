@@ -23,16 +23,17 @@ ds = load_eval_set(config.evals.my_eval, config)       # {"type", "dataset", ...
   long captions, one sentence or one sentence per shape (vljax/data/shapes_long.py).
 - `moving_shapes:retrieval`: 1,000 clips of the video demo data (vljax/data/moving_shapes.py,
   its `retrieval` split) with their caption in the eval's language and `events` (move, change
-  or order); a caption may be shared by several clips (its text->video queries hit only where
-  their own clip outranks the others: docs/evals.md). `langs` reads the other language's
-  captions of the same clips.
+  or order); no two clips share a caption in either language, so `size` is at most 2,352
+  (`moving_shapes.distinct_captions`). `langs` reads the other language's captions of the
+  same clips.
 - `shapes_symile:test`: 1,008 (image, shift caption) pairs, each (colour, shift) pair 28
   times, with `labels` (the third modality's index among `candidates`, the 6 colour names)
   and `candidate_tokens` (them spelled): the `third_modality` eval (Symile).
 - `tfds:NAME:SPLIT`: a dataset written by `vljax prepare`; images go through
-  `preprocess.inference_image` (shorter side to S, bicubic, centre crop). For retrieval
-  `all_captions[i]` holds every caption of image i in the chosen language (COCO and
-  Flickr30k: 5) and `captions[i]` the first of them; for zero-shot and few-shot the labels
+  `preprocess.inference_image` (shorter side to S, bicubic, centre crop). A video set
+  (`--from-video-manifest`) holds `videos`, each clip's frames resampled to T and sized alike.
+  For retrieval `all_captions[i]` holds every caption of image i in the chosen language (COCO
+  and Flickr30k: 5) and `captions[i]` the first of them; for zero-shot and few-shot the labels
   come from the ClassLabel feature and `classnames` from its names unless the entry gives
   `classnames`.
 

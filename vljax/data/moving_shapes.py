@@ -18,7 +18,11 @@ Each clip shows one event, drawn uniformly:
   does not tell the order either.
 
 Splits: `train` and `retrieval` (a different split id in the seed: never the same random
-stream as `train`).
+stream as `train`). The `retrieval` split's captions are distinct: its clip i is the i-th
+draw of its stream whose English and Chinese captions are both new, so every text->video
+query has one right clip (a shared caption would rank its clips alike and cap R@1). So its
+size is at most `distinct_captions()` = 2,352 (move 192, change 240, order 1,920), and its
+clips favour `order`, the event with the most captions, more the larger the size.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from vljax.data.shapes import (
     describe,
     draw_shape,
 )
+from vljax.errors import DataError
 
 SPLITS = {"train": 0, "retrieval": 1}
 DEFAULT_SIZES = {"train": 100_000, "retrieval": 1000}
@@ -52,6 +57,16 @@ DIRECTIONS = {
     "up": (0, -1, "moves up", "向上移动"),
 }
 TRAVEL = 0.4  # of the frame's side: how far a moving shape goes over the clip
+DISTINCT_SPLITS = ("retrieval",)  # splits whose clips never share a caption (module doc)
+
+
+def distinct_captions() -> int:
+    """How many different captions (in each language) `MovingShapesSource.event` can draw: an
+    object is a size, colour and shape; `move` adds a direction, `change` another colour,
+    `order` a second object of another colour."""
+    objects = 2 * len(COLOUR_NAMES) * len(SHAPE_NAMES)
+    others = objects - objects // len(COLOUR_NAMES)  # the objects of any other colour
+    return objects * (len(DIRECTIONS) + len(COLOUR_NAMES) - 1 + others)
 
 
 def clip_caption(event: dict, lang: str) -> str:
@@ -99,6 +114,25 @@ class MovingShapesSource:
         self.seed = int(seed)
         self.image_size = int(image_size)
         self.frames = int(frames)
+        # Clip i is draw self._draws[i] of the split's stream (draw i where captions may repeat).
+        self._draws = self._distinct_draws() if split in DISTINCT_SPLITS else None
+
+    def _distinct_draws(self) -> list[int]:
+        """The first `size` draws whose captions, in each language, no earlier kept draw has."""
+        most = distinct_captions()
+        if self.size > most:
+            raise DataError(
+                f"moving_shapes' {self.split} split has distinct captions, {most} at most, and "
+                f"size={self.size} asks for more clips; use size <= {most}"
+            )
+        seen, draws, draw = set(), [], 0
+        while len(draws) < self.size:
+            captions = self._captions(self._event(draw))
+            if not seen.intersection(captions.items()):
+                seen.update(captions.items())
+                draws.append(draw)
+            draw += 1
+        return draws
 
     def __len__(self) -> int:
         return self.size
@@ -110,30 +144,41 @@ class MovingShapesSource:
         )
 
     def __getitem__(self, index: int) -> dict:
-        event = self.event(index)
+        draw = self._draw(index)
+        event = self._event(draw)
         return dict(
-            video=self.render(event, index),
-            captions={lang: clip_caption(event, lang) for lang in ("en", "zh")},
+            video=self._render(event, draw),
+            captions=self._captions(event),
             event=event["kind"],
         )
 
-    def _rng(self, index: int, purpose: int) -> random.Random:
-        # As ShapesSource._rng: one integer made of (seed, split, index, purpose).
+    def _draw(self, index: int) -> int:
+        """The draw of the split's stream that clip `index` is."""
         if not 0 <= index < self.size:
             raise IndexError(f"index {index} out of range for {self!r}")
-        key = (((self.seed * 4 + SPLITS[self.split]) << 48) + int(index)) * 4 + purpose
+        return int(index) if self._draws is None else self._draws[index]
+
+    def _rng(self, draw: int, purpose: int) -> random.Random:
+        # As ShapesSource._rng: one integer made of (seed, split, draw, purpose).
+        key = (((self.seed * 4 + SPLITS[self.split]) << 48) + int(draw)) * 4 + purpose
         return random.Random(key)
+
+    @staticmethod
+    def _captions(event: dict) -> dict[str, str]:
+        return {lang: clip_caption(event, lang) for lang in ("en", "zh")}
 
     def captions(self, index: int) -> dict[str, str]:
         """The captions of clip index without drawing it (for tokenizer training)."""
-        event = self.event(index)
-        return {lang: clip_caption(event, lang) for lang in ("en", "zh")}
+        return self._captions(self.event(index))
 
     def event(self, index: int) -> dict:
         """What clip `index` shows: its kind, objects ((size, colour, shape) as in shapes.py)
         and, per object, its box (cx, cy, side) in each frame (None while not shown) and its
         colour in each frame."""
-        rng = self._rng(index, 0)
+        return self._event(self._draw(index))
+
+    def _event(self, draw: int) -> dict:
+        rng = self._rng(draw, 0)
         kind = EVENTS[rng.randrange(len(EVENTS))]
         w, t = self.image_size, self.frames
         scale = w / 64
@@ -204,9 +249,12 @@ class MovingShapesSource:
                     colours=[[first[1]] * t, [second[1]] * t])  # fmt: skip
 
     def render(self, event: dict, index: int) -> np.ndarray:
-        """uint8 [T, H, W, 3]: the clip's frames on one background, each shape's fill jittered
-        once per clip (per colour), so a colour reads the same in every frame."""
-        rng = self._rng(index, 1)
+        """uint8 [T, H, W, 3]: clip `index`'s frames on one background, each shape's fill
+        jittered once per clip (per colour), so a colour reads the same in every frame."""
+        return self._render(event, self._draw(index))
+
+    def _render(self, event: dict, draw: int) -> np.ndarray:
+        rng = self._rng(draw, 1)
         w = self.image_size
         grey = rng.randrange(*BACKGROUND)
         bg = tuple(min(max(grey + rng.randint(-6, 6), 0), 255) for _ in range(3))
