@@ -32,8 +32,8 @@ def test_resampled_takes_segment_centres_and_repeats_frames_evenly():
 
 
 def prepared_clips(tmp_path) -> str:
-    """TRAIN_CLIPS + TEST_CLIPS 10-frame clips of STORED_FRAMES frames each, clip k's first
-    frame coloured PALETTE[k % 12], its caption naming that colour's number; the data dir."""
+    """TRAIN_CLIPS + TEST_CLIPS clips of 10 frames, prepared as STORED_FRAMES frames each;
+    clip k starts at colour PALETTE[k % 12], which its caption names. Returns the data dir."""
     src = tmp_path / "src"
     src.mkdir()
     lines = []
