@@ -33,9 +33,13 @@ METHODS = (
     "symile",
     "multi_caption",
     "video_clip",
+    "xpool",
     "snp_s3",
 )
-VIDEO_TEMPORALS = ("mean", "transformer")  # video_clip: pooling of the frame embeddings over time
+# Video models' temporal modelling (vljax/models/video_clip.py): mean | transformer pool the
+# frame embeddings; space_time is Frozen in Time's divided attention inside the ViT; xpool
+# pools the frames per text (X-Pool; trained and scored by method xpool).
+VIDEO_TEMPORALS = ("mean", "transformer", "space_time", "xpool")
 # `vljax prepare --from-video-manifest --sampling`: which frames of a clip are stored
 # (vljax/data/video_frames.py).
 VIDEO_SAMPLINGS = ("uniform", "fps", "random_segment")

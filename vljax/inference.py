@@ -190,6 +190,11 @@ class Encoder:
     def similarity(self, image_emb, text_emb, direction: str = "img2txt") -> np.ndarray:
         """[N] image and [M] text embeddings -> float32 [N, M] scores; `direction` is who
         queries: "img2txt" (images rank texts) or "txt2img" (the same for dot products)."""
+        if self.method.similarity_with_params is not None:
+            scores = self.method.similarity_with_params(
+                self.model, self.params, image_emb, text_emb, direction
+            )
+            return np.asarray(scores, np.float32)
         return np.asarray(self.method.similarity(image_emb, text_emb, direction), np.float32)
 
     def same_modality_similarity(self, emb_a, emb_b) -> np.ndarray:

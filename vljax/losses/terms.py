@@ -58,6 +58,23 @@ def short_caption_term(outputs, batch, ctx):
     return _contrastive(l2_normalize(coarse), outputs["txt/short_emb"], outputs, ctx), {}
 
 
+def pair_contrastive_term(outputs, batch, ctx):
+    """Symmetric InfoNCE on the model's own cosine of every clip with every caption of the
+    global batch, `pair/scores` [B_v, B_t] (X-Pool pools each clip per caption, so there is no
+    one embedding per clip for the sharded losses to pass round): dense, the whole matrix
+    under jit, times `scale`. Softmax only."""
+    if ctx.loss_config.kind != "softmax":
+        raise ConfigError(
+            f"the pair_contrastive term is InfoNCE; loss.kind={ctx.loss_config.kind!r} has no "
+            "form here: set --config.loss.kind=softmax"
+        )
+    logits = outputs["scale"] * outputs["pair/scores"].astype(jnp.float32)
+    labels = jnp.arange(logits.shape[0])
+    xent = optax.softmax_cross_entropy_with_integer_labels
+    value = 0.5 * (jnp.mean(xent(logits, labels)) + jnp.mean(xent(logits.T, labels)))
+    return value, {"scale": outputs["scale"]}
+
+
 def filip_term(outputs, batch, ctx):
     """FILIP's late interaction on `img/tokens`, `txt/tokens`, `txt/mask` (config.loss.chunk:
     texts per tile)."""
@@ -281,6 +298,7 @@ TERMS_WITHOUT_CACHED_ACCUMULATION = {
 TERMS = {
     "contrastive": contrastive_term,
     "filip": filip_term,
+    "pair_contrastive": pair_contrastive_term,
     "caption": caption_term,
     "short_caption": short_caption_term,
     "masked_image": masked_image_term,

@@ -59,6 +59,10 @@ class Method:
     # (image embeddings, text embeddings, direction) -> [N, M] scores, where direction is
     # "img2txt" (images query texts; also zero-shot) or "txt2img"
     similarity: Callable = None
+    # (model, params, image embeddings, text embeddings, direction) -> [N, M] scores, for a
+    # similarity with parameters of its own (X-Pool pools a clip's frames for each text);
+    # where set, the evals and `vljax.load` score with it in place of `similarity`.
+    similarity_with_params: Callable | None = None
     # (embeddings, embeddings of the same modality) -> [N, M] scores: DBNorm's gallery bank
     # (vljax/evals/dbnorm.py) compares gallery items with held-out ones of their own kind.
     # None = the method defines none (an eval that needs it says so).

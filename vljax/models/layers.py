@@ -147,6 +147,9 @@ class Attention(nn.Module):
     heads: int
     dtype: Dtype = jnp.float32
     impl: str = "xla"  # model.attention (`attend`)
+    # The output projection starts at zero, so a residual branch of it adds nothing at init
+    # (Frozen in Time's temporal attention: image weights then compute the image ViT).
+    zero_out: bool = False
 
     @nn.compact
     def __call__(self, inputs_q, inputs_kv, mask=None):
@@ -170,19 +173,25 @@ class Attention(nn.Module):
         v = proj("value")(inputs_kv)
         q = constrain(q, ("batch", "length", "act_heads", None))
         out = attend(q, k, v, mask, self.impl, self.dtype)
+        out_init = nn.initializers.zeros if self.zero_out else nn.initializers.xavier_uniform()
         return nn.DenseGeneral(
             width,
             axis=(-2, -1),
             dtype=self.dtype,
             param_dtype=jnp.float32,
-            kernel_init=partitioned(nn.initializers.xavier_uniform(), ("heads", "kv", "embed")),
+            kernel_init=partitioned(out_init, ("heads", "kv", "embed")),
             bias_init=partitioned(nn.initializers.zeros, ("embed",)),
             name="out",
         )(out)
 
 
 class EncoderBlock(nn.Module):
-    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x)).
+
+    `frames` > 0: divided space-time attention (Frozen in Time, arXiv 2104.00650): the rows
+    of x come in clips of `frames` consecutive frames, and the block first adds
+    time_attn(ln_time(x)), each token attending to the same position in the clip's other
+    frames, with its output projection zero at init; then the spatial block as above."""
 
     heads: int
     mlp_dim: int
@@ -190,11 +199,24 @@ class EncoderBlock(nn.Module):
     ln_eps: float = 1e-5
     dtype: Dtype = jnp.float32
     attention: str = "xla"
+    frames: int = 0
     scanned: bool = False  # nn.scan wants (carry, output)
 
     @nn.compact
     def __call__(self, x, mask=None):
         x = constrain(x, ("batch", "length", "act_embed"))
+        if self.frames:
+            n, length, width = x.shape
+            clips, f = n // self.frames, self.frames
+            y = layer_norm(self.ln_eps, self.dtype, "ln_time")(x)
+            # [clips * f, L, W] -> [clips * L, f, W]: one sequence over time per position.
+            y = y.reshape(clips, f, length, width).transpose(0, 2, 1, 3)
+            y = y.reshape(clips * length, f, width)
+            attn = Attention(
+                self.heads, self.dtype, self.attention, zero_out=True, name="time_attn"
+            )
+            y = attn(y, y).reshape(clips, length, f, width).transpose(0, 2, 1, 3)
+            x = x + y.reshape(n, length, width)
         y = layer_norm(self.ln_eps, self.dtype, "ln_1")(x)
         x = x + Attention(self.heads, self.dtype, self.attention, name="attn")(y, y, mask)
         y = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
@@ -220,11 +242,13 @@ class Encoder(nn.Module):
     remat: bool = False
     remat_policy: str = "full"  # model.remat_policy
     scan: bool = False
+    frames: int = 0  # > 0: divided space-time attention over clips of this many rows
 
     @nn.compact
     def __call__(self, x, mask=None):
         kw = dict(heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
-                  ln_eps=self.ln_eps, dtype=self.dtype, attention=self.attention)  # fmt: skip
+                  ln_eps=self.ln_eps, dtype=self.dtype, attention=self.attention,
+                  frames=self.frames)  # fmt: skip
         return block_stack(
             EncoderBlock, self.depth, kw, self.remat, self.scan, x, mask,
             remat_policy=self.remat_policy,

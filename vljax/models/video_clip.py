@@ -8,6 +8,17 @@ params are the two-tower model's and a 1-frame video embeds exactly as its image
 temporal position embeddings initialised to zero, so at init only the blocks, not the frame
 order, shape the result; then the mean). Both work in the projected space (`embed_dim`): the
 ViT's head is linear, so projecting each frame and then averaging is projecting the average.
+
+`space_time`: Frozen in Time's divided space-time attention (arXiv 2104.00650) inside the ViT
+(`image_tower`, `EncoderBlock.frames`): each block attends over time at each patch position,
+then over space within the frame; the temporal position embeddings and the temporal
+attention's output projection start at zero, so image weights compute the image ViT per frame
+at init. Then the mean of the frames' pooled, projected embeddings.
+
+`xpool`: X-Pool (arXiv 2203.15086), text-conditioned pooling: a clip's embedding depends on
+the text it is compared with. `encode_videos` gives the projected frame embeddings
+[B, T, D]; `score_pairs` pools them per text (`XPool`) and gives the cosine of every
+text-clip pair. Trained by method xpool (term pair_contrastive) and scored by it in evals.
 """
 
 import flax.linen as nn
@@ -15,7 +26,14 @@ import jax.numpy as jnp
 
 from vljax.choices import VIDEO_TEMPORALS, expected
 from vljax.errors import ConfigError
-from vljax.models.layers import Encoder, compute_dtype, l2_normalize, layer_norm, partitioned
+from vljax.models.layers import (
+    Attention,
+    Encoder,
+    compute_dtype,
+    l2_normalize,
+    layer_norm,
+    partitioned,
+)
 from vljax.models.two_tower import TwoTower
 
 
@@ -59,6 +77,37 @@ class TemporalTransformer(nn.Module):
         return jnp.mean(x, axis=1)
 
 
+class XPool(nn.Module):
+    """X-Pool's cross-modal attention, as the authors' code (github.com/layer6ai-labs/xpool,
+    modules/transformer.py): text [M, D] as the query, a clip's frames [N, T, D] as keys and
+    values, all after one shared LayerNorm; softmax(q k^T / sqrt(d)) v and the output
+    projection (`Attention`), LayerNorm, a linear layer added back, LayerNorm -> the clip
+    pooled for each text [N, M, D]. With one frame the attention weight is 1: the result is
+    the same for every text, a fixed function of the frame."""
+
+    heads: int = 1  # the paper's one head
+    ln_eps: float = 1e-5
+    dtype: jnp.dtype = jnp.float32
+    attention: str = "xla"
+
+    @nn.compact
+    def __call__(self, texts, frames):
+        norm = layer_norm(self.ln_eps, self.dtype, "ln_1")
+        n, d = frames.shape[0], frames.shape[-1]
+        queries = jnp.broadcast_to(norm(texts)[None], (n, *texts.shape))  # [N, M, D]
+        x = Attention(self.heads, self.dtype, self.attention, name="attn")(queries, norm(frames))
+        x = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
+        linear = nn.Dense(
+            d,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=partitioned(nn.initializers.xavier_uniform(), ("embed", "mlp")),
+            bias_init=partitioned(nn.initializers.zeros, ("mlp",)),
+            name="linear",
+        )
+        return layer_norm(self.ln_eps, self.dtype, "ln_3")(x + linear(x))
+
+
 class VideoTwoTower(TwoTower):
     """Batches carry `video` float [B, T, H, W, 3] (in [-1, 1]) and `tokens`."""
 
@@ -86,21 +135,63 @@ class VideoTwoTower(TwoTower):
                 ln_eps=c["ln_eps"],
                 dtype=compute_dtype(c["dtype"]),
             )
+        if v["temporal"] == "xpool":
+            self.temporal = XPool(
+                heads=v["heads"],
+                ln_eps=c["ln_eps"],
+                dtype=compute_dtype(c["dtype"]),
+                attention=c.get("attention", "xla"),
+            )
+
+    def encode_frames(self, video, train: bool = False):
+        """[B, T, H, W, 3] -> the projected frame embeddings [B, T, D] (under `space_time`
+        the ViT attends across each clip's frames)."""
+        b, t = video.shape[:2]
+        frames = self.img(video.reshape(b * t, *video.shape[2:]), train=train, frames=t)
+        return frames.reshape(b, t, -1)
 
     def encode_videos(self, video, train: bool = False):
-        """[B, T, H, W, 3] -> L2-normalised [B, D]."""
-        b, t = video.shape[:2]
-        frames = self.img(video.reshape(b * t, *video.shape[2:]), train=train)
-        frames = frames.reshape(b, t, -1)
-        if self.config["video"]["temporal"] == "transformer":
+        """[B, T, H, W, 3] -> L2-normalised [B, D]; under `xpool` the frame embeddings
+        [B, T, D], pooled per text by `score_pairs`."""
+        frames = self.encode_frames(video, train=train)
+        temporal = self.config["video"]["temporal"]
+        if temporal == "xpool":
+            return frames
+        if temporal == "transformer":
             return l2_normalize(self.temporal(frames))
         return l2_normalize(jnp.mean(frames, axis=1))
+
+    def pool_per_text(self, frames, texts):
+        """X-Pool: frames [N, T, D], L2-normalised texts [M, D] -> [N, M, D]."""
+        if self.config["video"]["temporal"] != "xpool":
+            raise ConfigError(
+                f"model.video.temporal={self.config['video']['temporal']!r} pools clips "
+                "without the text; text-conditioned pooling needs temporal='xpool'"
+            )
+        return self.temporal(texts, frames)
+
+    def score_pairs(self, frames, texts):
+        """X-Pool's similarity: frames [N, T, D], L2-normalised texts [M, D] -> the cosine
+        of each text with the clip pooled for it, float32 [N, M]."""
+        pooled = l2_normalize(self.pool_per_text(frames, texts))
+        return jnp.einsum("nmd,md->nm", pooled, texts.astype(jnp.float32))
 
     def encode_images(self, images, train: bool = False):
         """Images as 1-frame videos: [N, H, W, 3] -> [N, D]."""
         return self.encode_videos(images[:, None], train=train)
 
     def __call__(self, batch, train: bool = False):
+        if self.config["video"]["temporal"] == "xpool":
+            # Every clip pooled for every caption of the batch: [B, B, D], dense.
+            frames = self.encode_frames(batch["video"], train=train)
+            texts = self.encode_texts(batch["tokens"])
+            return {
+                "img/frames": frames,
+                "txt/emb": texts,
+                "pair/scores": self.score_pairs(frames, texts),
+                "scale": jnp.exp(self.log_scale),
+                "bias": self.bias,
+            }
         return {
             "img/emb": self.encode_videos(batch["video"], train=train),
             "txt/emb": self.encode_texts(batch["tokens"]),

@@ -103,6 +103,10 @@ class VisionTransformer(nn.Module):
     remat: bool = False
     remat_policy: str = "full"  # model.remat_policy
     scan: bool = False
+    # > 0: divided space-time attention (Frozen in Time) over clips of up to this many frames
+    # (the rows of the temporal position table, zero at init); 0: the image ViT. Frames are
+    # rows of `images`, `frames` consecutive ones a clip (`__call__`).
+    temporal_frames: int = 0
 
     def _conv_stem(self, x):
         """3x3 convolutions down to patch resolution, halving it log2(patch_size) times.
@@ -140,11 +144,38 @@ class VisionTransformer(nn.Module):
             x = nn.gelu(x)
         return x
 
+    def _add_temporal_posemb(self, x, frames: int, train: bool):
+        """+ the temporal position embedding of each row's frame (zero at init, so image
+        weights compute the image ViT per frame)."""
+        n, length, width = x.shape
+        if frames > self.temporal_frames or n % frames:
+            raise ConfigError(
+                f"{n} frames in clips of {frames}: a clip is longer than model.video.frames="
+                f"{self.temporal_frames} (the temporal position table) or the rows do not "
+                "divide into clips; raise model.video.frames or pass whole clips"
+            )
+        if train and self.mask_ratio > 0:
+            raise ConfigError(
+                f"model.image.mask_ratio={self.mask_ratio} drops different patches in each "
+                "frame, but divided space-time attention attends across frames at each patch "
+                "position; set mask_ratio=0 with model.video.temporal='space_time'"
+            )
+        pe = self.param(
+            "time_embedding",
+            partitioned(nn.initializers.zeros, (None, None, None, "embed")),
+            (1, self.temporal_frames, 1, width),
+            jnp.float32,
+        )
+        x = x.reshape(n // frames, frames, length, width) + pe[:, :frames].astype(x.dtype)
+        return x.reshape(n, length, width)
+
     @nn.compact
-    def __call__(self, images, train: bool = False, return_tokens: bool = False):
+    def __call__(self, images, train: bool = False, return_tokens: bool = False, frames: int = 1):
         """float images [N, H, W, 3] -> the pooled, projected embedding [N, proj_dim]; with
         `return_tokens`, also the patch tokens after the final norm and the same projection
-        ([N, T, proj_dim]; no cls token; T is the kept patches under FLIP's dropout)."""
+        ([N, T, proj_dim]; no cls token; T is the kept patches under FLIP's dropout).
+        With `temporal_frames`, each `frames` consecutive rows are one clip's frames; the
+        outputs stay per frame."""
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
         p = self.patch_size
@@ -193,6 +224,8 @@ class VisionTransformer(nn.Module):
         else:
             raise ValueError(f"image.posemb={self.posemb!r}: expected {expected(POSEMBS)}")
         x = x + jnp.asarray(pe).astype(x.dtype)
+        if self.temporal_frames:
+            x = self._add_temporal_posemb(x, frames, train)
         if train and self.mask_ratio > 0:
             x = drop_patches(x, self.mask_ratio, self.make_rng("mask"), keep_first=with_cls)
         x = constrain(x, ("batch", "length", "act_embed"))
@@ -210,6 +243,7 @@ class VisionTransformer(nn.Module):
             remat=self.remat,
             remat_policy=self.remat_policy,
             scan=self.scan,
+            frames=frames if self.temporal_frames else 0,
             name="encoder",
         )(x)
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
@@ -247,6 +281,9 @@ def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionT
     """The ViT of `config.model` (a frozen dict), with the given projection. Keys that an
     imported Hugging Face config lacks take the defaults of a plain ViT."""
     c, i = model_config, model_config["image"]
+    # Video models' divided space-time attention is a ViT option (image weights load into it).
+    video = c.get("video") or {}
+    temporal_frames = video["frames"] if video.get("temporal") == "space_time" else 0
     return VisionTransformer(
         image_size=i["image_size"],
         patch_size=i["patch_size"],
@@ -269,4 +306,5 @@ def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionT
         remat=c["remat"],
         remat_policy=c.get("remat_policy", "full"),
         scan=c["scan"],
+        temporal_frames=temporal_frames,
     )
