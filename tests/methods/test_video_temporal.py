@@ -17,6 +17,7 @@ from vljax import cli
 from vljax.config import build_config
 from vljax.errors import ConfigError
 from vljax.methods import clip, video_clip, xpool
+from vljax.train.state import load_into
 
 
 @functools.cache
@@ -117,25 +118,26 @@ def test_xpool_and_video_clip_refuse_each_others_temporal_option():
         tiny("video_clip", **{"model.video.temporal": "xpool"})
 
 
+# Frozen in Time's params beside the image ViT's: what an image run does not hold.
+TEMPORAL_PARAMS = r"time_attn|ln_time|time_embedding"
+
+
 def test_space_time_attention_with_image_weights_is_the_image_vit_per_frame():
-    """Frozen in Time's init: the image two-tower params loaded into the space-time model
-    (its temporal position table and temporal attention output at their zero init) give each
-    frame the image tower's output; a non-zero temporal attention makes frames interact."""
+    """Frozen in Time's init: an image two-tower's params loaded into the space-time model as
+    `init_from` loads them (`init_from_include` leaving the temporal params at their zero
+    init) give each frame the image tower's output; a non-zero temporal attention makes
+    frames interact."""
     config, model, params = tiny("frozen_in_time")
-    two_tower = clip.build_model(config)
-    images = clips(config, frames=1)[:, 0]
-    image_params = nn.unbox(jax.jit(two_tower.init)(jax.random.key(7), {"image": images,
-        "tokens": np.zeros((1, config.text.max_len), np.int32)}))["params"]  # fmt: skip
-    loaded = jax.tree.map(lambda a: a, params)  # a copy: image leaves replaced below
-    img = dict(loaded["img"])
-    for name, value in image_params["img"].items():
-        if name == "encoder":
-            img["encoder"] = {
-                block: {**loaded["img"]["encoder"][block], **value[block]} for block in value
-            }
-        else:
-            img[name] = value
-    loaded = {**loaded, "img": img}
+    image_config = build_config("configs/video_clip.py:tiny", []).model  # the same towers
+    assert image_config.video.temporal == "mean"
+    two_tower = clip.build_model(image_config)
+    example = clip.METHOD.example_batch(image_config, 1)
+    image_params = nn.unbox(jax.jit(two_tower.init)(jax.random.key(7), example))["params"]
+    assert "time_embedding" not in image_params["img"]  # the plain image ViT
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    include = [rf"^(?!.*({TEMPORAL_PARAMS}))"]
+    loaded = load_into(params, image_params, jax.tree.map(lambda _: device, params), include)
+    img = loaded["img"]
     assert not np.any(img["time_embedding"])
     video = clips(config)
     b, t = video.shape[:2]
