@@ -14,6 +14,7 @@ import pytest
 from tests.methods.runs import SMOKE_STEPS, assert_trained_smoke_steps, smoke_argv
 from vljax import cli
 from vljax.config import build_config
+from vljax.errors import ConfigError
 from vljax.losses.token_masking import maskable_tokens
 from vljax.methods import snp_s3
 from vljax.models.significant_words import (
@@ -124,6 +125,14 @@ def test_training_outputs_embed_as_retrieval_does():
     np.testing.assert_allclose(out["txt/emb"], texts, atol=1e-6)
     assert out["mlm/logits"].shape == (4, config.text.max_len, config.text.vocab_size)
     assert out["match/logits"].shape == (4, 2) and bool(out["match/valid"].all())
+
+
+def test_xpool_pooling_is_refused_by_name():
+    """X-Pool pools each clip per text: no one clip embedding for the contrastive term."""
+    config = build_config("configs/snp_s3.py:tiny", [("model.video.temporal", "xpool")]).model
+    batch = snp_s3.METHOD.example_batch(config, 1)
+    with pytest.raises(ConfigError, match="model.video.temporal='xpool'"):
+        snp_s3.build_model(config).init(jax.random.key(0), batch)
 
 
 @pytest.mark.heavy

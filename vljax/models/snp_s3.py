@@ -45,8 +45,9 @@ from vljax.token_ids import EOS_ID, PAD_ID, UNK_ID
 
 TEXT_TYPE, VIDEO_TYPE = 0, 1
 # The model.video.temporal values whose pooling of the projected frame embeddings `pool_frames`
-# repeats (VideoTwoTower.encode_videos pools them the same way; a test holds the two equal).
-POOLED_TEMPORALS = ("mean", "transformer")
+# repeats (VideoTwoTower.encode_videos pools them the same way; a test holds the two equal);
+# xpool pools per text, so a clip has no one embedding for the contrastive term.
+POOLED_TEMPORALS = ("mean", "transformer", "space_time")
 
 
 def _dense(features, axes, dtype, bias=True):
@@ -165,14 +166,10 @@ class SNPS3(VideoTwoTower):
         _, features = self.txt(tokens, return_tokens=True, token_gates=token_gates)
         return self._text_mode(tokens, features)
 
-    def frame_embeddings(self, video, train: bool = False):
-        """[B, T, H, W, 3] -> the projected frame embeddings [B, T, D] (as encode_videos)."""
-        b, t = video.shape[:2]
-        return self.img(video.reshape(b * t, *video.shape[2:]), train=train).reshape(b, t, -1)
-
     def pool_frames(self, frames):
         """[B, T, D] -> `img/emb` [B, D], the pooling of `encode_videos` (a test holds the two
-        equal), so that one ViT pass serves the contrastive embedding and the frame tokens."""
+        equal), so that one ViT pass (`encode_frames`) serves the contrastive embedding and the
+        cross-modal frame tokens."""
         if self.config["video"]["temporal"] == "transformer":
             return l2_normalize(self.temporal(frames))
         return l2_normalize(jnp.mean(frames, axis=1))
@@ -181,7 +178,7 @@ class SNPS3(VideoTwoTower):
         tokens, video = batch["tokens"], batch["video"]
         b = tokens.shape[0]
         s = self.config["snp"]
-        frames = self.frame_embeddings(video, train=train)
+        frames = self.encode_frames(video, train=train)
         scores = tfidf_scores(tokens, self.config["text"]["vocab_size"])
         masked = significant_words(tokens, scores, int(s["mask_words"]))
         negatives, _, has_negative = swap_significant_words(tokens, masked, scores)
