@@ -1,6 +1,6 @@
 """snp_s3 (vljax/methods/snp_s3.py): significant-word masking and the swapped hard negatives
-on a hand-made batch; one ViT pass gives the embeddings that retrieval computes; the :tiny
-recipe trains with each term logged."""
+on a hand-made batch; what the mlm and matching terms average over; one ViT pass gives the
+embeddings that retrieval computes; the :tiny recipe trains with each term logged."""
 
 import functools
 import json
@@ -15,6 +15,7 @@ from tests.methods.runs import SMOKE_STEPS, assert_trained_smoke_steps, smoke_ar
 from vljax import cli
 from vljax.config import build_config
 from vljax.errors import ConfigError
+from vljax.losses.terms import TERMS
 from vljax.losses.token_masking import maskable_tokens
 from vljax.methods import snp_s3
 from vljax.models.significant_words import (
@@ -150,3 +151,23 @@ def test_tiny_recipe_trains_with_each_term_logged(tmp_path):
     assert 0 < last["matching/hard_negatives"] <= 1
     results = json.loads((tmp_path / "eval.json").read_text())
     assert 0 <= results["retrieval/moving_shapes/txt2video_r1"] <= 1
+
+
+def test_the_s3_terms_score_only_masked_pieces_and_scored_pairs():
+    tokens = jnp.array([[3, 4, EOS_ID, PAD_ID]], jnp.int32)
+    logits = jnp.zeros((1, 4, 6)).at[0, 0, 3].set(50.0)  # piece 0 right; piece 1 uniform
+    masked = jnp.array([[True, True, False, False]])
+    value, metrics = TERMS["mlm"](
+        {"mlm/logits": logits, "mlm/masked": masked}, {"tokens": tokens}, None
+    )
+    np.testing.assert_allclose(value, np.log(6) / 2, rtol=1e-5)  # the mean over the 2 masked
+    assert float(metrics["mlm/accuracy"]) == 0.5
+    outputs = {
+        "match/logits": jnp.array([[3.0, -2.0], [1.0, 100.0]]),  # the 2nd negative: no swap
+        "match/valid": jnp.array([[True, True], [True, False]]),
+    }
+    value, metrics = TERMS["matching"](outputs, {}, None)
+    want = np.mean(np.log1p(np.exp([-3.0, -2.0, -1.0])))  # softplus(-x) for 1, softplus(x) for 0
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    assert float(metrics["matching/accuracy"]) == 1.0
+    assert float(metrics["matching/hard_negatives"]) == 0.5
