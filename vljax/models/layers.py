@@ -150,6 +150,7 @@ class Attention(nn.Module):
     # The output projection starts at zero, so a residual branch of it adds nothing at init
     # (Frozen in Time's temporal attention: image weights then compute the image ViT).
     zero_out: bool = False
+    kernel_init: Callable | None = None  # q/k/v/out kernels; None = Xavier uniform
 
     @nn.compact
     def __call__(self, inputs_q, inputs_kv, mask=None):
@@ -157,13 +158,14 @@ class Attention(nn.Module):
         if width % self.heads:
             raise ConfigError(f"width {width} is not divisible by heads {self.heads}")
         head_dim = width // self.heads
+        kernel_init = self.kernel_init or nn.initializers.xavier_uniform()
 
         def proj(name):
             return nn.DenseGeneral(
                 (self.heads, head_dim),
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
-                kernel_init=partitioned(nn.initializers.xavier_uniform(), ("embed", "heads", "kv")),
+                kernel_init=partitioned(kernel_init, ("embed", "heads", "kv")),
                 bias_init=partitioned(nn.initializers.zeros, ("heads", "kv")),
                 name=name,
             )
@@ -173,7 +175,7 @@ class Attention(nn.Module):
         v = proj("value")(inputs_kv)
         q = constrain(q, ("batch", "length", "act_heads", None))
         out = attend(q, k, v, mask, self.impl, self.dtype)
-        out_init = nn.initializers.zeros if self.zero_out else nn.initializers.xavier_uniform()
+        out_init = nn.initializers.zeros if self.zero_out else kernel_init
         return nn.DenseGeneral(
             width,
             axis=(-2, -1),

@@ -21,6 +21,8 @@ the text it is compared with. `encode_videos` gives the projected frame embeddin
 text-clip pair. Trained by method xpool (term pair_contrastive) and scored by it in evals.
 """
 
+import math
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -77,13 +79,21 @@ class TemporalTransformer(nn.Module):
         return jnp.mean(x, axis=1)
 
 
+def identity_init(key, shape, dtype=jnp.float32):
+    """The identity map as a kernel of any layout whose input and output features are equal
+    ([D, heads, head_dim], [heads, head_dim, D], [D, D]): X-Pool's authors' init."""
+    d = math.isqrt(math.prod(shape))
+    return jnp.eye(d, dtype=dtype).reshape(shape)
+
+
 class XPool(nn.Module):
     """X-Pool's cross-modal attention, as the authors' code (github.com/layer6ai-labs/xpool,
     modules/transformer.py): text [M, D] as the query, a clip's frames [N, T, D] as keys and
     values, all after one shared LayerNorm; softmax(q k^T / sqrt(d)) v and the output
     projection (`Attention`), LayerNorm, a linear layer added back, LayerNorm -> the clip
-    pooled for each text [N, M, D]. With one frame the attention weight is 1: the result is
-    the same for every text, a fixed function of the frame."""
+    pooled for each text [N, M, D]. Every projection starts as the identity, as theirs. With
+    one frame the attention weight is 1: the result is the same for every text, a fixed
+    function of the frame."""
 
     heads: int = 1  # the paper's one head
     ln_eps: float = 1e-5
@@ -95,13 +105,16 @@ class XPool(nn.Module):
         norm = layer_norm(self.ln_eps, self.dtype, "ln_1")
         n, d = frames.shape[0], frames.shape[-1]
         queries = jnp.broadcast_to(norm(texts)[None], (n, *texts.shape))  # [N, M, D]
-        x = Attention(self.heads, self.dtype, self.attention, name="attn")(queries, norm(frames))
+        attn = Attention(
+            self.heads, self.dtype, self.attention, kernel_init=identity_init, name="attn"
+        )
+        x = attn(queries, norm(frames))
         x = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
         linear = nn.Dense(
             d,
             dtype=self.dtype,
             param_dtype=jnp.float32,
-            kernel_init=partitioned(nn.initializers.xavier_uniform(), ("embed", "mlp")),
+            kernel_init=partitioned(identity_init, ("embed", "mlp")),
             bias_init=partitioned(nn.initializers.zeros, ("mlp",)),
             name="linear",
         )
