@@ -1,8 +1,9 @@
 """Video-text CLIP on the moving_shapes clips (vljax/methods/video_clip.py, issue 15).
 
 The demo's towers (configs/demo.py) embed each frame; `model.video.temporal` pools them over
-time: `mean` (default) or `transformer`
-(`--config.model.video.temporal=transformer`). Args: `demo` (48 px, 8 frames, 300 steps:
+time: `mean` (default) or `transformer` (`--config.model.video.temporal=transformer`), or
+`space_time` attends across frames inside the ViT (configs/frozen_in_time.py); X-Pool's
+text-conditioned pooling is configs/xpool.py. Args: `demo` (48 px, 8 frames, 300 steps:
 452 s with mean pooling on the 2-core CPU; figures in docs/methods.md), `tiny` (a smoke run:
 32 px, 4 frames, tiny towers). Eval: text-video retrieval on moving_shapes' held-out clips
 (`moving_shapes:retrieval`, English captions), `retrieval/moving_shapes/txt2video_r1`, `_r5`,
