@@ -93,15 +93,21 @@ def import_hf_folder(path):
     except KeyError as e:
         raise ExportError(f"{path}: {e.args[0]} (config.json says model_type={family})") from e
     used = set(to_hf_state_dict(params, family, params["img"]["pos_embedding"][0]))
-    unused = sorted(k for k in sd if k not in used and not k.endswith(_IGNORED_SUFFIXES))
-    if unused:
-        raise ExportError(
-            f"{path}: tensors vljax's {family} model has no place for: {unused[:10]}"
-            + (" ..." if len(unused) > 10 else "")
-        )
+    refuse_unused(path, [k for k in sd if not k.endswith(_IGNORED_SUFFIXES)], used, family)
     params = to_float32(params)
     check_shapes(params, mcfg)
     return ImportedCheckpoint(family, mcfg, params, sd)
+
+
+def refuse_unused(path: str, names, used, model: str):
+    """Stops an import whose checkpoint holds tensors (`names`) that the vljax `model` it maps
+    to has no place for (`used`: the names the model's own params would export to)."""
+    unused = sorted(set(names) - set(used))
+    if unused:
+        raise ExportError(
+            f"{path}: tensors vljax's {model} model has no place for: {unused[:10]}"
+            + (" ..." if len(unused) > 10 else "")
+        )
 
 
 def to_float32(tree):

@@ -13,6 +13,7 @@ from vljax.export.hf_import import (
     ImportedCheckpoint,
     check_shapes,
     read_safetensors,
+    refuse_unused,
     to_float32,
 )
 from vljax.export.open_clip_config import vljax_model_config
@@ -58,12 +59,7 @@ def import_open_clip_folder(path):
     except KeyError as e:
         raise ExportError(f"{path}: {e.args[0]} (the weights do not match {CONFIG_NAME})") from e
     used = set(to_open_clip_state_dict(params, params["img"]["pos_embedding"][0]))
-    unused = sorted(set(sd) - used)
-    if unused:
-        raise ExportError(
-            f"{path}: tensors vljax's CLIP model has no place for: {unused[:10]}"
-            + (" ..." if len(unused) > 10 else "")
-        )
+    refuse_unused(path, sd, used, "CLIP")
     params = to_float32(params)
     check_shapes(params, mcfg)
     return ImportedCheckpoint(FORMAT, mcfg, params, sd)

@@ -34,6 +34,22 @@ def activation_fn(name: str) -> Callable:
     raise ValueError(f"model.activation={name!r}: expected {expected(ACTIVATIONS)}")
 
 
+def encoder_options(model_config) -> dict:
+    """The keyword arguments every transformer tower takes from `config.model` (a frozen dict):
+    activation, norm epsilon, compute dtype, attention, remat and scan. Keys that an imported
+    Hugging Face config lacks take their defaults."""
+    c = model_config
+    return dict(
+        activation=c["activation"],
+        ln_eps=c["ln_eps"],
+        dtype=compute_dtype(c["dtype"]),
+        attention=c.get("attention", "xla"),
+        remat=c["remat"],
+        remat_policy=c.get("remat_policy", "full"),
+        scan=c["scan"],
+    )
+
+
 def compute_dtype(name: str) -> Dtype:
     if name not in ("float32", "bfloat16"):
         raise ConfigError(f"model.dtype={name!r}: expected {expected(DTYPES)}")

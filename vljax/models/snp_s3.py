@@ -31,6 +31,7 @@ from vljax.models.layers import (
     Encoder,
     activation_fn,
     compute_dtype,
+    encoder_options,
     l2_normalize,
     layer_norm,
     partitioned,
@@ -93,13 +94,7 @@ class SNPS3(VideoTwoTower):
             depth=s["depth"],
             heads=s["heads"],
             mlp_dim=s["mlp_dim"],
-            activation=c["activation"],
-            ln_eps=c["ln_eps"],
-            dtype=dtype,
-            attention=c.get("attention", "xla"),
-            remat=c["remat"],
-            remat_policy=c.get("remat_policy", "full"),
-            scan=c["scan"],
+            **encoder_options(c),
         )
         self.shared_norm = layer_norm(c["ln_eps"], dtype, "shared_norm")
         init = nn.initializers.normal(0.02)

@@ -5,7 +5,7 @@ its own vocabulary, width, depth, heads, MLP and length; causal, pooled at EOS, 
 `third/emb`, and `scale` (one learned logit scale for every term)."""
 
 from vljax.errors import ConfigError
-from vljax.models.layers import compute_dtype, l2_normalize
+from vljax.models.layers import encoder_options, l2_normalize
 from vljax.models.text import TextTransformer
 from vljax.models.two_tower import TwoTower
 
@@ -28,13 +28,7 @@ class SymileTowers(TwoTower):
             heads=third["heads"],
             mlp_dim=third["mlp_dim"],
             proj_dim=c["embed_dim"],
-            activation=c["activation"],
-            ln_eps=c["ln_eps"],
-            dtype=compute_dtype(c["dtype"]),
-            attention=c.get("attention", "xla"),
-            remat=c["remat"],
-            remat_policy=c.get("remat_policy", "full"),
-            scan=c["scan"],
+            **encoder_options(c),
         )
 
     def encode_third(self, tokens):

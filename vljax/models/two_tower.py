@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vljax.errors import ConfigError
-from vljax.models.layers import compute_dtype, l2_normalize, partitioned
+from vljax.models.layers import encoder_options, l2_normalize, partitioned
 from vljax.models.text import TextTransformer
 from vljax.models.vit import image_tower
 
@@ -17,16 +17,7 @@ class TwoTower(nn.Module):
 
     def setup(self):
         c = self.config
-        dtype = compute_dtype(c["dtype"])
-        common = dict(
-            activation=c["activation"],
-            ln_eps=c["ln_eps"],
-            dtype=dtype,
-            attention=c.get("attention", "xla"),
-            remat=c["remat"],
-            remat_policy=c.get("remat_policy", "full"),
-            scan=c["scan"],
-        )
+        common = encoder_options(c)
         i, t = c["image"], c["text"]
         img_proj = i["proj"]
         if img_proj == "none" and i["width"] != c["embed_dim"]:
