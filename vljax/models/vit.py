@@ -13,8 +13,8 @@ from vljax.models.layers import (
     Dtype,
     Encoder,
     MlpBlock,
-    compute_dtype,
     constrain,
+    encoder_options,
     layer_norm,
     partitioned,
 )
@@ -299,12 +299,6 @@ def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionT
         mask_ratio=i.get("mask_ratio", 0.0),
         proj=proj,
         proj_dim=proj_dim,
-        activation=c["activation"],
-        ln_eps=c["ln_eps"],
-        dtype=compute_dtype(c["dtype"]),
-        attention=c.get("attention", "xla"),
-        remat=c["remat"],
-        remat_policy=c.get("remat_policy", "full"),
-        scan=c["scan"],
         temporal_frames=temporal_frames,
+        **encoder_options(c),
     )
