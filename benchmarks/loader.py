@@ -76,7 +76,9 @@ def config_for(dataset: str, data_dir, image_size: int, batch: int, workers: int
     return c
 
 
-def time_loader(config, tokenizer, batches: int) -> tuple[float, float | None]:
+def time_loader(
+    config, tokenizer, batches: int, fields=("image", "tokens")
+) -> tuple[float, float | None]:
     """(images per wall-clock second, images per CPU second of this process or None).
 
     The CPU figure (0 workers only: all the work runs in this process's threads) is what one
@@ -84,7 +86,7 @@ def time_loader(config, tokenizer, batches: int) -> tuple[float, float | None]:
     """
     from vljax.data.pipeline import make_train_iterator
 
-    it = make_train_iterator(config, tokenizer, seed=0)
+    it = make_train_iterator(config, tokenizer, seed=0, fields=fields)
     next(it)  # start-up not timed
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(batches):

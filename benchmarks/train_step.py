@@ -150,8 +150,8 @@ def main(argv=None):
             "`make bench` = `python benchmarks/train_step.py --config configs/demo.py --write` "
             "(add `--devices 8` for 8 fake CPU devices). Median of 10 steps after warm-up; "
             "FLOPs from the compiled step's cost_analysis; CPU MFU is relative to the best "
-            "measured float32 matmul rate of this CPU. ViT-B/16 on an H100 was not measured: "
-            "no GPU was lent to this task (`--peak-tflops 989` for H100 bf16)."
+            "measured float32 matmul rate of this CPU. ViT-B/16 on a GPU: `## GPU: CLIP training "
+            "on one device` below (`benchmarks/gpu.py`)."
         )
         key = ("config", "machine", "devices", "batch", "malloc")
         upsert_row("Train step", row, key=key, note=note)
