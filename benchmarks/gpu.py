@@ -43,6 +43,8 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.report import replace_section  # noqa: E402  (no jax: env is set in main)
+
 SPEC_TFLOPS = 989.0  # H100 / H200 SXM dense bf16, the datasheet figure MFU is quoted in
 SECTIONS = ("peak", "clip", "open_clip", "siglip", "ring", "loader", "levers", "sweep", "flags")
 RECIPES = {"clip": "configs/clip_vit_b16.py", "siglip": "configs/siglip_vit_b16.py"}
@@ -562,8 +564,6 @@ def main(argv=None):
             text = render(json.load(f))
         print(text)
         if args.write:
-            from benchmarks.report import replace_section
-
             replace_section("GPU: CLIP training on one device", text)
         return
 

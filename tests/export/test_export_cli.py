@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+import vljax
 from tests.export.helpers import TEXTS, random_images, tiny_config
 from vljax import cli
 from vljax.errors import EXIT_BUG, EXIT_DATA, ExportError
@@ -30,7 +31,6 @@ def trained_run(bpe_tokenizer, tmp_path_factory):
 
 @pytest.mark.heavy
 def test_export_cli_then_auto_classes_match_vljax(trained_run, tmp_path, capsys):
-    import vljax
     from tests.export.test_hf_export import hf_embeddings
     from vljax.export.cli import export_cli
 
@@ -62,7 +62,6 @@ def test_export_cli_then_auto_classes_match_vljax(trained_run, tmp_path, capsys)
 
 def test_export_cli_open_clip_format_loads_in_open_clip(trained_run, tmp_path, capsys):
     """`vljax export --format open_clip` on the run: open_clip's CLIP, tokenizer == vljax."""
-    import vljax
     from tests.export.helpers import import_open_clip, torch
     from tests.export.test_open_clip import pixels
 

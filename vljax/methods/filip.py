@@ -11,7 +11,7 @@ import numpy as np
 
 from vljax.losses.filip import late_interaction_scores
 from vljax.methods import clip
-from vljax.methods.method import Method, model_builder
+from vljax.methods.method import Method, model_builder, scored_in_blocks
 from vljax.models.late_interaction import LateInteraction
 
 # Evals score [images, texts, Np, Nt] in blocks of at most this many float32 elements.
@@ -36,15 +36,7 @@ def late_interaction_similarity(image_emb, text_emb, direction="img2txt"):
     texts, n_txt = y.shape[:2]
     block = max(1, min(texts, _EVAL_BLOCK // max(1, n * n_img * n_txt)))
     which = 0 if direction == "img2txt" else 1
-    out = []
-    for start in range(0, texts, block):
-        yb, mb = y[start : start + block], m[start : start + block]
-        short = block - len(yb)
-        if short:
-            yb = np.concatenate([yb, np.zeros((short,) + yb.shape[1:], yb.dtype)])
-            mb = np.concatenate([mb, np.zeros((short,) + mb.shape[1:], bool)])
-        out.append(np.asarray(_scores(x, yb, mb)[which])[:, : block - short])
-    return np.concatenate(out, axis=1) if out else np.zeros((n, 0), np.float32)
+    return scored_in_blocks(lambda yb, mb: _scores(x, yb, mb)[which], (y, m), block, n)
 
 
 METHOD = Method(

@@ -156,6 +156,21 @@ def model_builder(module_cls) -> Callable:
     return build_model
 
 
+def scored_in_blocks(score, texts: tuple, block: int, rows: int) -> np.ndarray:
+    """`score(*text_block)` -> [rows, block] over the texts (arrays sharing their leading
+    axis) in blocks of `block`, concatenated to float32 [rows, M]. The last block is padded
+    with zero rows (empty texts) and its padding columns dropped, so a jitted `score`
+    compiles once per query count."""
+    out = []
+    for start in range(0, len(texts[0]), block):
+        chunk = [t[start : start + block] for t in texts]
+        short = block - len(chunk[0])
+        if short:
+            chunk = [np.concatenate([c, np.zeros((short,) + c.shape[1:], c.dtype)]) for c in chunk]
+        out.append(np.asarray(score(*chunk))[:, : block - short])
+    return np.concatenate(out, axis=1) if out else np.zeros((rows, 0), np.float32)
+
+
 def dot_similarity(image_emb, text_emb, direction=None):
     """Cosine similarity of L2-normalised embeddings: [N, D] x [M, D] -> [N, M] (the same
     both ways)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from vljax.errors import ConfigError
 from vljax.methods import video_clip
-from vljax.methods.method import Method, model_builder
+from vljax.methods.method import Method, model_builder, scored_in_blocks
 from vljax.models.video_clip import VideoTwoTower
 
 # Evals pool [clips, texts, D] in blocks of at most this many float32 elements.
@@ -49,14 +49,7 @@ def xpool_similarity(model, params, video_emb, text_emb, direction="img2txt"):
     n, d = frames.shape[0], frames.shape[-1]
     m = len(texts)
     block = max(1, min(m, EVAL_BLOCK // max(1, n * d)))
-    out = []
-    for start in range(0, m, block):
-        chunk = texts[start : start + block]
-        short = block - len(chunk)
-        if short:
-            chunk = np.concatenate([chunk, np.zeros((short, d), np.float32)])
-        out.append(np.asarray(_score(model, params, frames, chunk))[:, : block - short])
-    return np.concatenate(out, axis=1) if out else np.zeros((n, 0), np.float32)
+    return scored_in_blocks(lambda chunk: _score(model, params, frames, chunk), (texts,), block, n)
 
 
 METHOD = Method(
