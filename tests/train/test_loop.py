@@ -54,14 +54,17 @@ def test_eval_json_has_the_contract_keys_and_vljax_eval_reproduces_it(copy_run):
 
 def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsys):
     """Ctrl-C during step 5 saves at step 5 and exits 130 without a traceback; rerunning
-    continues with identical losses. (SIGTERM: the real-process test below.)"""
+    continues from it with identical losses. (SIGTERM: the real-process test below.) No
+    periodic checkpoints: the step-5 one is the only one to resume from, and the saves cost
+    time."""
 
     interrupt_at(monkeypatch, 5)
-    argv = tiny_argv(tmp_path, total_steps=12)
+    argv = tiny_argv(tmp_path, total_steps=12, checkpoint_every_steps=0)
     assert cli.main(argv) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Ctrl-C: saved a checkpoint at step 5" in err and "Traceback" not in err
     assert max(losses(tmp_path)) == 5
+    assert [s for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()] == ["5"]
     monkeypatch.undo()
     assert cli.main(argv) == 0
     assert losses(tmp_path) == losses(full_run)  # every step, bit for bit
