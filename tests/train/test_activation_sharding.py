@@ -25,34 +25,45 @@ from vljax.train.step import make_train_step
 ALL_GATHER = re.compile(r"= (\w+)\[([\d,]*)\]\S* all-gather\(")
 
 
-def _compiled_step(config):
+def _compiled_step(config, image_dtype=jnp.uint8):
     mesh = shd.make_mesh(config.mesh)
     parts = build_parts(config, mesh)
     sharding = shd.batch_sharding(mesh, config.sharding)
     size, length = config.model.image.image_size, config.model.text.max_len
     n = config.batch_size
     batch = {
-        "image": jax.ShapeDtypeStruct((n, size, size, 3), jnp.uint8, sharding=sharding),
+        "image": jax.ShapeDtypeStruct((n, size, size, 3), image_dtype, sharding=sharding),
         "tokens": jax.ShapeDtypeStruct((n, length), jnp.int32, sharding=sharding),
     }
     lowered = make_train_step(parts, config, mesh).lower(parts.abstract, batch)
     return parts, batch, lowered, lowered.compile()
 
 
-def test_tensor_parallel_shards_the_mlp_hidden_activations():
+# mlp_dim is not the towers' width 32, so mlp_dim / 2 is told apart from it.
+MLP_DIM = 128
+
+
+def _mlp_config(**mesh):
+    changes = {f"mesh__{axis}": size for axis, size in mesh.items()}
+    return build_config(
+        "configs/demo.py",
+        tiny_overrides(model__image__mlp_dim=MLP_DIM, model__text__mlp_dim=MLP_DIM, **changes),
+    )
+
+
+@pytest.fixture(scope="module")
+def tensor_parallel():
+    """The train step on tensor=2, fsdp=2, data=2, compiled once for float images: its HLO is
+    read by one test and the same program trained by the other."""
+    config = _mlp_config(data=2, fsdp=2, tensor=2)
+    parts, batch, lowered, compiled = _compiled_step(config, jnp.float32)
+    return config, parts, lowered, compiled
+
+
+def test_tensor_parallel_shards_the_mlp_hidden_activations(tensor_parallel):
     """mesh.tensor=2: the activation constraints reach the module (act_mlp -> tensor), and
     every forward MLP dot of the compiled per-device module computes mlp_dim / 2 columns."""
-    mlp_dim = 128  # not the towers' width 32, so mlp_dim / 2 is told apart from it
-    config = build_config(
-        "configs/demo.py",
-        tiny_overrides(
-            mesh__data=4,
-            mesh__tensor=2,
-            model__image__mlp_dim=mlp_dim,
-            model__text__mlp_dim=mlp_dim,
-        ),
-    )
-    _, _, lowered, compiled = _compiled_step(config)
+    _, _, lowered, compiled = tensor_parallel
     constraints = [line for line in lowered.as_text().splitlines() if "sharding_constraint" in line]
     assert any('{"tensor"}]' in line for line in constraints), constraints[:5]
     forward_fc1 = [
@@ -63,7 +74,7 @@ def test_tensor_parallel_shards_the_mlp_hidden_activations():
     assert len(forward_fc1) >= 2, "one forward fc1 dot per tower"
     for line in forward_fc1:
         shape = re.search(r"= f32\[([\d,]+)\]", line).group(1).split(",")
-        assert int(shape[-1]) == mlp_dim // 2, line[:160]
+        assert int(shape[-1]) == MLP_DIM // 2, line[:160]
 
 
 def test_fsdp_shards_params_and_optimizer_and_gathers_weights_not_activations():
@@ -114,21 +125,28 @@ def test_fsdp_shards_params_and_optimizer_and_gathers_weights_not_activations():
 
 
 @pytest.mark.heavy
-def test_tensor_parallel_trains_like_data_parallel():
-    """tensor=2, fsdp=2, data=2 trains 20 tiny-demo steps (not the full demo: two 20-step
-    runs in-process fit the suite's budget) with the losses of data=8 within 1e-5 relative."""
+def test_tensor_parallel_trains_like_data_parallel(tensor_parallel):
+    """tensor=2, fsdp=2, data=2 (the program compiled above) trains 8 tiny-demo steps with the
+    losses of data=8 within 1e-5 relative: a wrong sharding shows from the first step."""
+    config, parts, _, compiled = tensor_parallel
+    reference = _mlp_config(data=8)
+    mesh = shd.make_mesh(reference.mesh)
+    reference_parts = build_parts(reference, mesh)
+    runs = {
+        "data": (
+            reference,
+            mesh,
+            reference_parts,
+            make_train_step(reference_parts, reference, mesh),
+        ),
+        "tensor": (config, shd.make_mesh(config.mesh), parts, compiled),
+    }
     losses = {}
-    for name, mesh in {"data": dict(data=8), "tensor": dict(data=2, fsdp=2, tensor=2)}.items():
-        changes = {f"mesh__{axis}": size for axis, size in mesh.items()}
-        config = build_config("configs/demo.py", tiny_overrides(total_steps=20, **changes))
-        mesh = shd.make_mesh(config.mesh)
-        parts = build_parts(config, mesh)
-        state = init_state(parts, config.model, 0)
-        step = make_train_step(parts, config, mesh)
+    for name, (cfg, mesh, prts, step) in runs.items():
+        state = init_state(prts, cfg.model, 0)
         losses[name] = []
-        for i in range(20):
-            local = synthetic_batch(config, config.batch_size, i)
-            batch = shd.global_batch(local, mesh, config.sharding)
+        for i in range(8):
+            batch = shd.global_batch(synthetic_batch(cfg, cfg.batch_size, i), mesh, cfg.sharding)
             state, metrics = step(state, batch)
             losses[name].append(float(metrics["loss"]))
     assert losses["data"][-1] < losses["data"][0]
