@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.methods.runs import smoke_argv
+from tests.methods.runs import smoke_train
 from vljax import cli
 from vljax.data.evalsets import load_eval_set
 from vljax.data.shapes import ShapesSource
@@ -24,7 +24,7 @@ EVALS = {"cap": {"type": "captioning", "dataset": "shapes:retrieval", "key": "s"
 @pytest.fixture(scope="module")
 def coca_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("coca")
-    assert cli.main(smoke_argv("coca", workdir, f"--config.evals={json.dumps(EVALS)}")) == 0
+    assert smoke_train("coca", workdir, f"--config.evals={json.dumps(EVALS)}") == 0
     return workdir
 
 

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.methods.runs import SMOKE_STEPS, assert_trained_smoke_steps, smoke_argv
-from vljax import cli
+from tests.methods.runs import SMOKE_STEPS, assert_trained_smoke_steps, smoke_train
 from vljax.config import build_config
 from vljax.errors import ConfigError
 from vljax.losses.terms import TERMS
@@ -138,7 +137,7 @@ def test_xpool_pooling_is_refused_by_name():
 
 @pytest.mark.heavy
 def test_tiny_recipe_trains_with_each_term_logged(tmp_path):
-    assert cli.main(smoke_argv("snp_s3", tmp_path)) == 0
+    assert smoke_train("snp_s3", tmp_path) == 0
     assert_trained_smoke_steps(tmp_path)
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     rows = [r for r in rows if "loss" in r]

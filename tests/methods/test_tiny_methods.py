@@ -6,8 +6,7 @@ worker's share of the time)."""
 
 import pytest
 
-from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
-from vljax import cli
+from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 
 
 @pytest.mark.parametrize(
@@ -19,5 +18,5 @@ def test_tiny_recipe_trains_with_a_finite_falling_loss(recipe, tmp_path):
     "tpm_cl" term beside it (the text tower also embeds the masked captions). M2-Encoder,
     1-to-K, multi-positive: K captions per image (English and Chinese; sampled sentences, some
     absent), terms "per_caption" and "one_to_k"."""
-    assert cli.main(smoke_argv(recipe, tmp_path)) == 0
+    assert smoke_train(recipe, tmp_path) == 0
     assert_trained_smoke_steps(tmp_path)

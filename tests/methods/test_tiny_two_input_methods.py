@@ -5,12 +5,11 @@ SMOKE_STEPS steps (tests/methods/runs.py), trains with a finite, falling loss.""
 
 import pytest
 
-from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
-from vljax import cli
+from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("recipe", ["sycoca", "long_clip"])
 def test_tiny_recipe_trains_with_a_finite_falling_loss(recipe, tmp_path):
-    assert cli.main(smoke_argv(recipe, tmp_path)) == 0
+    assert smoke_train(recipe, tmp_path) == 0
     assert_trained_smoke_steps(tmp_path)

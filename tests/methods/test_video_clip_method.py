@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from configs.video_clip import TINY_EVAL_CLIPS
-from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
-from vljax import cli
+from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 from vljax.config import build_config
 from vljax.methods import clip, video_clip
 
@@ -32,7 +31,7 @@ def clips(config, n=3, seed=1):
 
 
 def test_tiny_recipe_trains_with_a_finite_falling_loss_and_scores_video_retrieval(tmp_path):
-    assert cli.main(smoke_argv("video_clip", tmp_path)) == 0
+    assert smoke_train("video_clip", tmp_path) == 0
     assert_trained_smoke_steps(tmp_path)
     results = json.loads((tmp_path / "eval.json").read_text())
     for d in ("txt2video", "video2txt"):  # one caption per clip: ranks among TINY_EVAL_CLIPS
@@ -46,8 +45,7 @@ def test_negnce_and_tpm_cl_train_on_clips(tmp_path):
     for images: they read the pooled clip embedding `img/emb` and re-embed masked captions
     with the text tower; each is logged and the total falls."""
     terms = '--config.loss.terms={"contrastive": 1.0, "negnce": 1.0, "tpm_cl": 1.0}'
-    argv = smoke_argv("video_clip", tmp_path, "--config.evals={}", terms)
-    assert cli.main(argv) == 0
+    assert smoke_train("video_clip", tmp_path, "--config.evals={}", terms) == 0
     assert_trained_smoke_steps(tmp_path)
     with open(tmp_path / "metrics.jsonl") as f:
         logged = [json.loads(line) for line in f]

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from configs.video_clip import TINY_EVAL_CLIPS
-from tests.methods.runs import assert_trained_smoke_steps, smoke_argv
-from vljax import cli
+from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 from vljax.config import build_config
 from vljax.errors import ConfigError
 from vljax.methods import clip, video_clip, xpool
@@ -36,7 +35,7 @@ def clips(config, n=3, frames=None, seed=1):
 
 def test_xpool_tiny_recipe_trains_and_its_eval_scores_pairs_with_the_params(tmp_path):
     """The smoke run, then its retrieval eval through Method.similarity_with_params."""
-    assert cli.main(smoke_argv("xpool", tmp_path)) == 0
+    assert smoke_train("xpool", tmp_path) == 0
     assert_trained_smoke_steps(tmp_path)
     results = json.loads((tmp_path / "eval.json").read_text())
     for d in ("txt2video", "video2txt"):
@@ -46,7 +45,7 @@ def test_xpool_tiny_recipe_trains_and_its_eval_scores_pairs_with_the_params(tmp_
 
 def test_frozen_in_time_tiny_recipe_trains(tmp_path):
     """The smoke run without its eval: the eval is video_clip's, run by its own test."""
-    assert cli.main(smoke_argv("frozen_in_time", tmp_path, "--config.evals={}")) == 0
+    assert smoke_train("frozen_in_time", tmp_path, "--config.evals={}") == 0
     assert_trained_smoke_steps(tmp_path)
 
 
