@@ -2,7 +2,6 @@
 
     python benchmarks/loss.py                      # 8 fake CPU devices (what docs record)
     python benchmarks/loss.py --quick              # a smaller sweep, for a smoke run
-    python benchmarks/loss.py --gpu                # one GPU: P = 1, B = 16k..256k, fp32 + bf16
 
 For each impl (all_gather, ring, grouped), kind (softmax, sigmoid), device count P and local
 batch b it records, for one jitted value_and_grad (loss and the four gradients):
@@ -14,7 +13,8 @@ batch b it records, for one jitted value_and_grad (loss and the four gradients):
     `comm_bytes` below), not measured,
   - the largest global batch whose scratch fits --budget-gib (bisection on compiles).
 Results go to the "## Contrastive losses" section of docs/benchmarks.md (one sub-section per
-machine, so a GPU run keeps the CPU figures and vice versa) and to a PNG next to it.
+machine) and to a PNG next to it. The loss alone on one GPU at B = 16k..256k is
+`benchmarks/gpu.py --sections ring`.
 """
 
 import argparse
@@ -47,17 +47,14 @@ def parse_args(argv=None):
     p.add_argument("--budget-chunk", type=int, default=None, help="ring chunk, large batches")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="small sweep (smoke test)")
-    p.add_argument("--gpu", action="store_true", help="P = 1 on the default GPU, large B")
-    p.add_argument("--gpu-batches", default="16384,32768,65536,131072,262144")
     p.add_argument("--no-write", action="store_true", help="print only")
     return p.parse_args(argv)
 
 
 def setup(args):
-    if not args.gpu:
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}"
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}"
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def comm_bytes(impl, kind, n, b, dim, elem, group_size):
@@ -282,35 +279,6 @@ def cpu_sweep(bench, args):
     return rows, maxb, big
 
 
-def gpu_sweep(bench, args):
-    """One device, large B: every impl reduces to one block (P = 1), so this measures the
-    ring's tiling against the dense b x B logits, in fp32 and bf16."""
-    import jax.numpy as jnp
-
-    rows = []
-    for dtype in ("float32", "bfloat16"):
-        bench.dtype = jnp.dtype(dtype)
-        for b in (int(x) for x in args.gpu_batches.split(",")):
-            for kind in KINDS:
-                for impl in ("all_gather", "ring"):
-                    s = bench.scratch(impl, kind, 1, b, args.chunk)
-                    row = dict(kind=kind, impl=impl, dtype=dtype, P=1, b=b, B=b, scratch=s)
-                    free = jax_device_memory()
-                    if s is not None and (free is None or s < 0.8 * free):
-                        row["time"] = bench.times([(impl, kind)], 1, b)[(impl, kind)]
-                    rows.append(row)
-                    print(fmt_row(row), flush=True)
-    return rows
-
-
-def jax_device_memory():
-    import jax
-
-    stats = jax.devices()[0].memory_stats() or {}
-    limit = stats.get("bytes_limit")
-    return None if limit is None else limit - stats.get("bytes_in_use", 0)
-
-
 def fmt_row(r):
     t = r.get("time")
     return (
@@ -335,32 +303,26 @@ def markdown(args, rows, maxb=None, big=None):
     from vljax.losses._sharded import ring_chunk
 
     dim = args.dim
-    dtype = "see column" if args.gpu else args.dtype
+    dtype = args.dtype
     lines = [
-        f"Command: `python benchmarks/loss.py{' --gpu' if args.gpu else ''}"
+        "Command: `python benchmarks/loss.py"
         f"{' --quick' if args.quick else ''}`; D = {dim}, inputs {dtype},"
         f" ring chunk {args.chunk or 'default (512 here)'}"
-        + ("" if args.gpu else ", grouped: G = P/2")
+        + ", grouped: G = P/2"
         + ". Scratch = compiled `temp_size_in_bytes` per device (MiB); time = fwd+bwd median"
         f" of {args.repeats} runs after a warm-up (ms)"
-        + (
-            "."
-            if args.gpu
-            else "; comm = MiB received per device, read off the compiled HLO (collectives"
-            " times while-loop trip counts, `hlo_comm_bytes`), and as derived (`comm_bytes`;"
-            " no scalars; at P = 2 XLA merges the forward's and backward's identical first"
-            " ppermute of the text block, which the derivation counts twice)."
-        ),
+        + "; comm = MiB received per device, read off the compiled HLO (collectives"
+        " times while-loop trip counts, `hlo_comm_bytes`), and as derived (`comm_bytes`;"
+        " no scalars; at P = 2 XLA merges the forward's and backward's identical first"
+        " ppermute of the text block, which the derivation counts twice).",
         "",
     ]
-    cols = ["kind", "impl"] + (["dtype"] if args.gpu else []) + ["P", "b", "B"]
-    cols += ["scratch MiB", "time ms"] + ([] if args.gpu else ["comm MiB (HLO)", "derived"])
+    cols = ["kind", "impl", "P", "b", "B", "scratch MiB", "time ms", "comm MiB (HLO)", "derived"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = [r["kind"], r["impl"]] + ([r["dtype"]] if args.gpu else [])
-        cells += [r["P"], r["b"], r["B"], mib(r.get("scratch"))]
+        cells = [r["kind"], r["impl"], r["P"], r["b"], r["B"], mib(r.get("scratch"))]
         cells += ["-" if r.get("time") is None else f"{r['time'] * 1e3:.0f}"]
-        cells += [] if args.gpu else [mib(r.get("comm_hlo")), mib(r["comm"])]
+        cells += [mib(r.get("comm_hlo")), mib(r["comm"])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if maxb:
         n = max(r["P"] for r in rows)
@@ -472,16 +434,12 @@ def main(argv=None):
     setup(args)
     bench = Bench(args)
     print(f"machine: {machine(args)}", flush=True)
-    if args.gpu:
-        rows, maxb, big = gpu_sweep(bench, args), None, None
-    else:
-        rows, maxb, big = cpu_sweep(bench, args)
+    rows, maxb, big = cpu_sweep(bench, args)
     body = markdown(args, rows, maxb, big)
     print(body)
     if not args.no_write:
         key = machine(args) + (" (quick)" if args.quick else "")
-        if not args.gpu:
-            plot(args, rows, PNG)
+        plot(args, rows, PNG)
         write_section(key, body)
         print(f"wrote docs/benchmarks.md ## {SECTION} / ### {key}")
     return 0
