@@ -14,18 +14,21 @@ in a process of their own, so that one program's memory does not shrink the next
             against 989 TFLOP/s (H100/H200 dense bf16) and the measured peak, the compiled
             program's bytes (arguments + outputs + temporaries, less donated) and the device's
             peak bytes in use; also the trainer's way of feeding it (a host batch put on the
-            device before each step, metrics read a step late, as vljax/train/loop.py does)
+            device before each step, metrics read a step late, as vljax/train/loop.py does);
+            and 3 steps under jax.profiler: device ms per step by kernel kind (matmul,
+            attention, convolution, copies, other fusions) and the largest kernels, the trace
+            kept beside --out as gpu_trace.json.gz
+  flags     CLIP at --batch (and the matmul peak) under each of FLAG_SETS' XLA_FLAGS
   open_clip open_clip's ViT-B-16, bf16 autocast, torch.compile'd, AdamW, same batch, same GPU,
             in a subprocess (open_clip_torch beside the GPU machine's torch)
-  siglip    configs/siglip_vit_b16.py at --batch
-  ring      the softmax loss alone, forward + backward, one device, B from 16k to 256k: ring
-            (P = 1, column tiles) and all_gather (dense B x B) where it fits
-  loader    benchmarks/loader.py's 224 px JPEG ArrayRecord pipeline with 0..16 workers
   levers    CLIP at --batch with one setting changed: attention xla, remat dots_saveable,
             scanned layers, remat full, loss ring, no donation
+  siglip    configs/siglip_vit_b16.py at --batch
+  ring      the softmax loss alone, forward + backward, one device, B from 16k to 256k (or
+            --ring): ring (P = 1, column tiles) and all_gather (dense B x B) where it fits
+  loader    benchmarks/loader.py's 224 px JPEG ArrayRecord pipeline with 0..16 workers
   sweep     CLIP at the other --sweep batch sizes (a size whose program does not fit in the
             device's memory is reported as such, not run)
-  flags     CLIP at --batch in a subprocess with XLA's latency-hiding scheduler flags
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.report import replace_section  # noqa: E402  (no jax: env is set in main)
 
 SPEC_TFLOPS = 989.0  # H100 / H200 SXM dense bf16, the datasheet figure MFU is quoted in
-SECTIONS = ("peak", "clip", "open_clip", "siglip", "ring", "loader", "levers", "sweep", "flags")
+SECTIONS = ("peak", "clip", "flags", "open_clip", "levers", "siglip", "ring", "loader", "sweep")
 RECIPES = {"clip": "configs/clip_vit_b16.py", "siglip": "configs/siglip_vit_b16.py"}
 # The fastest settings found on the H200 (docs/benchmarks.md); each lever changes one.
 BASELINE = {
@@ -65,10 +68,13 @@ LEVERS = {
     "loss ring": {"loss.impl": "ring"},
     "no donation": {},  # make_train_step(donate=False)
 }
-GPU_FLAGS = (
-    "--xla_gpu_enable_latency_hiding_scheduler=true "
-    "--xla_gpu_enable_highest_priority_async_stream=true"
-)
+# XLA_FLAGS sets, each timed on CLIP at --batch in a process of its own (an unknown flag
+# fails that process only, and is recorded).
+FLAG_SETS = {
+    "latency-hiding scheduler": "--xla_gpu_enable_latency_hiding_scheduler=true "
+    "--xla_gpu_enable_highest_priority_async_stream=true",
+    "cuBLAS for every matmul (Triton GEMM off)": "--xla_gpu_enable_triton_gemm=false",
+}
 # Tiny shapes for --cpu: every section's code runs, in seconds.
 TINY = {
     "model.image.image_size": "32",
@@ -116,24 +122,30 @@ def machine_name() -> str:
 
 
 def matmul_peak(n: int, ramp_s: float = 1.0) -> dict:
-    """bf16 [n, n] @ [n, n] on random data: median of 20 after `ramp_s` seconds of warm-up (a
-    second on the GPU; none with --cpu, whose figure only shows that the code runs)."""
+    """bf16 [n, n] @ [n, n] on random data after `ramp_s` seconds of warm-up (a second on the
+    GPU; none with --cpu, whose figure only shows that the code runs): one program of 10
+    chained products (x <- x @ b, b scaled to keep x's size), median of 5 calls, so neither
+    the host's dispatch nor an output allocation per product is timed. (Timing single
+    products, or 20 dispatched back to back each with a fresh output, read 280-590 TFLOP/s
+    on one H200 in one session.)"""
     import jax
     import jax.numpy as jnp
 
     keys = jax.random.split(jax.random.key(0), 2)
-    a, b = (jax.random.normal(k, (n, n), jnp.bfloat16) for k in keys)
-    f = jax.jit(lambda x, y: x @ y)
+    a, b = (jax.random.normal(k, (n, n), jnp.float32) for k in keys)
+    a, b = a.astype(jnp.bfloat16), (b / jnp.sqrt(n)).astype(jnp.bfloat16)
+    chained = 10
+    f = jax.jit(lambda x, y: jax.lax.fori_loop(0, chained, lambda _, z: z @ y, x))
     f(a, b).block_until_ready()
     t = time.perf_counter()
     while time.perf_counter() - t < ramp_s:  # the clocks ramp up from idle
         f(a, b).block_until_ready()
     times = []
-    for _ in range(20):
+    for _ in range(5):
         t = time.perf_counter()
         f(a, b).block_until_ready()
         times.append(time.perf_counter() - t)
-    return {"n": n, "tflops": 2 * n**3 / statistics.median(times) / 1e12}
+    return {"n": n, "tflops": chained * 2 * n**3 / statistics.median(times) / 1e12}
 
 
 def device_bytes_limit():
@@ -151,6 +163,93 @@ def program_bytes(compiled) -> int | None:
             - m.alias_size_in_bytes)  # fmt: skip
 
 
+# Kernel name patterns, tried in order: the first that matches names the kernel's kind.
+KERNEL_KINDS = (
+    ("attention", ("sdpa", "flash", "fmha", "attention", "cudnn::fusion")),
+    ("convolution", ("fprop", "dgrad", "wgrad", "implicit_gemm", "nhwc")),
+    ("matmul", ("gemm", "gemv", "cutlass", "xmma", "nvjet", "cublas", "wgmma", "dot")),
+    ("copy", ("memcpy", "memset", "copy")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    lower = name.lower()
+    for kind, patterns in KERNEL_KINDS:
+        if any(p in lower for p in patterns):
+            return kind
+    return "other (fusions: elementwise, norms, reductions)"
+
+
+def kernel_breakdown(trace: dict, steps: int, top: int = 25) -> dict:
+    """Device time per step from a Chrome/perfetto trace (jax.profiler's perfetto_trace.json):
+    the complete events of every process named `/device:GPU:*`, summed by kernel kind and by
+    kernel name (the `top` largest), in ms per step. Overlapping streams add up, so the
+    kinds' total can exceed the step's wall time."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    devices = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
+               and str(e.get("args", {}).get("name", "")).startswith("/device:GPU")}  # fmt: skip
+    threads = {
+        (e["pid"], e.get("tid")): str(e.get("args", {}).get("name", ""))
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["pid"] in devices
+    }
+    # The kernels are on the "Stream #N" lines; the device's other lines (XLA Modules, XLA
+    # Ops, Steps) repeat the same time, so they are left out where stream lines exist.
+    streams = {key for key, name in threads.items() if name.startswith("Stream")}
+    by_kind, by_name, count = {}, {}, {}
+    for e in events:
+        if e.get("ph") != "X" or e.get("pid") not in devices:
+            continue
+        if streams and (e["pid"], e.get("tid")) not in streams:
+            continue
+        ms = float(e.get("dur", 0.0)) / 1e3 / steps
+        name = e.get("name", "?")
+        kind = kernel_kind(name)
+        by_kind[kind] = by_kind.get(kind, 0.0) + ms
+        key = (kind, name[:120], str(e.get("args", {}).get("hlo_op", ""))[:60])
+        by_name[key] = by_name.get(key, 0.0) + ms
+        count[key] = count.get(key, 0) + 1
+    largest = sorted(by_name.items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "device_ms_per_step": sum(by_kind.values()),
+        "ms_per_step_by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+        "kernels_per_step": sum(count.values()) / steps,
+        "device_lines": sorted(set(threads.values())),
+        "largest": [
+            {
+                "kind": k,
+                "name": n,
+                "hlo_op": op,
+                "ms_per_step": ms,
+                "calls_per_step": count[(k, n, op)] / steps,
+            }
+            for (k, n, op), ms in largest
+        ],  # fmt: skip
+    }
+
+
+def profiled_steps(compiled, state, batch, steps: int, keep_as: str | None) -> dict:
+    """Runs `steps` train steps under jax.profiler and returns their kernel breakdown; the
+    perfetto trace (open it at ui.perfetto.dev) is copied to `keep_as` when given."""
+    import glob
+    import gzip
+    import shutil
+    import tempfile
+
+    import jax
+
+    with tempfile.TemporaryDirectory() as log_dir:
+        with jax.profiler.trace(log_dir, create_perfetto_trace=True):
+            for _ in range(steps):
+                state, metrics = compiled(state, batch)
+            jax.block_until_ready(metrics)
+        (path,) = glob.glob(os.path.join(log_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+        if keep_as:
+            shutil.copyfile(path, keep_as)
+        with gzip.open(path) as f:
+            return kernel_breakdown(json.load(f), steps)
+
+
 def synthetic_batch(config, n: int, seed: int = 0) -> dict:
     import numpy as np
 
@@ -163,7 +262,7 @@ def synthetic_batch(config, n: int, seed: int = 0) -> dict:
 
 
 def train_step_figures(recipe, batch_size, overrides, prof, peak_tflops, *, donate=True,
-                       host_feed=False) -> dict:  # fmt: skip
+                       host_feed=False, profile_to=None) -> dict:  # fmt: skip
     """Compiles and times one config's train step on one device (module docstring: clip)."""
     import jax
     import numpy as np
@@ -227,6 +326,8 @@ def train_step_figures(recipe, batch_size, overrides, prof, peak_tflops, *, dona
         row["trainer_feed_step_ms"] = loop_s * 1e3
         row["trainer_feed_images_per_s"] = batch_size / loop_s
     row["peak_gib_in_use"] = (device_bytes_limit()[1] or 0) / 2**30
+    if profile_to is not None:  # "" profiles without keeping the trace
+        row["profile"] = profiled_steps(compiled, state, batch, 3, profile_to or None)
     del state, batch, compiled
     return row
 
@@ -326,6 +427,13 @@ def ring_figures(batch_sizes, budget: Budget) -> list[dict]:
             if budget.left() < 0:
                 rows.append({"batch": n, "impl": impl, "skipped": "budget"})
                 continue
+            dense = 16 * n * n  # all_gather: float32 B x B logits, probabilities and gradients
+            if impl == "all_gather" and limit is not None and dense > limit:
+                # Not compiled: autotuning such a program can itself run out of memory and
+                # kill the process (seen at 64k), losing the rows measured before it.
+                error = f"not run: its B x B float32 matrices need {dense / 2**30:.0f} GiB"
+                rows.append({"batch": n, "impl": impl, "fits": False, "error": error})
+                continue
             loss = lambda a, b, impl=impl: contrastive_loss(
                 a, b, scale=jnp.float32(10.0), kind="softmax", impl=impl, mesh=mesh
             )
@@ -396,29 +504,46 @@ def run_sections(args, prof, results: dict, save) -> None:
                   flush=True)  # fmt: skip
         save()
 
-    def step(recipe, batch, over, donate=True, host_feed=False, env=None):
+    def step(recipe, batch, over, donate=True, host_feed=False, env=None, profile_to=None):
         """One config in its own process: its memory is its own (a program that failed or
         left the allocator fragmented does not shrink the next one's) and peak bytes are its."""
         spec = dict(recipe=recipe, batch=batch, over=over, donate=donate, host_feed=host_feed,
-                    peak=(results.get("peak") or {}).get("tflops"))  # fmt: skip
+                    peak=(results.get("peak") or {}).get("tflops"),
+                    profile_to=profile_to)  # fmt: skip
         return in_worker("step", spec, budget.left() + 90, env)
 
     def in_worker(name, spec, timeout, env=None):
         cpu = ["--cpu"] if args.cpu else []
         return in_subprocess(["--worker", name, "--spec", json.dumps(spec), *cpu], timeout, env)
 
+    # The order is the order of what matters most when the budget runs out: the baseline and
+    # its kernel profile, the flags, open_clip in the same call, then the levers.
+    trace = os.path.join(os.path.dirname(os.path.abspath(args.out)), "gpu_trace.json.gz") if (
+        args.out and not args.cpu) else ""  # fmt: skip
     section("peak", lambda: matmul_peak(prof["matmul"], prof["ramp_s"]))
-    section("clip", lambda: step("clip", prof["batch"], {}, host_feed=True))
-    oc_args = ["--open-clip-worker", prof["oc_model"] or "", "--batch", str(prof["batch"])]
-    section("open_clip", lambda: in_subprocess(oc_args, min(240, budget.left())))
-    section("siglip", lambda: step("siglip", prof["batch"], {}))
+    section("clip", lambda: step("clip", prof["batch"], {}, host_feed=True, profile_to=trace))
 
-    ring_spec = dict(batches=prof["ring"], budget_s=budget.left() - 60)
-    section("ring", lambda: in_worker("ring", ring_spec, budget.left())["rows"])
-    section(
-        "loader",
-        lambda: loader_figures(prof["loader_workers"], prof["loader_images"], budget.left()),
-    )
+    def flags():
+        rows = {}
+        for name, flags in FLAG_SETS.items():
+            if budget.left() <= 0:
+                rows[name] = {"XLA_FLAGS": flags, "skipped": "budget"}
+                continue
+            env = {"XLA_FLAGS": flags}
+            try:
+                peak = in_worker("peak", {}, budget.left() + 60, env)
+                row = step("clip", prof["batch"], {}, env=env)
+                rows[name] = {"XLA_FLAGS": flags, "peak_tflops": peak["tflops"], **row}
+            except Exception as e:
+                rows[name] = {"XLA_FLAGS": flags, "error": f"{type(e).__name__}: {e}"[:1000]}
+            print(f"  flags {name}: {json.dumps(rows[name])[:300]}", flush=True)
+        return rows
+
+    section("flags", flags)
+    oc_args = ["--open-clip-worker", prof["oc_model"] or "", "--batch", str(prof["batch"])]
+    # open_clip's torch.compile takes about a minute: it gets 3 minutes even when the budget
+    # is nearly spent (a share of what was left, 77 s, once cut it off).
+    section("open_clip", lambda: in_subprocess(oc_args, max(180, min(240, budget.left()))))
 
     def levers():
         rows = {}
@@ -434,6 +559,13 @@ def run_sections(args, prof, results: dict, save) -> None:
         return rows
 
     section("levers", levers)
+    section("siglip", lambda: step("siglip", prof["batch"], {}))
+    ring_spec = dict(batches=prof["ring"], budget_s=budget.left() - 60)
+    section("ring", lambda: in_worker("ring", ring_spec, budget.left())["rows"])
+    section(
+        "loader",
+        lambda: loader_figures(prof["loader_workers"], prof["loader_images"], budget.left()),
+    )
 
     def sweep():
         rows = {}
@@ -449,13 +581,6 @@ def run_sections(args, prof, results: dict, save) -> None:
         return rows
 
     section("sweep", sweep)
-    section(
-        "flags",
-        lambda: {
-            "XLA_FLAGS": GPU_FLAGS,
-            **step("clip", prof["batch"], {}, env={"XLA_FLAGS": GPU_FLAGS}),
-        },
-    )
 
 
 def fmt(value, digits=4):
@@ -499,9 +624,14 @@ def render(results: dict) -> str:
         add(f"CLIP B/16, {name}", row)
     for n, row in (results.get("sweep") or {}).items():
         add(f"CLIP B/16, batch {n}", row)
-    add("CLIP B/16, XLA latency-hiding flags", results.get("flags"))
+    flag_rows = results.get("flags") or {}
+    if "XLA_FLAGS" in flag_rows or "skipped" in flag_rows:  # one flag set (older results)
+        flag_rows = {"latency-hiding scheduler": flag_rows}
+    for name, row in flag_rows.items():
+        add(f"CLIP B/16, XLA flags: {name}", row)
     lines += table + [""]
-    lines += [f"Note: {results['sweep_note']}.", ""] if "sweep_note" in results else []
+    for key in ("calls_note", "peak_note", "sweep_note", "open_clip_note"):
+        lines += [f"Note: {results[key]}.", ""] if key in results else []
     oc, clip = results.get("open_clip") or {}, results.get("clip") or {}
     if "images_per_s" in oc:
         lines.append(
@@ -510,9 +640,10 @@ def render(results: dict) -> str:
             f"{oc['images_per_s']:.0f} images/s, {oc['peak_gib_allocated']:.1f} GiB peak."
         )
         if "images_per_s" in clip:
+            where = "see the note below" if "open_clip_note" in results else "same call"
             lines.append(
                 f"vljax CLIP B/16 / open_clip images/s: "
-                f"**{clip['images_per_s'] / oc['images_per_s']:.2f}x** (same GPU, same call)."
+                f"**{clip['images_per_s'] / oc['images_per_s']:.2f}x** (same GPU kind, {where})."
             )
     elif oc:
         lines.append(f"open_clip: {(oc.get('error') or oc.get('skipped'))[:300]}")
@@ -522,6 +653,19 @@ def render(results: dict) -> str:
             f"metrics read a step late): {clip['trainer_feed_images_per_s']:.0f} images/s "
             f"against {clip['images_per_s']:.0f} with the batch resident."
         )
+    breakdown = clip.get("profile")
+    if breakdown and breakdown["ms_per_step_by_kind"]:  # none on CPU
+        step_ms = clip.get("step_ms") or 0.0
+        lines += ["", f"Where the baseline's step goes (jax.profiler, 3 steps; device ms per step, "
+                  f"streams added; step {step_ms:.1f} ms):", "", "| kernel kind | ms per step "
+                  "| share of the step |", "|---|---|---|"]  # fmt: skip
+        for kind, ms in breakdown["ms_per_step_by_kind"].items():
+            lines.append(f"| {kind} | {ms:.1f} | {ms / step_ms:.0%} |" if step_ms else "")
+        lines += ["", "| largest kernels | kind | HLO op | ms per step | calls per step |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for k in breakdown["largest"][:12]:
+            lines.append(f"| `{k['name'][:70]}` | {k['kind'].split(' ')[0]} | {k['hlo_op']} | "
+                         f"{k['ms_per_step']:.2f} | {k['calls_per_step']:g} |")  # fmt: skip
     ring = results.get("ring")
     if isinstance(ring, list):
         lines += ["", "Softmax loss alone, value and gradients, [B, 512] float32 embeddings, "
@@ -548,12 +692,14 @@ def main(argv=None):
     p.add_argument("--cpu", action="store_true", help="tiny shapes on CPU")
     p.add_argument("--sections", default=",".join(SECTIONS))
     p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--ring", default=None, help="ring section batch sizes, e.g. 131072,262144")
     p.add_argument("--budget-s", type=float, default=480.0)
     p.add_argument("--out", default=None, help="results JSON (rewritten after each section)")
     p.add_argument("--render", default=None, help="print the docs table of a results JSON")
     p.add_argument("--write", action="store_true", help="with --render: into docs/benchmarks.md")
     p.add_argument("--open-clip-worker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--worker", choices=("step", "ring"), default=None, help=argparse.SUPPRESS)
+    workers = ("step", "peak", "ring")
+    p.add_argument("--worker", choices=workers, default=None, help=argparse.SUPPRESS)
     p.add_argument("--spec", default="{}", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.sections = args.sections.split(",")
@@ -572,6 +718,8 @@ def main(argv=None):
     prof = profile(args.cpu)
     if args.batch:
         prof["batch"] = args.batch
+    if args.ring:
+        prof["ring"] = tuple(int(n) for n in args.ring.split(","))
     if args.open_clip_worker is not None:
         if not args.open_clip_worker:
             raise SystemExit("open_clip runs on a CUDA GPU only (not with --cpu)")
@@ -583,13 +731,19 @@ def main(argv=None):
         os.environ["JAX_PLATFORMS"] = "cpu"
     else:  # torch shares the GPU in a subprocess; JAX takes memory as it needs it
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        # The workers share XLA's autotuning results through jax's cache (its per-fusion
+        # autotune cache lives there), so a lever's compile skips the GEMMs already tuned.
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "/tmp/vljax_gpu_jax_cache")
     if args.worker:
         spec = json.loads(args.spec)
         if args.worker == "step":
             row = train_step_figures(
                 RECIPES[spec["recipe"]], spec["batch"], spec["over"], prof, spec["peak"],
                 donate=spec["donate"], host_feed=spec["host_feed"],
+                profile_to=spec["profile_to"],
             )  # fmt: skip
+        elif args.worker == "peak":
+            row = matmul_peak(prof["matmul"], prof["ramp_s"])
         else:
             row = {"rows": ring_figures(spec["batches"], Budget(spec["budget_s"]))}
         with open(args.out, "w") as f:
