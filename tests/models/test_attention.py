@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from vljax.models.layers import attend
+from vljax.models.text import TextTransformer
+from vljax.models.vit import VisionTransformer
 
 
 def reference(q, k, v, mask, d_out):
@@ -35,22 +37,26 @@ def causal_padding_mask(lengths, n):
 
 
 @pytest.mark.parametrize("impl", ["xla", "cudnn"])
-@pytest.mark.parametrize("case", ["causal_padding", "no_mask", "one_query"])
+@pytest.mark.parametrize("case", ["causal_padding", "no_mask", "one_query", "kv_length"])
 def test_attention_matches_float64_reference(impl, case):
+    """`kv_length`: 8 keys of which the last 3 are padding (a tower padded to even length)."""
     rng = np.random.default_rng(0)
-    b, n, heads, d = 3, 7, 2, 8
+    b, n, heads, d = 3, 8 if case == "kv_length" else 7, 2, 8
     q_len = 1 if case == "one_query" else n
     q = rng.normal(size=(b, q_len, heads, d)).astype(np.float32)
     k, v = (rng.normal(size=(b, n, heads, d)).astype(np.float32) for _ in range(2))
     d_out = rng.normal(size=(b, q_len, heads, d)).astype(np.float32)
     mask = causal_padding_mask([7, 4, 1], n) if case == "causal_padding" else None
+    kv_length = 5 if case == "kv_length" else None
 
     def f(q, k, v):
-        out = attend(q, k, v, None if mask is None else jnp.asarray(mask), impl, jnp.float32)
+        m = None if mask is None else jnp.asarray(mask)
+        out = attend(q, k, v, m, impl, jnp.float32, kv_length)
         return jnp.sum(out * d_out), out
 
     (_, out), grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))(q, k, v)
-    ref_out, ref_grads = reference(q, k, v, mask, d_out)
+    ref_mask = (np.arange(n) < 5)[None, None, None, :] if kv_length else mask
+    ref_out, ref_grads = reference(q, k, v, ref_mask, d_out)
     np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
     for got, want, name in zip(grads, ref_grads, ("dq", "dk", "dv")):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
@@ -65,3 +71,42 @@ def test_bfloat16_implementations_agree():
     a = attend(q, k, v, mask, "xla", jnp.bfloat16).astype(jnp.float32)
     b = attend(q, k, v, mask, "cudnn", jnp.bfloat16).astype(jnp.float32)
     np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)
+
+
+def tower_outputs_and_grads(module, inputs):
+    params = module.init(jax.random.key(0), inputs)
+    f = lambda p: jnp.sum(module.apply(p, inputs) ** 2)
+    return module.apply(params, inputs), jax.grad(f)(params)
+
+
+@pytest.mark.parametrize("tower", ["vit", "text_causal", "text_bidirectional", "text_no_pad_id"])
+def test_towers_padded_to_even_length_equal_unpadded(tower):
+    """Under "cudnn" a tower with an odd number of tokens (ViT: 16 patches + cls; text: 7)
+    pads it to even once, before its blocks (`pad_to_even`): its embeddings and parameter
+    gradients equal the "xla" tower's, which pads nothing."""
+    rng = np.random.default_rng(0)
+    common = dict(depth=2, heads=2, mlp_dim=32, width=16, proj_dim=8)
+    if tower == "vit":
+        make = lambda impl: VisionTransformer(image_size=32, patch_size=8, attention=impl, **common)
+        inputs = jnp.asarray(rng.normal(size=(3, 32, 32, 3)), jnp.float32)
+    else:
+        pad_id = None if tower == "text_no_pad_id" else 0
+        causal = tower != "text_bidirectional"
+        make = lambda impl: TextTransformer(
+            vocab_size=50, max_len=7, causal=causal, pad_id=pad_id, attention=impl, **common
+        )
+        tokens = rng.integers(3, 50, size=(3, 7))
+        tokens[1, 4:] = 0  # padding
+        tokens[2, 2:] = 0
+        tokens[:, 6] = np.where(tokens[:, 6] == 0, 0, 2)
+        inputs = jnp.asarray(tokens, jnp.int32)
+    xla_out, xla_grads = tower_outputs_and_grads(make("xla"), inputs)
+    cudnn_out, cudnn_grads = tower_outputs_and_grads(make("cudnn"), inputs)
+    np.testing.assert_allclose(cudnn_out, xla_out, rtol=1e-5, atol=1e-6)
+    for (path, got), want in zip(
+        jax.tree_util.tree_leaves_with_path(cudnn_grads), jax.tree.leaves(xla_grads)
+    ):
+        # float32 rounding, relative to each gradient's scale (sums of many products); the
+        # key biases' gradients are zero up to rounding (softmax ignores a per-row shift)
+        atol = 1e-6 + 1e-5 * float(np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=atol, err_msg=str(path))

@@ -15,6 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # for `con
 from configs import common  # noqa: E402
 from vljax.methods.clip import build_model
 from vljax.models import stack_layers, unstack_layers
+from vljax.models.vit import PatchEmbedding
 
 
 def tiny_config(**over):
@@ -291,3 +292,22 @@ def test_patch_dropout_is_off_at_eval_and_on_in_training():
     trained = masked_model.apply(v, BATCH, train=True, rngs=rngs)["img/emb"]
     unmasked = model.apply(v, BATCH, train=True)["img/emb"]
     assert np.abs(np.asarray(trained) - np.asarray(unmasked)).max() > 1e-3
+
+
+@pytest.mark.parametrize("patch, size", [(8, 32), (16, 40), (1, 5)])
+def test_patch_embedding_is_the_strided_convolution(patch, size):
+    """PatchEmbedding (patches times one matmul) against the p x p, stride-p VALID convolution
+    summed out in float64 numpy, with a size that leaves a partial patch (40 px at 16)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, size, size, 3)).astype(np.float32)
+    module = PatchEmbedding(width=6, patch_size=patch)
+    params = jax.tree.map(lambda a: a + 0.1, module.init(jax.random.key(0), x))
+    kernel = np.asarray(nn.unbox(params)["params"]["kernel"], np.float64)
+    bias = np.asarray(nn.unbox(params)["params"]["bias"], np.float64)
+    cells = size // patch
+    want = np.zeros((2, cells, cells, 6))
+    for i in range(cells):
+        for j in range(cells):
+            window = x[:, i * patch : (i + 1) * patch, j * patch : (j + 1) * patch]
+            want[:, i, j] = np.einsum("npqc,pqcw->nw", window, kernel) + bias
+    np.testing.assert_allclose(module.apply(params, x), want, rtol=1e-5, atol=1e-5)

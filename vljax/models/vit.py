@@ -1,5 +1,6 @@
 """Vision Transformer image tower (ViT, as in CLIP / SigLIP / big_vision)."""
 
+import einops
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,7 @@ from vljax.models.layers import (
     constrain,
     encoder_options,
     layer_norm,
+    pad_to_even,
     partitioned,
 )
 
@@ -57,6 +59,37 @@ class MAPHead(nn.Module):
         y = layer_norm(self.ln_eps, self.dtype, "ln")(x)
         x = x + MlpBlock(self.mlp_dim, self.activation, self.dtype, name="mlp")(y)
         return x[:, 0]
+
+
+class PatchEmbedding(nn.Module):
+    """A p x p convolution at stride p with VALID padding (ViT's patchify), written as the
+    image's patches times one matmul: the same function and the same params as nn.Conv
+    (`kernel` [p, p, C, width], `bias` [width], initialised alike), one GEMM. cuDNN ran the
+    convolution as an sm80 kernel taking 4.7 ms of a 181 ms ViT-B/16 step on an H200 (about
+    0.12 TFLOP of work; docs/benchmarks.md)."""
+
+    width: int
+    patch_size: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        """[N, H, W, C] -> [N, H // p, W // p, width]; rows and columns past the last whole
+        patch are dropped, as VALID padding does."""
+        p, (_, h, w, c) = self.patch_size, x.shape
+        kernel = self.param(
+            "kernel",
+            partitioned(nn.initializers.lecun_normal(), (None, None, "patch", "embed")),
+            (p, p, c, self.width),
+            jnp.float32,
+        )
+        bias = self.param(
+            "bias", partitioned(nn.initializers.zeros, ("embed",)), (self.width,), jnp.float32
+        )
+        x = x[:, : h // p * p, : w // p * p]
+        patches = einops.rearrange(x, "n (h p) (w q) c -> n h w (p q c)", p=p, q=p)
+        weights = kernel.reshape(p * p * c, self.width).astype(self.dtype)
+        return patches.astype(self.dtype) @ weights + bias.astype(self.dtype)
 
 
 def drop_patches(x, ratio: float, key, keep_first: bool = False):
@@ -185,17 +218,7 @@ class VisionTransformer(nn.Module):
             p = 1  # the stem already reduced the resolution by patch_size
         elif self.stem != "patch":
             raise ValueError(f"image.stem={self.stem!r}: expected {expected(IMAGE_STEMS)}")
-        x = nn.Conv(
-            self.width,
-            (p, p),
-            strides=(p, p),
-            padding="VALID",
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=partitioned(nn.initializers.lecun_normal(), (None, None, "patch", "embed")),
-            bias_init=partitioned(nn.initializers.zeros, ("embed",)),
-            name="embedding",
-        )(x)
+        x = PatchEmbedding(self.width, p, self.dtype, name="embedding")(x)
         n, gh, gw, _ = x.shape
         x = x.reshape(n, gh * gw, self.width)
 
@@ -232,6 +255,9 @@ class VisionTransformer(nn.Module):
 
         if self.pre_norm:
             x = layer_norm(self.ln_eps, self.dtype, "pre_norm")(x)
+        length = x.shape[1]
+        if self.attention == "cudnn":  # once here, not in every layer (pad_to_even)
+            x, _, length = pad_to_even(x)
         x = Encoder(
             depth=self.depth,
             heads=self.heads,
@@ -244,8 +270,9 @@ class VisionTransformer(nn.Module):
             remat_policy=self.remat_policy,
             scan=self.scan,
             frames=frames if self.temporal_frames else 0,
+            kv_length=length,
             name="encoder",
-        )(x)
+        )(x)[:, :length]
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
         tokens = x[:, 1:] if with_cls else x
 
