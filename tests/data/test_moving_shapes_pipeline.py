@@ -74,29 +74,36 @@ def test_an_image_in_a_video_batch_is_the_image_pipelines_image_t_times(shapes_t
 
 
 def test_images_in_a_mixed_batch_embed_as_one_frame_videos_under_mean_pooling(shapes_tokenizer):
-    """shapes + moving_shapes in one run: one [B, T, S, S, 3] batch of clips and still clips;
-    with temporal=mean a still clip embeds as its image does (the 1-frame video)."""
+    """shapes + moving_shapes in one run: one [B, T, S, S, 3] batch of clips and still clips,
+    `video_frames` 1 for each still clip (an image) and T for each clip; with temporal=mean a
+    still clip embeds as its image does (the 1-frame video). Every temporal module, with
+    params far from init: tests/methods/test_video_frame_mask.py."""
     c = build_config("configs/video_clip.py:tiny", [("model.video.temporal", "mean")])
     c.data.train.update(dataset='{"shapes": 0.5, "moving_shapes": 0.5}', size=64)
     c.model.text.update(max_len=16, vocab_size=512)
     c.data.num_workers = 0
-    batch = next(pipeline.make_train_iterator(c, shapes_tokenizer, 0, fields=("video", "tokens")))
+    fields = ("video", "video_frames", "tokens")
+    batch = next(pipeline.make_train_iterator(c, shapes_tokenizer, 0, fields=fields))
     video = batch["video"]
     assert video.dtype == np.uint8 and video.shape == (16, 4, 32, 32, 3)
     still = np.array([all(np.array_equal(clip[0], f) for f in clip[1:]) for clip in video])
     assert 3 <= still.sum() <= 13  # about half of each kind
+    assert batch["video_frames"].dtype == np.int32
+    np.testing.assert_array_equal(batch["video_frames"], np.where(still, 1, 4))
 
     model = video_clip.build_model(c.model)
     init = jax.jit(functools.partial(model.init, method="encode_videos"))
     params = nn.unbox(init(jax.random.key(0), video_clip.example_batch(c.model, 1)["video"]))
     pixels = preprocess.normalize(video[still])
 
+    counts = batch["video_frames"][still]
+
     @jax.jit
-    def embeddings(clips):
+    def embeddings(clips, counts):
         return (
-            model.apply(params, clips, method="encode_videos"),
+            model.apply(params, clips, counts=counts, method="encode_videos"),
             model.apply(params, clips[:, 0], method="encode_images"),  # 1-frame videos
         )
 
-    as_clip, as_image = embeddings(pixels)
+    as_clip, as_image = embeddings(pixels, counts)
     np.testing.assert_allclose(as_clip, as_image, rtol=0, atol=1e-6)

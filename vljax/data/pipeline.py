@@ -23,10 +23,9 @@ work as --config overrides).
 Video methods (batch field `video`, uint8 [B, T, H, W, 3], T = `config.model.video.frames`)
 read clips: a prepared clip's stored frames are decoded from JPEG and `resampled` evenly to T
 when their count differs (vljax/data/tfds_source.py). In a mixture of clips and images an
-image is a clip of T copies of itself (one augmentation), so the batch keeps one static shape;
-under `model.video.temporal = "mean"` it embeds exactly as the 1-frame video (the mean of T
-equal frame embeddings), under the temporal transformer as T equal frames with their temporal
-positions, which is not the 1-frame video. A dataset with no clips for a video method, or with
+image is a clip of T copies of itself (one augmentation), so the batch keeps one static shape,
+with `video_frames` = 1 (its real frames), so that every temporal module embeds it exactly as
+the 1-frame video (vljax/models/video_clip.py). A dataset with no clips for a video method, or with
 clips for an image method, is refused before any batch.
 
 The data order does not depend on the topology: grain's `IndexSampler` (unsharded, shuffled
@@ -79,8 +78,12 @@ _STATE_VERSION = 2  # 2: {batches, identity}; 1: grain's per-process loader stat
 # int32 third_tokens [B, model.third.max_len] (vljax/data/third_modality.py). Video methods:
 # uint8 video [B, T, H, W, 3] (T = model.video.frames) in place of image, each clip augmented
 # as one image (preprocess.train_video), an image example as T copies of itself; the step
-# scales both on device (preprocess.PIXEL_FIELDS).
-BATCH_FIELDS = ("image", "tokens", "short_tokens", "multi_tokens", "third_tokens", "video")
+# scales both on device (preprocess.PIXEL_FIELDS). int32 video_frames [B]: how many of a
+# clip's frames are real, T for a clip and 1 for an image example (the temporal modules
+# attend to and average the real frames only: vljax/models/video_clip.py).
+BATCH_FIELDS = (
+    "image", "tokens", "short_tokens", "multi_tokens", "third_tokens", "video", "video_frames"
+)  # fmt: skip
 # The shapes_long grids captioned one sentence per shape (vljax/data/shapes_long.py).
 SENTENCE_SPECS = ("shapes_long_sentences", "shapes_long_sentences:train")
 MOVING_SHAPES_SPECS = ("moving_shapes", "moving_shapes:train")
@@ -118,7 +121,8 @@ class TrainTransform(grain.RandomMapTransform):
     (K = len(langs)); "sentences" = up to K = `captions_per_example` sentences of the picked
     caption, sampled with the example's generator. An absent caption is an all-PAD row.
     `video` (uint8 [T, S, S, 3], T = `frames`): the example's clip, its frames resampled to T
-    (`tfds_source.resampled`) and augmented alike, or its image T times.
+    (`tfds_source.resampled`) and augmented alike, or its image T times; `video_frames`
+    (int32): its real frames, T for a clip and 1 for an image.
     """
 
     def __init__(
@@ -161,6 +165,8 @@ class TrainTransform(grain.RandomMapTransform):
         flippable = not any(preprocess.mentions_left_right(t) for t in said)
         if "video" in self.fields:
             out = dict(video=self._video(element, rng, flippable))
+            if "video_frames" in self.fields:
+                out["video_frames"] = np.int32(self.frames if "video" in element else 1)
         else:
             out = dict(image=self._image(element["image"], rng, flippable))
         if "tokens" in self.fields:

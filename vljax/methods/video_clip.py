@@ -29,8 +29,10 @@ def build_model(model_config):
 
 def example_batch(model_config, n: int = 1) -> dict:
     size = model_config.image.image_size
+    frames = model_config.video.frames
     return {
-        "video": jnp.zeros((n, model_config.video.frames, size, size, 3), jnp.float32),
+        "video": jnp.zeros((n, frames, size, size, 3), jnp.float32),
+        "video_frames": jnp.full((n,), frames, jnp.int32),
         "tokens": jnp.zeros((n, model_config.text.max_len), jnp.int32),
     }
 
@@ -39,7 +41,7 @@ METHOD = Method(
     name="video_clip",
     build_model=build_model,
     example_batch=example_batch,
-    batch_fields=("video", "tokens"),
+    batch_fields=("video", "video_frames", "tokens"),
     encode_videos="encode_videos",
     default_terms={"contrastive": 1.0},
     similarity=dot_similarity,

@@ -250,7 +250,10 @@ class EncoderBlock(nn.Module):
     scanned: bool = False  # nn.scan wants (carry, output)
 
     @nn.compact
-    def __call__(self, x, mask=None):
+    def __call__(self, x, mask=None, frame_valid=None):
+        """`frame_valid` (bool [clips, frames], with `frames` > 0): which frames of each clip
+        are real; the temporal attention attends to those only (an image in a clip's place
+        is one real frame: vljax/models/video_clip.py)."""
         x = constrain(x, ("batch", "length", "act_embed"))
         if self.frames:
             n, length, width = x.shape
@@ -259,10 +262,14 @@ class EncoderBlock(nn.Module):
             # [clips * f, L, W] -> [clips * L, f, W]: one sequence over time per position.
             y = y.reshape(clips, f, length, width).transpose(0, 2, 1, 3)
             y = y.reshape(clips * length, f, width)
+            time_mask = None
+            if frame_valid is not None:
+                time_mask = jnp.broadcast_to(frame_valid[:, None, :], (clips, length, f))
+                time_mask = time_mask.reshape(clips * length, 1, 1, f)
             attn = Attention(
                 self.heads, self.dtype, self.attention, zero_out=True, name="time_attn"
             )
-            y = attn(y, y).reshape(clips, length, f, width).transpose(0, 2, 1, 3)
+            y = attn(y, y, time_mask).reshape(clips, length, f, width).transpose(0, 2, 1, 3)
             x = x + y.reshape(n, length, width)
         y = layer_norm(self.ln_eps, self.dtype, "ln_1")(x)
         attn = Attention(
@@ -296,12 +303,13 @@ class Encoder(nn.Module):
     kv_length: int | None = None  # keys past it are padding (`pad_to_even`)
 
     @nn.compact
-    def __call__(self, x, mask=None):
+    def __call__(self, x, mask=None, frame_valid=None):
         kw = dict(heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
                   ln_eps=self.ln_eps, dtype=self.dtype, attention=self.attention,
                   frames=self.frames, kv_length=self.kv_length)  # fmt: skip
+        shared = (mask,) if frame_valid is None else (mask, frame_valid)
         return block_stack(
-            EncoderBlock, self.depth, kw, self.remat, self.scan, x, mask,
+            EncoderBlock, self.depth, kw, self.remat, self.scan, x, *shared,
             remat_policy=self.remat_policy,
         )  # fmt: skip
 

@@ -41,12 +41,12 @@ from vljax.models.significant_words import (
     swap_significant_words,
     tfidf_scores,
 )
-from vljax.models.video_clip import VideoTwoTower
+from vljax.models.video_clip import VideoTwoTower, frame_validity
 from vljax.token_ids import EOS_ID, PAD_ID, UNK_ID
 
 TEXT_TYPE, VIDEO_TYPE = 0, 1
-# The model.video.temporal values whose pooling of the projected frame embeddings `pool_frames`
-# repeats (VideoTwoTower.encode_videos pools them the same way; a test holds the two equal);
+# The model.video.temporal values that pool a clip's projected frame embeddings into one
+# (VideoTwoTower.pool_frames, which encode_videos and the contrastive term both use);
 # xpool pools per text, so a clip has no one embedding for the contrastive term.
 POOLED_TEMPORALS = ("mean", "transformer", "space_time")
 
@@ -133,9 +133,10 @@ class SNPS3(VideoTwoTower):
         eos = jnp.argmax(tokens == self.eos_id, axis=1)
         return l2_normalize(self.text_head(y[jnp.arange(tokens.shape[0]), eos]))
 
-    def _cross_modal(self, tokens, features, frames):
+    def _cross_modal(self, tokens, features, frames, frame_valid=None):
         """[CLS, caption (text type), frames (video type + position)] -> (CLS output [N, D],
-        caption outputs [N, L, D])."""
+        caption outputs [N, L, D]); `frame_valid` (bool [N, T], None = all): the real frames,
+        the only ones attended to."""
         n, length = tokens.shape
         t = frames.shape[1]
         dtype = features.dtype
@@ -145,7 +146,8 @@ class SNPS3(VideoTwoTower):
         video = video + self.frame_embedding[None, :t].astype(dtype)
         x = jnp.concatenate([cls, text, video], axis=1)
         on = jnp.ones((n, 1), bool)
-        valid = jnp.concatenate([on, self._real(tokens), jnp.ones((n, t), bool)], axis=1)
+        real_frames = jnp.ones((n, t), bool) if frame_valid is None else frame_valid
+        valid = jnp.concatenate([on, self._real(tokens), real_frames], axis=1)
         y = self._refine(x, valid)
         return y[:, 0], y[:, 1 : 1 + length]
 
@@ -161,19 +163,13 @@ class SNPS3(VideoTwoTower):
         _, features = self.txt(tokens, return_tokens=True, token_gates=token_gates)
         return self._text_mode(tokens, features)
 
-    def pool_frames(self, frames):
-        """[B, T, D] -> `img/emb` [B, D], the pooling of `encode_videos` (a test holds the two
-        equal), so that one ViT pass (`encode_frames`) serves the contrastive embedding and the
-        cross-modal frame tokens."""
-        if self.config["video"]["temporal"] == "transformer":
-            return l2_normalize(self.temporal(frames))
-        return l2_normalize(jnp.mean(frames, axis=1))
-
     def __call__(self, batch, train: bool = False):
         tokens, video = batch["tokens"], batch["video"]
         b = tokens.shape[0]
         s = self.config["snp"]
-        frames = self.encode_frames(video, train=train)
+        counts = batch.get("video_frames")
+        frames = self.encode_frames(video, train=train, counts=counts)
+        frame_valid = frame_validity(counts, frames.shape[1])
         scores = tfidf_scores(tokens, self.config["text"]["vocab_size"])
         masked = significant_words(tokens, scores, int(s["mask_words"]))
         negatives, _, has_negative = swap_significant_words(tokens, masked, scores)
@@ -181,10 +177,13 @@ class SNPS3(VideoTwoTower):
             [jnp.where(masked, UNK_ID, tokens).astype(tokens.dtype), tokens, negatives]
         )
         _, features = self.txt(captions, return_tokens=True)
-        cls, text = self._cross_modal(captions, features, jnp.concatenate([frames] * 3))
+        cls, text = self._cross_modal(
+            captions, features, jnp.concatenate([frames] * 3),
+            None if frame_valid is None else jnp.concatenate([frame_valid] * 3),
+        )  # fmt: skip
         match = self.match_head(cls[b:])[:, 0].astype(jnp.float32).reshape(2, b).T
         return {
-            "img/emb": self.pool_frames(frames),
+            "img/emb": self.pool_frames(frames, counts),
             "txt/emb": self._text_mode(tokens, features[b : 2 * b]),
             "mlm/logits": self._mlm_logits(text[:b]),
             "mlm/masked": masked,

@@ -19,6 +19,12 @@ at init. Then the mean of the frames' pooled, projected embeddings.
 the text it is compared with. `encode_videos` gives the projected frame embeddings
 [B, T, D]; `score_pairs` pools them per text (`XPool`) and gives the cosine of every
 text-clip pair. Trained by method xpool (term pair_contrastive) and scored by it in evals.
+
+Real frames: batch field `video_frames` (int32 [B]) counts the real frames at the start of
+each clip; the rest are padding. A mixture's image is a clip of T copies of itself with one
+real frame (vljax/data/pipeline.py), so under every temporal module it embeds exactly as the
+1-frame video: the temporal attention (transformer, space_time) and X-Pool attend to real
+frames only, and the mean runs over real frames. Without the field every frame is real.
 """
 
 import math
@@ -39,6 +45,23 @@ from vljax.models.layers import (
 from vljax.models.two_tower import TwoTower
 
 
+def frame_validity(counts, frames: int):
+    """int32 [B] real-frame counts (None: every frame real) -> bool [B, frames] or None."""
+    if counts is None:
+        return None
+    return jnp.arange(frames)[None, :] < counts[:, None]
+
+
+def mean_over_frames(x, valid):
+    """[B, T, D] -> [B, D]: the mean over the frames that `valid` (bool [B, T] or None = all)
+    marks, in float32."""
+    if valid is None:
+        return jnp.mean(x, axis=1)
+    w = valid.astype(jnp.float32)[..., None]
+    total = jnp.sum(x.astype(jnp.float32) * w, axis=1)
+    return (total / jnp.maximum(jnp.sum(w, axis=1), 1.0)).astype(x.dtype)
+
+
 class TemporalTransformer(nn.Module):
     """[B, T, D] frame embeddings -> [B, D]: + temporal position (zero-initialised), blocks,
     final norm, mean over time."""
@@ -52,7 +75,9 @@ class TemporalTransformer(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, valid=None):
+        """`valid` (bool [B, T] or None = all): the real frames, the only ones attended to
+        and averaged."""
         t, d = x.shape[1], x.shape[2]
         if t > self.frames:
             raise ConfigError(
@@ -74,9 +99,9 @@ class TemporalTransformer(nn.Module):
             ln_eps=self.ln_eps,
             dtype=self.dtype,
             name="encoder",
-        )(x)
+        )(x, None if valid is None else valid[:, None, None, :])
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
-        return jnp.mean(x, axis=1)
+        return mean_over_frames(x, valid)
 
 
 def identity_init(key, shape, dtype=jnp.float32):
@@ -101,14 +126,15 @@ class XPool(nn.Module):
     attention: str = "xla"
 
     @nn.compact
-    def __call__(self, texts, frames):
+    def __call__(self, texts, frames, valid=None):
+        """`valid` (bool [N, T] or None = all): the real frames, the only ones attended to."""
         norm = layer_norm(self.ln_eps, self.dtype, "ln_1")
         n, d = frames.shape[0], frames.shape[-1]
         queries = jnp.broadcast_to(norm(texts)[None], (n, *texts.shape))  # [N, M, D]
         attn = Attention(
             self.heads, self.dtype, self.attention, kernel_init=identity_init, name="attn"
         )
-        x = attn(queries, norm(frames))
+        x = attn(queries, norm(frames), None if valid is None else valid[:, None, None, :])
         x = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
         linear = nn.Dense(
             d,
@@ -156,37 +182,46 @@ class VideoTwoTower(TwoTower):
                 attention=c.get("attention", "xla"),
             )
 
-    def encode_frames(self, video, train: bool = False):
+    def encode_frames(self, video, train: bool = False, counts=None):
         """[B, T, H, W, 3] -> the projected frame embeddings [B, T, D] (under `space_time`
-        the ViT attends across each clip's frames)."""
+        the ViT attends across each clip's real frames; `counts`: batch field
+        `video_frames`, None = every frame real)."""
         b, t = video.shape[:2]
-        frames = self.img(video.reshape(b * t, *video.shape[2:]), train=train, frames=t)
+        valid = frame_validity(counts, t)
+        frames = self.img(
+            video.reshape(b * t, *video.shape[2:]), train=train, frames=t, frame_valid=valid
+        )
         return frames.reshape(b, t, -1)
 
-    def encode_videos(self, video, train: bool = False):
+    def pool_frames(self, frames, counts=None):
+        """Frame embeddings [B, T, D] -> L2-normalised [B, D] over each clip's real frames
+        (mean, transformer or space_time's mean)."""
+        valid = frame_validity(counts, frames.shape[1])
+        if self.config["video"]["temporal"] == "transformer":
+            return l2_normalize(self.temporal(frames, valid))
+        return l2_normalize(mean_over_frames(frames, valid))
+
+    def encode_videos(self, video, train: bool = False, counts=None):
         """[B, T, H, W, 3] -> L2-normalised [B, D]; under `xpool` the frame embeddings
         [B, T, D], pooled per text by `score_pairs`."""
-        frames = self.encode_frames(video, train=train)
-        temporal = self.config["video"]["temporal"]
-        if temporal == "xpool":
+        frames = self.encode_frames(video, train=train, counts=counts)
+        if self.config["video"]["temporal"] == "xpool":
             return frames
-        if temporal == "transformer":
-            return l2_normalize(self.temporal(frames))
-        return l2_normalize(jnp.mean(frames, axis=1))
+        return self.pool_frames(frames, counts)
 
-    def pool_per_text(self, frames, texts):
+    def pool_per_text(self, frames, texts, counts=None):
         """X-Pool: frames [N, T, D], L2-normalised texts [M, D] -> [N, M, D]."""
         if self.config["video"]["temporal"] != "xpool":
             raise ConfigError(
                 f"model.video.temporal={self.config['video']['temporal']!r} pools clips "
                 "without the text; text-conditioned pooling needs temporal='xpool'"
             )
-        return self.temporal(texts, frames)
+        return self.temporal(texts, frames, frame_validity(counts, frames.shape[1]))
 
-    def score_pairs(self, frames, texts):
+    def score_pairs(self, frames, texts, counts=None):
         """X-Pool's similarity: frames [N, T, D], L2-normalised texts [M, D] -> the cosine
-        of each text with the clip pooled for it, float32 [N, M]."""
-        pooled = l2_normalize(self.pool_per_text(frames, texts))
+        of each text with the clip pooled for it over its real frames, float32 [N, M]."""
+        pooled = l2_normalize(self.pool_per_text(frames, texts, counts))
         return jnp.einsum("nmd,md->nm", pooled, texts.astype(jnp.float32))
 
     def encode_images(self, images, train: bool = False):
@@ -194,19 +229,20 @@ class VideoTwoTower(TwoTower):
         return self.encode_videos(images[:, None], train=train)
 
     def __call__(self, batch, train: bool = False):
+        counts = batch.get("video_frames")
         if self.config["video"]["temporal"] == "xpool":
             # Every clip pooled for every caption of the batch: [B, B, D], dense.
-            frames = self.encode_frames(batch["video"], train=train)
+            frames = self.encode_frames(batch["video"], train=train, counts=counts)
             texts = self.encode_texts(batch["tokens"])
             return {
                 "img/frames": frames,
                 "txt/emb": texts,
-                "pair/scores": self.score_pairs(frames, texts),
+                "pair/scores": self.score_pairs(frames, texts, counts),
                 "scale": jnp.exp(self.log_scale),
                 "bias": self.bias,
             }
         return {
-            "img/emb": self.encode_videos(batch["video"], train=train),
+            "img/emb": self.encode_videos(batch["video"], train=train, counts=counts),
             "txt/emb": self.encode_texts(batch["tokens"]),
             "scale": jnp.exp(self.log_scale),
             "bias": self.bias,

@@ -203,12 +203,16 @@ class VisionTransformer(nn.Module):
         return x.reshape(n, length, width)
 
     @nn.compact
-    def __call__(self, images, train: bool = False, return_tokens: bool = False, frames: int = 1):
+    def __call__(
+        self, images, train: bool = False, return_tokens: bool = False, frames: int = 1,
+        frame_valid=None,
+    ):  # fmt: skip
         """float images [N, H, W, 3] -> the pooled, projected embedding [N, proj_dim]; with
         `return_tokens`, also the patch tokens after the final norm and the same projection
         ([N, T, proj_dim]; no cls token; T is the kept patches under FLIP's dropout).
-        With `temporal_frames`, each `frames` consecutive rows are one clip's frames; the
-        outputs stay per frame."""
+        With `temporal_frames`, each `frames` consecutive rows are one clip's frames, of which
+        `frame_valid` (bool [clips, frames], default all) marks the real ones for the temporal
+        attention; the outputs stay per frame."""
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
         p = self.patch_size
@@ -272,7 +276,7 @@ class VisionTransformer(nn.Module):
             frames=frames if self.temporal_frames else 0,
             kv_length=length,
             name="encoder",
-        )(x)[:, :length]
+        )(x, None, frame_valid if self.temporal_frames else None)[:, :length]
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
         tokens = x[:, 1:] if with_cls else x
 
