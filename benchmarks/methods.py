@@ -42,6 +42,7 @@ DEMOS = {
     "one_to_k": "configs/one_to_k.py:demo",
     "one_to_k_one_language": "configs/one_to_k.py:demo_one_language",
     "multi_positive": "configs/multi_positive.py:demo",
+    "multi_positive_one_sentence": "configs/multi_positive.py:demo_one_sentence",
 }
 # Demos that need several devices to show what they do, run on that many CPU devices (XLA's
 # host platform split): M2-Encoder's grouped aggregation with one device per group.
