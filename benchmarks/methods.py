@@ -27,6 +27,7 @@ from benchmarks.train_step import machine_name  # noqa: E402
 # method -> its demo recipe
 DEMOS = {
     "clip": "configs/demo.py",
+    "clip_quickstart": "configs/demo.py:quickstart",  # the base of negnce's and tpm_cl's demos
     "flip": "configs/flip.py:demo",
     "lit": "configs/lit.py:demo",
     "filip": "configs/filip.py:demo",

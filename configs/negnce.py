@@ -1,8 +1,9 @@
 """NegNCE (Jiang et al. 2023, arXiv 2309.11082): InfoNCE plus an explicit term on the hard
 negatives of each batch, the ones that score above their anchor's positive.
 
-The demo's CLIP with the term "negnce" in place of "contrastive" (the same towers, data and
-steps), so `:demo` against `configs/demo.py` shows what the hard-negative term changes.
+The quickstart CLIP (`configs/demo.py:quickstart`, what `make demo` trains) with the term
+"negnce" in place of "contrastive" (the same towers, data and steps), so `:demo` against
+`configs/demo.py:quickstart` shows what the hard-negative term changes.
 
     vljax train --config configs/negnce.py:demo --workdir runs/negnce
     vljax train --config configs/negnce.py:tiny --workdir /tmp/negnce   # a smoke run
@@ -16,7 +17,7 @@ from configs import demo
 def get_config(arg=None):
     if arg not in ("demo", "tiny"):
         raise ValueError(f"configs/negnce.py:{arg}: expected demo or tiny")
-    c = demo.get_config()
+    c = demo.get_config("quickstart")
     c.loss.terms = ml_collections.ConfigDict({"negnce": 1.0})
     c.loss.negnce_margin = 0.0
     c.loss.negnce_weight = 1.0

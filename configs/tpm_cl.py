@@ -1,8 +1,9 @@
 """TPM-CL (Jiang et al. 2023, arXiv 2309.11082): the triplet partial-margin loss on generated
 fine-grained hard negatives, each caption with its most relevant pieces masked.
 
-The demo's CLIP with the term "tpm_cl" beside "contrastive" (the same towers, data and
-steps), so `:demo` against `configs/demo.py` shows what the triplet term changes.
+The quickstart CLIP (`configs/demo.py:quickstart`, what `make demo` trains) with the term
+"tpm_cl" beside "contrastive" (the same towers, data and steps), so `:demo` against
+`configs/demo.py:quickstart` shows what the triplet term changes.
 
     vljax train --config configs/tpm_cl.py:demo --workdir runs/tpm_cl
     vljax train --config configs/tpm_cl.py:tiny --workdir /tmp/tpm_cl   # a smoke run
@@ -16,7 +17,7 @@ from configs import demo
 def get_config(arg=None):
     if arg not in ("demo", "tiny"):
         raise ValueError(f"configs/tpm_cl.py:{arg}: expected demo or tiny")
-    c = demo.get_config()
+    c = demo.get_config("quickstart")
     c.loss.terms = ml_collections.ConfigDict({"contrastive": 1.0, "tpm_cl": 1.0})
     c.loss.tpm_margin = 0.2
     c.loss.tpm_mask_ratio = 0.3
