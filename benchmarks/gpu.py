@@ -34,12 +34,16 @@ in a process of their own, so that one program's memory does not shrink the next
 from __future__ import annotations
 
 import argparse
+import glob
+import gzip
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -231,11 +235,6 @@ def kernel_breakdown(trace: dict, steps: int, top: int = 25) -> dict:
 def profiled_steps(compiled, state, batch, steps: int, keep_as: str | None) -> dict:
     """Runs `steps` train steps under jax.profiler and returns their kernel breakdown; the
     perfetto trace (open it at ui.perfetto.dev) is copied to `keep_as` when given."""
-    import glob
-    import gzip
-    import shutil
-    import tempfile
-
     import jax
 
     with tempfile.TemporaryDirectory() as log_dir:
