@@ -78,6 +78,9 @@ FLAG_SETS = {
     "latency-hiding scheduler": "--xla_gpu_enable_latency_hiding_scheduler=true "
     "--xla_gpu_enable_highest_priority_async_stream=true",
     "cuBLAS for every matmul (Triton GEMM off)": "--xla_gpu_enable_triton_gemm=false",
+    # Layer norms as cuDNN kernels, not XLA reduction fusions: norms are a large part of the
+    # step's memory-bound fusions (docs/benchmarks.md, the kernel profile).
+    "cuDNN layer norm": "--xla_gpu_enable_cudnn_layer_norm=true",
 }
 # Tiny shapes for --cpu: every section's code runs, in seconds.
 TINY = {
@@ -524,7 +527,8 @@ def run_sections(args, prof, results: dict, save) -> None:
 
     def flags():
         rows = {}
-        for name, flags in FLAG_SETS.items():
+        for name in args.flag_sets:
+            flags = FLAG_SETS[name]
             if budget.left() <= 0:
                 rows[name] = {"XLA_FLAGS": flags, "skipped": "budget"}
                 continue
@@ -692,6 +696,9 @@ def main(argv=None):
     p.add_argument("--sections", default=",".join(SECTIONS))
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--ring", default=None, help="ring section batch sizes, e.g. 131072,262144")
+    p.add_argument("--sweep", default=None, help="sweep section batch sizes, e.g. 768,1024")
+    p.add_argument("--flag-sets", default=None, help="flags section: names from FLAG_SETS, "
+                   "separated by ';' (default: all)")  # fmt: skip
     p.add_argument("--budget-s", type=float, default=480.0)
     p.add_argument("--out", default=None, help="results JSON (rewritten after each section)")
     p.add_argument("--render", default=None, help="print the docs table of a results JSON")
@@ -706,6 +713,11 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown sections {unknown}; expected a comma-separated subset of {SECTIONS}")
 
+    args.flag_sets = args.flag_sets.split(";") if args.flag_sets else list(FLAG_SETS)
+    unknown = sorted(set(args.flag_sets) - set(FLAG_SETS))
+    if unknown:
+        p.error(f"unknown flag sets {unknown}; expected names from {list(FLAG_SETS)}")
+
     if args.render:
         with open(args.render) as f:
             text = render(json.load(f))
@@ -719,6 +731,8 @@ def main(argv=None):
         prof["batch"] = args.batch
     if args.ring:
         prof["ring"] = tuple(int(n) for n in args.ring.split(","))
+    if args.sweep:
+        prof["sweep"] = tuple(int(n) for n in args.sweep.split(","))
     if args.open_clip_worker is not None:
         if not args.open_clip_worker:
             raise SystemExit("open_clip runs on a CUDA GPU only (not with --cpu)")
