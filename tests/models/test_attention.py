@@ -37,26 +37,23 @@ def causal_padding_mask(lengths, n):
 
 
 @pytest.mark.parametrize("impl", ["xla", "cudnn"])
-@pytest.mark.parametrize("case", ["causal_padding", "no_mask", "one_query", "kv_length"])
+@pytest.mark.parametrize("case", ["causal_padding", "no_mask", "one_query"])
 def test_attention_matches_float64_reference(impl, case):
-    """`kv_length`: 8 keys of which the last 3 are padding (a tower padded to even length)."""
     rng = np.random.default_rng(0)
-    b, n, heads, d = 3, 8 if case == "kv_length" else 7, 2, 8
+    b, n, heads, d = 3, 7, 2, 8
     q_len = 1 if case == "one_query" else n
     q = rng.normal(size=(b, q_len, heads, d)).astype(np.float32)
     k, v = (rng.normal(size=(b, n, heads, d)).astype(np.float32) for _ in range(2))
     d_out = rng.normal(size=(b, q_len, heads, d)).astype(np.float32)
     mask = causal_padding_mask([7, 4, 1], n) if case == "causal_padding" else None
-    kv_length = 5 if case == "kv_length" else None
 
     def f(q, k, v):
         m = None if mask is None else jnp.asarray(mask)
-        out = attend(q, k, v, m, impl, jnp.float32, kv_length)
+        out = attend(q, k, v, m, impl, jnp.float32)
         return jnp.sum(out * d_out), out
 
     (_, out), grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))(q, k, v)
-    ref_mask = (np.arange(n) < 5)[None, None, None, :] if kv_length else mask
-    ref_out, ref_grads = reference(q, k, v, ref_mask, d_out)
+    ref_out, ref_grads = reference(q, k, v, mask, d_out)
     np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
     for got, want, name in zip(grads, ref_grads, ("dq", "dk", "dv")):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
@@ -82,8 +79,8 @@ def tower_outputs_and_grads(module, inputs):
 @pytest.mark.parametrize("tower", ["vit", "text_causal", "text_bidirectional", "text_no_pad_id"])
 def test_towers_padded_to_even_length_equal_unpadded(tower):
     """Under "cudnn" a tower with an odd number of tokens (ViT: 16 patches + cls; text: 7)
-    pads it to even once, before its blocks (`pad_to_even`): its embeddings and parameter
-    gradients equal the "xla" tower's, which pads nothing."""
+    pads q, k and v to even in every attention call (`fused_attention`): its embeddings and
+    parameter gradients equal the "xla" tower's, which pads nothing."""
     rng = np.random.default_rng(0)
     common = dict(depth=2, heads=2, mlp_dim=32, width=16, proj_dim=8)
     if tower == "vit":

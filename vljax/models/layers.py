@@ -105,57 +105,35 @@ class MlpBlock(nn.Module):
         return dense(width, ("mlp", "embed"), "fc2")(x)
 
 
-def attend(q, k, v, mask, impl: str, dtype: Dtype, kv_length: int | None = None):
+def attend(q, k, v, mask, impl: str, dtype: Dtype):
     """softmax(q k^T / sqrt(d)) v over `[B, L, heads, head_dim]` q, k, v; `mask` boolean
-    `[B, 1 | heads, Lq, Lk]` (True = attend) or None; `kv_length` (static): only the first
-    `kv_length` keys are attended to (a tower padded to an even length, `pad_to_even`).
-    Logits and softmax in float32.
+    `[B, 1 | heads, Lq, Lk]` (True = attend) or None. Logits and softmax in float32.
 
     impl "xla": einsum + softmax, written out. "cudnn": `jax.nn.dot_product_attention`, whose
     fused cuDNN kernel (flash attention) runs on GPU and never materialises the `[Lq, Lk]`
     weights in device memory; elsewhere the same call with its XLA implementation, so the
     CPU tests run the code path the GPU runs, up to the kernel."""
-    if kv_length is not None and kv_length >= k.shape[1]:
-        kv_length = None
     if impl == "xla":
-        if kv_length is not None:
-            keys = (np.arange(k.shape[1]) < kv_length)[None, None, None, :]
-            mask = keys if mask is None else mask & keys
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(q.shape[-1])
         if mask is not None:
             logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
         return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
     if impl == "cudnn":
-        return fused_attention(q, k, v, mask, kv_length)
+        return fused_attention(q, k, v, mask)
     raise ConfigError(f"model.attention={impl!r}: expected {expected(ATTENTIONS)}")
 
 
-def pad_to_even(x, mask=None):
-    """Pads the token axis of `[B, L, W]` x (and the key axis of a boolean mask `[B, 1,
-    Lq | 1, L]`, with False) by one row when L is odd; -> (x, mask, L). The towers call it
-    once before their blocks under model.attention=cudnn, whose kernel refuses odd lengths in
-    training, so that `fused_attention` need not pad q, k and v in every layer (about 10 ms of
-    a 181 ms ViT-B/16 step on an H200, docs/benchmarks.md); `kv_length=L` keeps the padded
-    key unattended, and the caller drops the padded row after the blocks."""
-    length = x.shape[1]
-    if length % 2 == 0:
-        return x, mask, length
-    x = jnp.pad(x, ((0, 0), (0, 1), (0, 0)))
-    if mask is not None:
-        mask = jnp.pad(mask, ((0, 0), (0, 0), (0, 0), (0, 1)))
-        if mask.shape[2] == length:  # a full [Lq, Lk] mask: the padded query attends anywhere
-            mask = jnp.pad(mask, ((0, 0), (0, 0), (0, 1), (0, 0)), constant_values=True)
-    return x, mask, length
-
-
-def fused_attention(q, k, v, mask, kv_length: int | None = None):
+def fused_attention(q, k, v, mask):
     """`jax.nn.dot_product_attention` with cuDNN on GPU (its XLA form elsewhere), on the shapes
     the kernel takes: in training it refuses odd sequence lengths (ViT-B/16's 197 tokens, a
     MAP probe's 1 query), so an odd length is padded by one token that no real query attends
     to and whose output is dropped; a mask is given in full, `[B, 1, Lq, Lk]` (a bias that
     broadcasts over queries is refused too). The same padding runs on every backend, so CPU
-    tests cover it."""
+    tests cover it. Padding here, per call, measured faster on an H200 than padding each
+    tower's residual stream once before its blocks (181 against 188 ms per ViT-B/16 step:
+    the layout changes moved from these pads and slices into transposes around the kernel;
+    docs/benchmarks.md)."""
     lq, lk = q.shape[1], k.shape[1]
     pad_q, pad_k = lq % 2, lk % 2
     rows = lambda x, n: jnp.pad(x, ((0, 0), (0, n), (0, 0), (0, 0))) if n else x
@@ -164,10 +142,8 @@ def fused_attention(q, k, v, mask, kv_length: int | None = None):
     if mask is not None:
         mask = jnp.broadcast_to(mask, (mask.shape[0], mask.shape[1], lq, lk))
         mask = jnp.pad(mask, ((0, 0), (0, 0), (0, pad_q), (0, pad_k)))  # padding: False
-        if kv_length is not None:
-            mask = mask & (jnp.arange(lk + pad_k) < kv_length)[None, None, None, :]
-    elif pad_k or kv_length is not None:
-        kv_lengths = jnp.full((q.shape[0],), lk if kv_length is None else kv_length, jnp.int32)
+    elif pad_k:
+        kv_lengths = jnp.full((q.shape[0],), lk, jnp.int32)
     kernel = "cudnn" if jax.default_backend() == "gpu" else "xla"
     out = jax.nn.dot_product_attention(
         q, k, v, mask=mask, key_value_seq_lengths=kv_lengths, implementation=kernel
@@ -194,7 +170,6 @@ class Attention(nn.Module):
     # (Frozen in Time's temporal attention: image weights then compute the image ViT).
     zero_out: bool = False
     kernel_init: Callable | None = None  # q/k/v/out kernels; None = Xavier uniform
-    kv_length: int | None = None  # attend to the first kv_length keys only (`attend`)
 
     @nn.compact
     def __call__(self, inputs_q, inputs_kv, mask=None):
@@ -218,7 +193,7 @@ class Attention(nn.Module):
         k = proj("key")(inputs_kv)
         v = proj("value")(inputs_kv)
         q = constrain(q, ("batch", "length", "act_heads", None))
-        out = attend(q, k, v, mask, self.impl, self.dtype, self.kv_length)
+        out = attend(q, k, v, mask, self.impl, self.dtype)
         out_init = nn.initializers.zeros if self.zero_out else kernel_init
         return nn.DenseGeneral(
             width,
@@ -246,7 +221,6 @@ class EncoderBlock(nn.Module):
     dtype: Dtype = jnp.float32
     attention: str = "xla"
     frames: int = 0
-    kv_length: int | None = None  # the spatial attention's keys past it are padding
     scanned: bool = False  # nn.scan wants (carry, output)
 
     @nn.compact
@@ -272,10 +246,7 @@ class EncoderBlock(nn.Module):
             y = attn(y, y, time_mask).reshape(clips, length, f, width).transpose(0, 2, 1, 3)
             x = x + y.reshape(n, length, width)
         y = layer_norm(self.ln_eps, self.dtype, "ln_1")(x)
-        attn = Attention(
-            self.heads, self.dtype, self.attention, kv_length=self.kv_length, name="attn"
-        )
-        x = x + attn(y, y, mask)
+        x = x + Attention(self.heads, self.dtype, self.attention, name="attn")(y, y, mask)
         y = layer_norm(self.ln_eps, self.dtype, "ln_2")(x)
         x = x + MlpBlock(self.mlp_dim, self.activation, self.dtype, name="mlp")(y)
         x = constrain(x, ("batch", "length", "act_embed"))
@@ -300,13 +271,12 @@ class Encoder(nn.Module):
     remat_policy: str = "full"  # model.remat_policy
     scan: bool = False
     frames: int = 0  # > 0: divided space-time attention over clips of this many rows
-    kv_length: int | None = None  # keys past it are padding (`pad_to_even`)
 
     @nn.compact
     def __call__(self, x, mask=None, frame_valid=None):
         kw = dict(heads=self.heads, mlp_dim=self.mlp_dim, activation=self.activation,
                   ln_eps=self.ln_eps, dtype=self.dtype, attention=self.attention,
-                  frames=self.frames, kv_length=self.kv_length)  # fmt: skip
+                  frames=self.frames)  # fmt: skip
         shared = (mask,) if frame_valid is None else (mask, frame_valid)
         return block_stack(
             EncoderBlock, self.depth, kw, self.remat, self.scan, x, *shared,

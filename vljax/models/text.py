@@ -4,7 +4,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vljax.choices import TEXT_POOLS, TEXT_PROJS, expected
-from vljax.models.layers import Dtype, Encoder, constrain, layer_norm, pad_to_even, partitioned
+from vljax.models.layers import Dtype, Encoder, constrain, layer_norm, partitioned
 from vljax.token_ids import EOS_ID, PAD_ID
 
 
@@ -74,8 +74,6 @@ class TextTransformer(nn.Module):
         mask = valid[:, None, None, :]
         if self.causal:
             mask = mask & jnp.tril(jnp.ones((length, length), bool))[None, None]
-        if self.attention == "cudnn":  # once here, not in every layer (pad_to_even)
-            x, mask, _ = pad_to_even(x, mask)
         x = Encoder(
             depth=self.depth,
             heads=self.heads,
@@ -88,7 +86,7 @@ class TextTransformer(nn.Module):
             remat_policy=self.remat_policy,
             scan=self.scan,
             name="encoder",
-        )(x, mask)[:, :length]
+        )(x, mask)
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
         sequence = x
 

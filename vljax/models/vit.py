@@ -17,7 +17,6 @@ from vljax.models.layers import (
     constrain,
     encoder_options,
     layer_norm,
-    pad_to_even,
     partitioned,
 )
 
@@ -259,9 +258,6 @@ class VisionTransformer(nn.Module):
 
         if self.pre_norm:
             x = layer_norm(self.ln_eps, self.dtype, "pre_norm")(x)
-        length = x.shape[1]
-        if self.attention == "cudnn":  # once here, not in every layer (pad_to_even)
-            x, _, length = pad_to_even(x)
         x = Encoder(
             depth=self.depth,
             heads=self.heads,
@@ -274,9 +270,8 @@ class VisionTransformer(nn.Module):
             remat_policy=self.remat_policy,
             scan=self.scan,
             frames=frames if self.temporal_frames else 0,
-            kv_length=length,
             name="encoder",
-        )(x, None, frame_valid if self.temporal_frames else None)[:, :length]
+        )(x, None, frame_valid if self.temporal_frames else None)
         x = layer_norm(self.ln_eps, self.dtype, "encoder_norm")(x)
         tokens = x[:, 1:] if with_cls else x
 
