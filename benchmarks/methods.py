@@ -37,6 +37,7 @@ DEMOS = {
     "negnce": "configs/negnce.py:demo",
     "symile": "configs/symile.py:demo",
     "symile_pairwise": "configs/symile.py:demo_pairwise",
+    "symile_missing": "configs/symile.py:demo_missing",
     "tpm_cl": "configs/tpm_cl.py:demo",
     "m2_encoder": "configs/m2_encoder.py:demo",
     "m2_encoder_grouped": "configs/m2_encoder.py:demo_grouped",

@@ -4,8 +4,8 @@ so no language is trained to sit closer to the image than another; evaluated wit
 language and their Mean Rank Variance (MRV, `retrieval/shapes/mrv`), the paper's measure of
 that consistency.
 
-The bilingual demo of configs/m2_encoder.py (the demo's towers, data and steps, English and
-Chinese captions, one tokenizer) with the term one_to_k; `:demo_one_language` is the paper's
+The bilingual demo of configs/m2_encoder.py (the quickstart's towers, data and steps, English
+and Chinese captions, one tokenizer) with the term one_to_k; `:demo_one_language` is the paper's
 baseline: one language per step (term sampled_caption), everything else equal.
 
     vljax train --config configs/one_to_k.py:demo --workdir runs/one_to_k
@@ -25,7 +25,7 @@ TERMS = {"demo": "one_to_k", "tiny": "one_to_k", "demo_one_language": "sampled_c
 def get_config(arg=None):
     if arg not in TERMS:
         raise ValueError(f"configs/one_to_k.py:{arg}: expected {', '.join(TERMS)}")
-    c = m2_encoder.bilingual(demo.get_config())
+    c = m2_encoder.bilingual(demo.get_config("quickstart"))
     c.loss.terms = ml_collections.ConfigDict({TERMS[arg]: 1.0})
     if arg == "tiny":
         demo.tiny(c)

@@ -12,7 +12,9 @@ the other two. The eval scores the 6 candidate thirds for each held-out (image, 
     vljax train --config configs/symile.py:tiny --workdir /tmp/symile   # a smoke run
 
 `:demo_pairwise` is `:demo` with the term "pairwise" (the mean of the three pairs' CLIP
-losses) in place of "symile": the same towers, data and steps.
+losses) in place of "symile": the same towers, data and steps. `:demo_missing` is `:demo` with
+each training example's modalities blanked independently with probability 0.1
+(`data.train.missing_prob`, docs/methods.md).
 """
 
 import ml_collections
@@ -23,8 +25,10 @@ THIRD_EVAL = dict(type="third_modality", dataset="shapes_symile:test", key="shap
 
 
 def get_config(arg=None):
-    if arg not in ("demo", "demo_pairwise", "tiny"):
-        raise ValueError(f"configs/symile.py:{arg}: expected demo, demo_pairwise or tiny")
+    if arg not in ("demo", "demo_pairwise", "demo_missing", "tiny"):
+        raise ValueError(
+            f"configs/symile.py:{arg}: expected demo, demo_pairwise, demo_missing or tiny"
+        )
     c = demo.get_config()
     c.method = "symile"
     c.data.train.dataset = "shapes_symile"
@@ -46,6 +50,8 @@ def get_config(arg=None):
     c.checkpoint_every_steps = 300
     c.optimizer.warmup_steps = 30
     c.evals = ml_collections.ConfigDict(dict(shapes_symile=THIRD_EVAL))
+    if arg == "demo_missing":  # the paper's missing modalities: each blanked with p = 0.1
+        c.data.train.missing_prob = 0.1
     if arg == "tiny":  # a smoke run: demo.tiny's towers and steps, and a small eval
         demo.tiny(c)
         # Symile starts on a plateau: the towers' embeddings barely vary at init, and the
