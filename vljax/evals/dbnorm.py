@@ -99,6 +99,11 @@ def dual_dynamic_inverted_softmax(
 
 
 NORMALIZERS = {"dis": dual_inverted_softmax, "ddis": dual_dynamic_inverted_softmax}
+# The options (config.evals.<name>.dbnorm keys) each normaliser takes, beside the scores.
+NORMALIZER_OPTIONS = {
+    "dis": ("beta_query", "beta_gallery"),
+    "ddis": ("beta_query", "beta_gallery", "top_k"),
+}
 
 
 def hub_occurrence(scores, fraction=HUB_FRACTION) -> float:

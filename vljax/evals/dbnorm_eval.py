@@ -111,9 +111,7 @@ def recall_and_hubness(scores, options: DBNormOptions, query_bank, gallery_bank,
     """Plain and DBNorm recall@k and hub occurrence of [N, N] scores (query i matches
     gallery item i)."""
     normalize = dbnorm.NORMALIZERS[options.method]
-    kwargs = dict(beta_query=options.beta_query, beta_gallery=options.beta_gallery)
-    if options.method == "ddis":
-        kwargs["top_k"] = options.top_k
+    kwargs = {key: getattr(options, key) for key in dbnorm.NORMALIZER_OPTIONS[options.method]}
     rescored = normalize(scores, query_bank, gallery_bank, **kwargs)
     right = np.arange(len(scores))
     ranks = ranks_of_labels(rescored, right)
