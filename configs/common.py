@@ -99,8 +99,8 @@ def base_config():
     )
     # Video methods (configs/video_clip.py): frames per clip (the data pipeline's clip length
     # too), temporal pooling of the frame embeddings: mean | transformer (a small transformer
-    # of `depth` blocks with learned temporal position embeddings initialised to zero, then
-    # the mean; its heads must divide model.embed_dim and mlp_dim is its MLP width) |
+    # of `depth` blocks with learned temporal position embeddings, then the mean; its heads
+    # must divide model.embed_dim and mlp_dim is its MLP width) |
     # space_time (Frozen in Time's divided attention in the ViT, then the mean;
     # configs/frozen_in_time.py) | xpool (method xpool: frames pooled per text by `heads`-head
     # cross-attention; configs/xpool.py).

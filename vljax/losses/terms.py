@@ -254,6 +254,31 @@ def sampled_caption_term(outputs, batch, ctx):
     return value, {"scale": outputs["scale"], "sampled_caption/k": k}
 
 
+def time_order_term(outputs, batch, ctx):
+    """Each caption prefers its clip to the same clip played backwards (`img/emb_reversed`,
+    the model's `order_outputs`): softplus(scale * (t . v_reversed - t . v)), the two-way
+    softmax loss of the pair, averaged over the clips of more than one real frame (batch
+    field `video_frames`; a 1-frame clip reversed is itself). Time-reversed clips as hard
+    negatives, as in "Test of Time" (Bagad et al., CVPR 2023): in-batch negatives almost never
+    differ from the positive by direction or order alone, so the contrastive term does not ask
+    the temporal module for them. Per clip: nothing to gather, exact on any mesh."""
+    if "img/emb_reversed" not in outputs:
+        raise ConfigError(
+            "the time_order term needs a temporal module that sees the frame embeddings' "
+            "order: set --config.model.video.temporal=transformer (mean pooling and "
+            "space_time's mean embed a clip played backwards the same)"
+        )
+    zvid, zrev, ztxt = (
+        outputs[k].astype(jnp.float32) for k in ("img/emb", "img/emb_reversed", "txt/emb")
+    )
+    gap = outputs["scale"] * jnp.sum(ztxt * (zrev - zvid), axis=-1)
+    counts = batch.get("video_frames")
+    weight = jnp.ones_like(gap) if counts is None else (counts > 1).astype(jnp.float32)
+    value = jnp.sum(jax.nn.softplus(gap) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+    accuracy = jnp.sum((gap < 0) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+    return value, {"time_order/accuracy": accuracy}
+
+
 # Symile's three embeddings: of the batch fields image, tokens and third_tokens.
 SYMILE_EMBEDDINGS = ("img/emb", "txt/emb", "third/emb")
 
@@ -311,4 +336,5 @@ TERMS = {
     "sampled_caption": sampled_caption_term,
     "symile": symile_term,
     "pairwise": pairwise_term,
+    "time_order": time_order_term,
 }

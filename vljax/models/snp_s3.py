@@ -184,6 +184,7 @@ class SNPS3(VideoTwoTower):
         match = self.match_head(cls[b:])[:, 0].astype(jnp.float32).reshape(2, b).T
         return {
             "img/emb": self.pool_frames(frames, counts),
+            **self.order_outputs(frames, counts),
             "txt/emb": self._text_mode(tokens, features[b : 2 * b]),
             "mlm/logits": self._mlm_logits(text[:b]),
             "mlm/masked": masked,

@@ -5,8 +5,9 @@ embedding `img/emb` that the contrastive terms read; the text tower is unchanged
 `model.video.temporal`: `mean` (the mean of the frame embeddings: no parameters, so the
 params are the two-tower model's and a 1-frame video embeds exactly as its image does) or
 `transformer` (`model.video.depth` pre-LN blocks over the T frame embeddings with learned
-temporal position embeddings initialised to zero, so at init only the blocks, not the frame
-order, shape the result; then the mean). Both work in the projected space (`embed_dim`): the
+temporal position embeddings, initialised as a ViT's learned positions are, normal with
+standard deviation 1 / sqrt(D): each frame's place counts from the first step; then the
+mean). Both work in the projected space (`embed_dim`): the
 ViT's head is linear, so projecting each frame and then averaging is projecting the average.
 
 `space_time`: Frozen in Time's divided space-time attention (arXiv 2104.00650) inside the ViT
@@ -62,9 +63,26 @@ def mean_over_frames(x, valid):
     return (total / jnp.maximum(jnp.sum(w, axis=1), 1.0)).astype(x.dtype)
 
 
+def reverse_frames(frames, counts=None):
+    """[B, T, ...] -> each clip's real frames in reverse order (the first `counts[i]`; padding
+    frames stay where they are): the clip played backwards, the `time_order` term's negative."""
+    t = frames.shape[1]
+    steps = jnp.arange(t)[None, :]
+    if counts is None:
+        index = jnp.broadcast_to(t - 1 - steps, (frames.shape[0], t))
+    else:
+        index = jnp.where(steps < counts[:, None], counts[:, None] - 1 - steps, steps)
+    index = index.reshape(index.shape + (1,) * (frames.ndim - 2))
+    return jnp.take_along_axis(frames, index, axis=1)
+
+
 class TemporalTransformer(nn.Module):
-    """[B, T, D] frame embeddings -> [B, D]: + temporal position (zero-initialised), blocks,
-    final norm, mean over time."""
+    """[B, T, D] frame embeddings -> [B, D]: + temporal position, blocks, final norm, mean
+    over time. The positions start random (normal, standard deviation 1 / sqrt(D), as
+    big_vision's learned ViT positions), not at zero: at zero the blocks and the mean are
+    blind to frame order, and on moving_shapes, where a caption's direction, colour change and
+    order of events are all in the frame order, 300 steps did not move them off zero far
+    enough to beat mean pooling (docs/methods.md)."""
 
     frames: int  # the longest clip it takes (rows of the position table)
     depth: int
@@ -86,7 +104,7 @@ class TemporalTransformer(nn.Module):
             )
         pe = self.param(
             "pos_embedding",
-            partitioned(nn.initializers.zeros, (None, "length", "embed")),
+            partitioned(nn.initializers.normal(d**-0.5), (None, "length", "embed")),
             (1, self.frames, d),
             jnp.float32,
         )
@@ -201,6 +219,15 @@ class VideoTwoTower(TwoTower):
             return l2_normalize(self.temporal(frames, valid))
         return l2_normalize(mean_over_frames(frames, valid))
 
+    def order_outputs(self, frames, counts=None) -> dict:
+        """`img/emb_reversed`: each clip's embedding played backwards (`reverse_frames`), for
+        the `time_order` term; only where the temporal module sees the frame embeddings'
+        order (`transformer`): under mean pooling the reversed clip embeds the same (and
+        space_time's order is inside the ViT, before these embeddings)."""
+        if self.config["video"]["temporal"] != "transformer":
+            return {}
+        return {"img/emb_reversed": self.pool_frames(reverse_frames(frames, counts), counts)}
+
     def encode_videos(self, video, train: bool = False, counts=None):
         """[B, T, H, W, 3] -> L2-normalised [B, D]; under `xpool` the frame embeddings
         [B, T, D], pooled per text by `score_pairs`."""
@@ -241,8 +268,10 @@ class VideoTwoTower(TwoTower):
                 "scale": jnp.exp(self.log_scale),
                 "bias": self.bias,
             }
+        frames = self.encode_frames(batch["video"], train=train, counts=counts)
         return {
-            "img/emb": self.encode_videos(batch["video"], train=train, counts=counts),
+            "img/emb": self.pool_frames(frames, counts),
+            **self.order_outputs(frames, counts),
             "txt/emb": self.encode_texts(batch["tokens"]),
             "scale": jnp.exp(self.log_scale),
             "bias": self.bias,
