@@ -45,6 +45,9 @@ DEMOS = {
     "one_to_k_one_language": "configs/one_to_k.py:demo_one_language",
     "multi_positive": "configs/multi_positive.py:demo",
     "multi_positive_one_sentence": "configs/multi_positive.py:demo_one_sentence",
+    "video_clip": "configs/video_clip.py:demo",
+    "video_clip_temporal": "configs/video_clip.py:demo_temporal",
+    "snp_s3": "configs/snp_s3.py:demo",
 }
 # Demos that need several devices to show what they do, run on that many CPU devices (XLA's
 # host platform split): M2-Encoder's grouped aggregation with one device per group.

@@ -3,7 +3,8 @@
 configs/video_clip.py's recipe (towers, data, the moving_shapes:retrieval eval) with the
 shared network (`model.snp`) and the three terms contrastive + mlm + matching. Args: `tiny`
 (a smoke run, video_clip's tiny towers) and `demo` (video_clip's demo: 48 px, 8 frames, batch
-32, 300 steps; figures in docs/methods.md).
+32, 300 steps, with its `demo_temporal` pooling: the temporal transformer and the
+`time_order` term; figures in docs/methods.md).
 
     vljax train --config configs/snp_s3.py:demo --workdir runs/snp_s3_demo
 """
@@ -22,4 +23,4 @@ def get_config(arg=None):
         c.model.snp.update(depth=1, heads=2, mlp_dim=64, mask_words=2)
         return c
     c.model.snp.update(depth=2, heads=4, mlp_dim=512, mask_words=2)
-    return c
+    return video_clip.temporal(c)
