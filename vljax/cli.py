@@ -22,6 +22,7 @@ import sys
 import traceback
 
 from vljax.config import build_config, parse_overrides
+from vljax.data.prepare import cli as prepare_cli
 from vljax.errors import (
     EXIT_BUG,
     EXIT_DATA,
@@ -32,6 +33,7 @@ from vljax.errors import (
 )
 from vljax.extras import require_extra
 from vljax.host_malloc import reexec_with_malloc_tunables
+from vljax.sweep.cli import cli as sweep_cli
 
 USAGE = (
     __doc__
@@ -116,20 +118,8 @@ def _import(argv):
     return import_cli(argv)
 
 
-def _prepare(argv):
-    from vljax.data.prepare import cli
-
-    return cli(argv)
-
-
 def _tokenizer(argv):
     from vljax.data.tokenizer import cli
-
-    return cli(argv)
-
-
-def _sweep(argv):
-    from vljax.sweep.cli import cli
 
     return cli(argv)
 
@@ -146,9 +136,9 @@ COMMANDS = {
     "caption": _caption,
     "export": _export,
     "import": _import,
-    "prepare": _prepare,
+    "prepare": prepare_cli,
     "tokenizer": _tokenizer,
-    "sweep": _sweep,
+    "sweep": sweep_cli,
     "compile": _compile,
 }
 

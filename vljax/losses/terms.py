@@ -274,9 +274,9 @@ def time_order_term(outputs, batch, ctx):
     gap = outputs["scale"] * jnp.sum(ztxt * (zrev - zvid), axis=-1)
     counts = batch.get("video_frames")
     weight = jnp.ones_like(gap) if counts is None else (counts > 1).astype(jnp.float32)
-    value = jnp.sum(jax.nn.softplus(gap) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
-    accuracy = jnp.sum((gap < 0) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
-    return value, {"time_order/accuracy": accuracy}
+    weight = weight / jnp.maximum(jnp.sum(weight), 1.0)
+    value = jnp.sum(jax.nn.softplus(gap) * weight)
+    return value, {"time_order/accuracy": jnp.sum((gap < 0) * weight)}
 
 
 # Symile's three embeddings: of the batch fields image, tokens and third_tokens.

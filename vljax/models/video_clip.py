@@ -66,12 +66,10 @@ def mean_over_frames(x, valid):
 def reverse_frames(frames, counts=None):
     """[B, T, ...] -> each clip's real frames in reverse order (the first `counts[i]`; padding
     frames stay where they are): the clip played backwards, the `time_order` term's negative."""
-    t = frames.shape[1]
+    b, t = frames.shape[:2]
+    lengths = jnp.full((b, 1), t) if counts is None else counts[:, None]
     steps = jnp.arange(t)[None, :]
-    if counts is None:
-        index = jnp.broadcast_to(t - 1 - steps, (frames.shape[0], t))
-    else:
-        index = jnp.where(steps < counts[:, None], counts[:, None] - 1 - steps, steps)
+    index = jnp.where(steps < lengths, lengths - 1 - steps, steps)
     index = index.reshape(index.shape + (1,) * (frames.ndim - 2))
     return jnp.take_along_axis(frames, index, axis=1)
 
@@ -79,10 +77,9 @@ def reverse_frames(frames, counts=None):
 class TemporalTransformer(nn.Module):
     """[B, T, D] frame embeddings -> [B, D]: + temporal position, blocks, final norm, mean
     over time. The positions start random (normal, standard deviation 1 / sqrt(D), as
-    big_vision's learned ViT positions), not at zero: at zero the blocks and the mean are
-    blind to frame order, and on moving_shapes, where a caption's direction, colour change and
-    order of events are all in the frame order, 300 steps did not move them off zero far
-    enough to beat mean pooling (docs/methods.md)."""
+    big_vision's learned ViT positions), not at zero, where the blocks and the mean are blind
+    to frame order. On moving_shapes that alone did not beat mean pooling; the `time_order`
+    term (clips played backwards as negatives) did (docs/methods.md)."""
 
     frames: int  # the longest clip it takes (rows of the position table)
     depth: int
