@@ -1,5 +1,6 @@
-"""Text-video retrieval of a trained video_clip run by whole clips and by their middle frame
-alone (how much the order of the frames answers), overall and per event kind.
+"""Text-video retrieval of a trained video run (video_clip, xpool, snp_s3, ...) by whole
+clips and by their middle frame alone (how much the order of the frames answers), overall and
+per event kind. An X-Pool run scores with its params (the evals' `Encoder.similarity`).
 
     python benchmarks/video_retrieval.py --workdir runs/video_clip [--n 500]
 

@@ -8,13 +8,18 @@ import json
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from configs.video_clip import TINY_EVAL_CLIPS
 from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 from vljax.config import build_config
 from vljax.errors import ConfigError
+from vljax.losses.tiled_pairs import scored_pair_loss
 from vljax.methods import clip, video_clip, xpool
 from vljax.train.state import load_into
 
@@ -54,14 +59,18 @@ def layer_norm(x, p, eps):
     return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * p["scale"] + p["bias"]
 
 
-def xpool_reference(p, frames, texts, eps):
+def xpool_reference(p, frames, texts, eps, counts=None):
     """s(t, v) = cos(t, ln_3(a + W a + b)), a = ln_2(out(sum_k softmax_k(q.k_k / sqrt(d))
-    v_k)), q, k, v projections of ln_1(t), ln_1(f_k); in float64 numpy."""
+    v_k)), q, k, v projections of ln_1(t), ln_1(f_k), k over each clip's first `counts`
+    frames (None = all); in float64 numpy."""
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
     t, f = layer_norm(texts, p["ln_1"], eps), layer_norm(frames, p["ln_1"], eps)
     proj = lambda x, w: np.einsum("...d,dhk->...hk", x, w["kernel"]) + w["bias"]
     q, k, v = proj(t, p["attn"]["query"]), proj(f, p["attn"]["key"]), proj(f, p["attn"]["value"])
     logits = np.einsum("mhk,nthk->nmht", q, k) / np.sqrt(q.shape[-1])
+    if counts is not None:
+        real = np.arange(frames.shape[1])[None, :] < np.asarray(counts)[:, None]  # [N, T]
+        logits = np.where(real[:, None, None, :], logits, -np.inf)
     w = np.exp(logits - logits.max(-1, keepdims=True))
     w /= w.sum(-1, keepdims=True)
     a = np.einsum("nmht,nthk->nmhk", w, v)
@@ -76,14 +85,19 @@ def xpool_reference(p, frames, texts, eps):
 XPOOL_CHANGES = {"model.video.heads": 2}
 
 
+def noisy_pooling(params, seed=3):
+    """The params with X-Pool's (identity-initialised) ones perturbed: norms included."""
+    leaves, treedef = jax.tree.flatten(params["temporal"])
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    noisy = [a + 0.3 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys, strict=True)]
+    return {**params, "temporal": jax.tree.unflatten(treedef, noisy)}
+
+
 def test_xpool_similarity_is_its_formula(monkeypatch):
     """The eval's similarity (texts in padded blocks) against a numpy reference, on random
     params (norms included) for 3 clips of 4 frames and 5 texts."""
     config, model, params = tiny("xpool", **XPOOL_CHANGES)
-    leaves, treedef = jax.tree.flatten(params["temporal"])
-    keys = jax.random.split(jax.random.key(3), len(leaves))
-    noisy = [a + 0.3 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys, strict=True)]
-    params = {**params, "temporal": jax.tree.unflatten(treedef, noisy)}
+    params = noisy_pooling(params)
     rng = np.random.default_rng(0)
     frames = rng.normal(size=(3, 4, config.embed_dim)).astype(np.float32)
     texts = rng.normal(size=(5, config.embed_dim)).astype(np.float32)
@@ -156,3 +170,54 @@ def test_space_time_attention_with_image_weights_is_the_image_vit_per_frame():
         jax.random.key(4), out["kernel"].shape
     )
     assert np.abs(per_frame(moved, video).reshape(b * t, -1) - want).max() > 1e-3
+
+
+def infonce64(scores, scale):
+    """Symmetric InfoNCE of float64 [B, B] scores, positives on the diagonal."""
+    logits = scale * scores
+    lse = lambda x: np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)) + x.max(1)
+    return 0.5 * (np.mean(lse(logits) - np.diag(logits)) + np.mean(lse(logits.T) - np.diag(logits)))
+
+
+def test_xpool_loss_sharded_and_tiled_is_the_dense_loss():
+    """The pair_contrastive loss on 8 devices in tiles of 3 captions (not dividing the 16),
+    clips with 1..T real frames: its value against float64 InfoNCE of the formula's scores,
+    its gradients (pooling params, frames, texts, scale) against autodiff of the dense
+    [B, B] loss on one device."""
+    config, model, params = tiny("xpool", **XPOOL_CHANGES)
+    params = noisy_pooling(params, seed=4)
+    rng = np.random.default_rng(2)
+    batch, t, d = 16, config.video.frames, config.embed_dim
+    frames = rng.normal(size=(batch, t, d)).astype(np.float32)
+    texts = frames.mean(1) + 0.5 * rng.normal(size=(batch, d)).astype(np.float32)
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    counts = rng.integers(1, t + 1, size=batch).astype(np.int32)
+    mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+    rows = NamedSharding(mesh, P("data"))
+
+    def score(pooling, r, x, c):
+        variables = {"params": {**params, "temporal": pooling}}
+        return model.apply(variables, r, x, c, method="score_pairs")
+
+    def sharded(pooling, frames, texts, scale):
+        return scored_pair_loss(
+            score, pooling, frames, texts, counts_sharded, scale=scale, mesh=mesh, chunk=3
+        )
+
+    def dense(pooling, frames, texts, scale):
+        logits = scale * score(pooling, frames, texts, counts)
+        labels = np.arange(batch)
+        xent = optax.softmax_cross_entropy_with_integer_labels
+        return 0.5 * (jnp.mean(xent(logits, labels)) + jnp.mean(xent(logits.T, labels)))
+
+    counts_sharded = jax.device_put(counts, rows)
+    args = (params["temporal"], frames, texts, jnp.float32(8.0))
+    sharded_args = (args[0], jax.device_put(frames, rows), jax.device_put(texts, rows), args[3])
+    grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3)))
+    value, grads = grad(sharded)(*sharded_args)
+    want_value, want_grads = grad(dense)(*args)
+    scores64 = xpool_reference(params["temporal"], frames, texts, config.ln_eps, counts)
+    np.testing.assert_allclose(float(value), infonce64(scores64, 8.0), rtol=1e-5)
+    np.testing.assert_allclose(float(value), float(want_value), rtol=1e-5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -8,12 +8,10 @@ m [B, Nt] (True = a real token):
   loss = 0.5 * (mean_i CE over j of s * s_i2t[i, :]  +  mean_j CE over i of s * s_t2i[:, j])
 
 Each device holds b = B / P images and texts. It gathers the texts (tokens and mask, not
-their [Np, Nt] interactions) and scores its b images against them in tiles of `chunk` texts:
-one tile is a [b, chunk, Np, Nt] block reduced at once to its [b, chunk] scores and
-rematerialised in the backward pass, so no device ever holds [b, B, Np, Nt]. The image->text
-rows are local; the text->image columns are reduced across devices (a max and a sum of B
-floats). Every term is relative to its own positive (softplus of the lse of the others minus
-the positive), like the pooled losses (docs/losses.md).
+their [Np, Nt] interactions) and scores its b images against them in tiles of `chunk` texts
+(vljax/losses/tiled_pairs.py): one tile is a [b, chunk, Np, Nt] block reduced at once to its
+[b, chunk] scores and rematerialised in the backward pass, so no device ever holds
+[b, B, Np, Nt].
 """
 
 import jax
@@ -21,9 +19,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from vljax.losses._sharded import F32, devices_per_batch, num_tiles, pspec_batch
-
-TILE_BYTES = 2**24  # default chunk: one float32 [b, chunk, Np, Nt] tile stays <= 16 MiB
+from vljax.losses._sharded import F32, devices_per_batch, pspec_batch
+from vljax.losses.tiled_pairs import tile_texts, tiled_pair_infonce
 
 
 def late_interaction_scores(x, y, m):
@@ -50,10 +47,9 @@ def late_interaction_scores(x, y, m):
 
 
 def filip_chunk(b: int, batch: int, n_img: int, n_txt: int, chunk: int | None) -> int:
-    """Texts per tile: `chunk`, else as many as keep one float32 tile within TILE_BYTES."""
-    if chunk is None:
-        chunk = max(1, TILE_BYTES // (4 * b * n_img * n_txt))
-    return max(1, min(batch, int(chunk)))
+    """Texts per tile: `chunk`, else as many as keep one float32 [b, chunk, Np, Nt] tile
+    within TILE_BYTES (vljax/losses/tiled_pairs.py)."""
+    return tile_texts(4 * b * n_img * n_txt, batch, chunk)
 
 
 def filip_loss(
@@ -95,47 +91,19 @@ def filip_loss(
     n = devices_per_batch(batch, mesh, batch_axes)
     b, n_txt = batch // n, txt_tokens.shape[1]
     chunk = filip_chunk(b, batch, n_img, n_txt, chunk)
-    tiles = num_tiles(batch, chunk)
     gather = lambda a: lax.all_gather(a, batch_axes, tiled=True)
 
     def local(x, y, m, s):
-        s = s.astype(F32)
         ys, ms = gather(y), gather(m.astype(bool))  # every text: [B, Nt, D], [B, Nt]
 
-        @jax.checkpoint  # the backward pass recomputes one tile at a time
-        def tile(start):
+        def score_tile(start):
             yt = lax.dynamic_slice_in_dim(ys, start, chunk)
             mt = lax.dynamic_slice_in_dim(ms, start, chunk)
             return late_interaction_scores(x, yt, mt)
 
-        # The last tile is shifted back inside [0, B); its already-seen columns are dropped.
-        starts = jnp.minimum(jnp.arange(tiles) * chunk, batch - chunk)
-        i2t, t2i = lax.map(tile, starts)  # [tiles, b, chunk] each
-        last_fresh = batch - (tiles - 1) * chunk
-
-        def columns(t):  # -> [b, B]
-            full = jnp.moveaxis(t[:-1], 0, 1).reshape(b, (tiles - 1) * chunk)
-            return jnp.concatenate([full, t[-1][:, chunk - last_fresh :]], axis=1)
-
-        i2t, t2i = columns(i2t), columns(t2i)
-        row0 = lax.axis_index(batch_axes) * b
-        own = row0 + jnp.arange(b)
-        diag = own[:, None] == jnp.arange(batch)[None, :]
-
-        # Image -> text: the local rows, each relative to its own positive.
-        pos_i2t = jnp.sum(jnp.where(diag, i2t, 0.0), axis=1)
-        rows = jax.nn.logsumexp(jnp.where(diag, -jnp.inf, s * (i2t - pos_i2t[:, None])), axis=1)
-        total = jnp.sum(jax.nn.softplus(rows))
-
-        # Text -> image: column j's positive sits on the device that owns row j.
-        pos_t2i = gather(jnp.sum(jnp.where(diag, t2i, 0.0), axis=1))  # [B]
-        cols = jnp.where(diag, -jnp.inf, s * (t2i - pos_t2i[None, :]))
-        peak = lax.pmax(lax.stop_gradient(jnp.max(cols, axis=0)), batch_axes)
-        peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
-        lse = peak + jnp.log(lax.psum(jnp.sum(jnp.exp(cols - peak), axis=0), batch_axes))
-        # Every device holds all B column terms; each adds its own b of them.
-        total = total + jnp.sum(jax.nn.softplus(lax.dynamic_slice_in_dim(lse, row0, b)))
-        return lax.psum(0.5 * total, batch_axes) / batch
+        return tiled_pair_infonce(
+            score_tile, b=b, batch=batch, chunk=chunk, scale=s.astype(F32), batch_axes=batch_axes
+        )
 
     spec = pspec_batch(batch_axes)
     fn = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, P()), out_specs=P())

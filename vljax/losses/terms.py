@@ -14,6 +14,7 @@ from vljax.losses.multi_positive import multi_positive_loss
 from vljax.losses.negnce import negnce_loss
 from vljax.losses.primary_components import primary_components
 from vljax.losses.symile import symile_loss
+from vljax.losses.tiled_pairs import scored_pair_loss
 from vljax.losses.token_masking import (
     mask_top_tokens,
     masked_fraction,
@@ -59,19 +60,33 @@ def short_caption_term(outputs, batch, ctx):
 
 
 def pair_contrastive_term(outputs, batch, ctx):
-    """Symmetric InfoNCE on the model's own cosine of every clip with every caption of the
-    global batch, `pair/scores` [B_v, B_t] (X-Pool pools each clip per caption, so there is no
-    one embedding per clip for the sharded losses to pass round): dense, the whole matrix
-    under jit, times `scale`. Softmax only."""
+    """Symmetric InfoNCE on the model's own score of every clip with every caption of the
+    global batch (X-Pool pools each clip per caption, so there is no one embedding per clip
+    for the pooled losses): `ctx.score_pairs` (the method's pair scorer with the step's
+    params) on `img/frames` [B, T, D] and `txt/emb` [B, D], sharded over the batch and tiled
+    over the gathered captions (`scored_pair_loss`, config.loss.chunk: captions per tile),
+    times `scale`. Softmax only."""
     if ctx.loss_config.kind != "softmax":
         raise ConfigError(
             f"the pair_contrastive term is InfoNCE; loss.kind={ctx.loss_config.kind!r} has no "
             "form here: set --config.loss.kind=softmax"
         )
-    logits = outputs["scale"] * outputs["pair/scores"].astype(jnp.float32)
-    labels = jnp.arange(logits.shape[0])
-    xent = optax.softmax_cross_entropy_with_integer_labels
-    value = 0.5 * (jnp.mean(xent(logits, labels)) + jnp.mean(xent(logits.T, labels)))
+    if ctx.score_pairs is None:
+        raise ConfigError(
+            "the pair_contrastive term scores pairs with the model's own scorer "
+            "(Method.score_pairs); this method has none: train it with the contrastive term"
+        )
+    value = scored_pair_loss(
+        ctx.score_pairs,
+        ctx.params,
+        outputs["img/frames"],
+        outputs["txt/emb"],
+        batch.get("video_frames"),
+        scale=outputs["scale"],
+        mesh=ctx.mesh,
+        batch_axes=ctx.batch_axes,
+        chunk=ctx.loss_config.chunk,
+    )
     return value, {"scale": outputs["scale"]}
 
 
@@ -318,6 +333,8 @@ def pairwise_term(outputs, batch, ctx):
 TERMS_WITHOUT_CACHED_ACCUMULATION = {
     "tpm_cl": "embeds its masked captions with the text tower inside the loss "
     "(ctx.encode_texts), which would run the tower on the whole batch at once",
+    "pair_contrastive": "scores the pairs with the model's params inside the loss "
+    "(ctx.score_pairs), which the loss of cached microbatch outputs does not have",
 }
 
 TERMS = {

@@ -15,6 +15,7 @@ import dataclasses
 import math
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,12 @@ class LossContext:
     # params (differentiable), for terms that embed texts of their own making (TPM-CL's
     # masked captions); None outside a train step.
     encode_texts: Callable | None = None
+    # (params, rows [n, ...], texts [m, D], counts [n]) -> [n, m]: the method's pair scorer
+    # (Method.score_pairs), for terms that score pairs the model's own way (X-Pool's
+    # pair_contrastive) with `params`, the step's (differentiable); None outside a train
+    # step or where the method has none.
+    score_pairs: Callable | None = None
+    params: Any = None
     rng: jax.Array | None = None  # the step's key for purpose LOSS_RNG; None = none given
 
 
@@ -63,6 +70,10 @@ class Method:
     # similarity with parameters of its own (X-Pool pools a clip's frames for each text);
     # where set, the evals and `vljax.load` score with it in place of `similarity`.
     similarity_with_params: Callable | None = None
+    # model method: (frame embeddings [N, T, D], texts [M, D], counts [N]) -> [N, M], the
+    # score of every pair when the method scores pairs with params of its own (X-Pool); the
+    # train step hands it to the loss terms as ctx.score_pairs. None = no such scorer.
+    score_pairs: str | None = None
     # (embeddings, embeddings of the same modality) -> [N, M] scores: DBNorm's gallery bank
     # (vljax/evals/dbnorm.py) compares gallery items with held-out ones of their own kind.
     # None = the method defines none (an eval that needs it says so).

@@ -2,11 +2,12 @@
 the text. The ViT embeds each frame (vljax/models/video_clip.py, `model.video.temporal =
 "xpool"`); for each text, X-Pool's cross-modal attention pools the clip's frames with the
 text as the query (`XPool`), and the pair scores by the cosine of the text with that pooled
-clip. Trains with the term "pair_contrastive" (symmetric InfoNCE on the batch's [B, B]
-scores, dense); evals score every text-clip pair the same way (`xpool_similarity`, which
-needs the params: `Method.similarity_with_params`). Images are 1-frame clips. No export, no
-same-modality similarity (a clip has no one embedding), no accumulation (the model scores
-across the batch's examples)."""
+clip. Trains with the term "pair_contrastive" (symmetric InfoNCE on the global batch's [B, B]
+scores, sharded and tiled: the loss runs the model's `score_pairs` with the step's params,
+`Method.score_pairs`); evals score every text-clip pair the same way (`xpool_similarity`,
+which needs the params: `Method.similarity_with_params`). Images are 1-frame clips. No
+export, no same-modality similarity (a clip has no one embedding), no accumulation (the loss
+scores with the params, which cached microbatch outputs do not carry)."""
 
 import functools
 
@@ -60,6 +61,7 @@ METHOD = Method(
     encode_videos="encode_videos",
     default_terms={"pair_contrastive": 1.0},
     similarity_with_params=xpool_similarity,
+    score_pairs="score_pairs",
     rng_purposes=("mask",),  # the frame ViT's patch dropout (model.image.mask_ratio > 0)
     cached_accumulation=False,
 )

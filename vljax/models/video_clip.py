@@ -255,13 +255,14 @@ class VideoTwoTower(TwoTower):
     def __call__(self, batch, train: bool = False):
         counts = batch.get("video_frames")
         if self.config["video"]["temporal"] == "xpool":
-            # Every clip pooled for every caption of the batch: [B, B, D], dense.
+            # The loss pools every clip for every caption (`score_pairs`), tile by tile.
             frames = self.encode_frames(batch["video"], train=train, counts=counts)
             texts = self.encode_texts(batch["tokens"])
+            if self.is_initializing():  # creates the pooling params the loss will use
+                self.score_pairs(frames, texts, counts)
             return {
                 "img/frames": frames,
                 "txt/emb": texts,
-                "pair/scores": self.score_pairs(frames, texts, counts),
                 "scale": jnp.exp(self.log_scale),
                 "bias": self.bias,
             }

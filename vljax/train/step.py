@@ -54,7 +54,8 @@ def make_forward(model, config, mesh):
 def make_outputs_loss(method, model, config, mesh):
     """(outputs, batch, loss_rng, params=None) -> (loss, metrics): the method's weighted terms
     on the model outputs of the whole batch. With `params`, terms may embed texts of their own
-    (ctx.encode_texts, differentiable in params); without (cached accumulation), they may not."""
+    (ctx.encode_texts) and score pairs the model's way (ctx.score_pairs), differentiable in
+    params; without (cached accumulation), they may not."""
     ctx = LossContext(
         mesh=mesh, batch_axes=shd.batch_axes(config.sharding), loss_config=config.loss
     )
@@ -80,7 +81,16 @@ def make_outputs_loss(method, model, config, mesh):
                 with shd.activation_sharding(mesh, rules):
                     return model.apply(variables, tokens, method=method.encode_texts, **gates)
 
-        step_ctx = dataclasses.replace(ctx, encode_texts=encode_texts, rng=loss_rng)
+        score_pairs = None
+        if params is not None and method.score_pairs is not None:
+            # Called inside the loss's shard_map (manual axes): no activation rules bound.
+            def score_pairs(params, rows, texts, counts):
+                variables = {"params": params}
+                return model.apply(variables, rows, texts, counts, method=method.score_pairs)
+
+        step_ctx = dataclasses.replace(
+            ctx, encode_texts=encode_texts, score_pairs=score_pairs, params=params, rng=loss_rng
+        )
         return method.loss(outputs, batch, step_ctx)
 
     return outputs_loss
