@@ -48,6 +48,10 @@ DEMOS = {
     "video_clip": "configs/video_clip.py:demo",
     "video_clip_temporal": "configs/video_clip.py:demo_temporal",
     "snp_s3": "configs/snp_s3.py:demo",
+    "xpool": "configs/xpool.py:demo",
+    "frozen_in_time": "configs/frozen_in_time.py:demo",
+    "video_negnce": "configs/video_clip.py:demo_negnce",
+    "video_tpm_cl": "configs/video_clip.py:demo_tpm_cl",
 }
 # Demos that need several devices to show what they do, run on that many CPU devices (XLA's
 # host platform split): M2-Encoder's grouped aggregation with one device per group.

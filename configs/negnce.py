@@ -17,10 +17,16 @@ from configs import demo
 def get_config(arg=None):
     if arg not in ("demo", "tiny"):
         raise ValueError(f"configs/negnce.py:{arg}: expected demo or tiny")
-    c = demo.get_config("quickstart")
+    c = use_negnce(demo.get_config("quickstart"))
+    if arg == "tiny":
+        demo.tiny(c)
+    return c
+
+
+def use_negnce(c):
+    """The term "negnce" in place of "contrastive" (margin 0, weight 1): also video_clip's
+    `:demo_negnce`."""
     c.loss.terms = ml_collections.ConfigDict({"negnce": 1.0})
     c.loss.negnce_margin = 0.0
     c.loss.negnce_weight = 1.0
-    if arg == "tiny":
-        demo.tiny(c)
     return c

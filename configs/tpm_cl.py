@@ -17,11 +17,17 @@ from configs import demo
 def get_config(arg=None):
     if arg not in ("demo", "tiny"):
         raise ValueError(f"configs/tpm_cl.py:{arg}: expected demo or tiny")
-    c = demo.get_config("quickstart")
+    c = add_tpm_cl(demo.get_config("quickstart"))
+    if arg == "tiny":
+        demo.tiny(c)
+    return c
+
+
+def add_tpm_cl(c):
+    """The term "tpm_cl" beside "contrastive" (margin 0.2, the 30% most relevant pieces
+    masked): also video_clip's `:demo_tpm_cl`."""
     c.loss.terms = ml_collections.ConfigDict({"contrastive": 1.0, "tpm_cl": 1.0})
     c.loss.tpm_margin = 0.2
     c.loss.tpm_mask_ratio = 0.3
     c.loss.tpm_masking = "relevance"
-    if arg == "tiny":
-        demo.tiny(c)
     return c

@@ -6,25 +6,30 @@ time: `mean` (default) or `transformer` (`--config.model.video.temporal=transfor
 text-conditioned pooling is configs/xpool.py. Args: `demo` (48 px, 8 frames, 300 steps:
 452 s with mean pooling on the 2-core CPU; figures in docs/methods.md), `demo_temporal`
 (`demo` with the temporal transformer and the `time_order` term: each caption against its
-clip played backwards), `tiny` (a smoke run: 32 px, 4 frames, tiny towers). Eval:
+clip played backwards), `demo_negnce` and `demo_tpm_cl` (`demo` with NegNCE's or TPM-CL's
+hard-negative terms, as configs/negnce.py and configs/tpm_cl.py set them on images), `tiny`
+(a smoke run: 32 px, 4 frames, tiny towers). Eval:
 text-video retrieval on moving_shapes' held-out clips (`moving_shapes:retrieval`, English
 captions), `retrieval/moving_shapes/txt2video_r1`, `_r5`, `_r10`, `video2txt_r1`, ...,
-`txt2video_medr`, `video2txt_medr` (docs/evals.md); the whole split (1,000 clips) for `demo`
-and `demo_temporal`, its first TINY_EVAL_CLIPS for `tiny`.
+`txt2video_medr`, `video2txt_medr` (docs/evals.md); the whole split (1,000 clips) for the
+`demo` args, its first TINY_EVAL_CLIPS for `tiny`.
 """
 
 import ml_collections
 
 from configs import demo
+from configs.negnce import use_negnce
+from configs.tpm_cl import add_tpm_cl
 from vljax.methods import get_method
 
 RETRIEVAL_EVAL = dict(type="retrieval", dataset="moving_shapes:retrieval", key="moving_shapes")
 TINY_EVAL_CLIPS = 200  # enough for R@10 to mean something, few enough for the smoke test
+ARGS = ("demo", "demo_temporal", "demo_negnce", "demo_tpm_cl", "tiny")
 
 
 def get_config(arg=None):
-    if arg not in ("demo", "demo_temporal", "tiny"):
-        raise ValueError(f"configs/video_clip.py:{arg}: expected demo, demo_temporal or tiny")
+    if arg not in ARGS:
+        raise ValueError(f"configs/video_clip.py:{arg}: expected {', '.join(ARGS[:-1])} or tiny")
     c = demo.get_config()
     c.method = "video_clip"
     c.data.train.dataset = "moving_shapes"
@@ -52,6 +57,10 @@ def get_config(arg=None):
     c.checkpoint_every_steps = 150
     if arg == "demo_temporal":
         temporal(c)
+    if arg == "demo_negnce":
+        use_negnce(c)
+    if arg == "demo_tpm_cl":
+        add_tpm_cl(c)
     return c
 
 
