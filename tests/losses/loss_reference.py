@@ -1,6 +1,8 @@
 """Dense float64 reference for the contrastive losses: no shard_map, no tiling, written
 straight from the DESIGN.md formulas; gradients by jax autodiff in x64."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,13 +38,21 @@ def _grouped(zimg, ztxt, scale, bias, kind, group_rows):
     return sum(losses) / n_groups
 
 
+# One compiled program per (kind, group_rows, shapes): run eagerly, each op of the formula
+# would compile a program of its own. Called under `jax.enable_x64`, it is traced in float64.
+@functools.partial(jax.jit, static_argnames=("kind", "group_rows"))
+def _value_and_grads(zimg, ztxt, scale, bias, kind, group_rows):
+    fn = lambda zi, zt, s, b: _grouped(zi, zt, s, b, kind, group_rows)
+    return jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(zimg, ztxt, scale, bias)
+
+
 def reference(zimg, ztxt, scale, bias, kind, group_rows=None):
     """Returns (loss, (dzimg, dztxt, dscale, dbias)) as float64 numpy."""
     with jax.enable_x64(True):
         args = [jnp.asarray(np.asarray(a, np.float64)) for a in (zimg, ztxt, scale, bias)]
         rows = group_rows or args[0].shape[0]
-        fn = lambda zi, zt, s, b: _grouped(zi, zt, s, b, kind, rows)
-        val, grads = jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args)
+        val, grads = _value_and_grads(*args, kind=kind, group_rows=rows)
+        assert val.dtype == np.float64
         return float(val), tuple(np.asarray(g) for g in grads)
 
 

@@ -37,12 +37,16 @@ def _masked_formula(zimg, ztxt, valid, s):
     return (i2t + t2i) / 2 / (n / b)
 
 
+# One compiled program (eagerly, each op of the formula would compile its own).
+_value_and_grads = jax.jit(jax.value_and_grad(_masked_formula, argnums=(0, 1, 3)))
+
+
 def reference(zimg, ztxt, valid, s):
     """(loss, (dzimg, dztxt, dscale)) in float64."""
     with jax.enable_x64(True):
-        args = [jnp.asarray(np.asarray(a, np.float64)) for a in (zimg, ztxt, s)]
-        fn = lambda zi, zt, s: _masked_formula(zi, zt, jnp.asarray(valid), s)
-        val, grads = jax.value_and_grad(fn, argnums=(0, 1, 2))(*args)
+        zi, zt, s64 = [jnp.asarray(np.asarray(a, np.float64)) for a in (zimg, ztxt, s)]
+        val, grads = _value_and_grads(zi, zt, jnp.asarray(valid), s64)
+        assert val.dtype == np.float64
         return float(val), tuple(np.asarray(g) for g in grads)
 
 

@@ -2,6 +2,8 @@
 and gradients on 1 and 8 devices, a batch with known hard negatives (the hard term checked
 against a loop over the hard sets), a batch without any (NegNCE == InfoNCE), bad arguments."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,12 +35,19 @@ def _formula(zimg, ztxt, s, margin, weight):
     return info + weight * (jnp.sum(rows) + jnp.sum(cols)) / (2 * n)
 
 
+@functools.partial(jax.jit, static_argnames=("margin", "weight"))
+def _value_and_grads(zimg, ztxt, s, margin, weight):
+    """One compiled program (eagerly, each op of the formula would compile its own)."""
+    fn = lambda zi, zt, s: _formula(zi, zt, s, margin, weight)
+    return jax.value_and_grad(fn, argnums=(0, 1, 2))(zimg, ztxt, s)
+
+
 def reference(zimg, ztxt, s, margin=0.0, weight=1.0):
     """(loss, (dzimg, dztxt, dscale)) in float64."""
     with jax.enable_x64(True):
         args = [jnp.asarray(np.asarray(a, np.float64)) for a in (zimg, ztxt, s)]
-        fn = lambda zi, zt, s: _formula(zi, zt, s, margin, weight)
-        val, grads = jax.value_and_grad(fn, argnums=(0, 1, 2))(*args)
+        val, grads = _value_and_grads(*args, margin=margin, weight=weight)
+        assert val.dtype == np.float64
         return float(val), tuple(np.asarray(g) for g in grads)
 
 

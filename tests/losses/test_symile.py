@@ -3,6 +3,7 @@ M = 3 and 4 modalities, O(N) and O(N^2) negatives, 1 and 8 devices, tiles that d
 the combinations, missing modalities; values and gradients in every z and the scale; the
 n_squared memory bound."""
 
+import functools
 import itertools
 import string
 
@@ -41,20 +42,25 @@ def _formula(zs, s, negatives):
     return sum(terms) / len(terms)
 
 
+@functools.partial(jax.jit, static_argnames="negatives")
+def _value_and_grads(zs, s, masks, negatives):
+    """One compiled program (eagerly, each op of the formula would compile its own)."""
+
+    def loss(zs, s):
+        if masks is not None:
+            zs = [z if mk is None else jnp.where(mk[:, None], z, 1.0) for z, mk in zip(zs, masks)]
+        return _formula(zs, s, negatives)
+
+    return jax.value_and_grad(loss, argnums=(0, 1))(zs, s)
+
+
 def reference(zs, s, negatives, masks=None):
     """Loss and gradients (every z, then s) in float64; a missing vector is all ones."""
     with jax.enable_x64(True):
         z64 = [jnp.asarray(np.asarray(z, np.float64)) for z in zs]
         s64 = jnp.asarray(np.float64(s))
-
-        def loss(zs, s):
-            if masks is not None:
-                zs = [
-                    z if mk is None else jnp.where(mk[:, None], z, 1.0) for z, mk in zip(zs, masks)
-                ]
-            return _formula(zs, s, negatives)
-
-        val, (gz, gs) = jax.value_and_grad(loss, argnums=(0, 1))(z64, s64)
+        val, (gz, gs) = _value_and_grads(z64, s64, masks, negatives=negatives)
+        assert val.dtype == np.float64
         return float(val), [np.asarray(g) for g in gz], np.asarray(gs)
 
 
