@@ -61,8 +61,8 @@ def reference(zimg, ztxt, zneg, fraction, margin):
 
 def _loss_and_grads(zimg, ztxt, zneg, fraction, margin):
     fn = lambda a, b, c: tpm_cl_loss(a, b, c, jnp.asarray(fraction, jnp.float32), margin=margin)
-    args = [jnp.asarray(a, jnp.float32) for a in (zimg, ztxt, zneg)]
-    return jax.value_and_grad(fn, argnums=(0, 1, 2))(*args)
+    args = [np.asarray(a, np.float32) for a in (zimg, ztxt, zneg)]
+    return jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))(*args)
 
 
 def test_loss_and_gradients_match_the_float64_definition():
@@ -174,16 +174,23 @@ def _captions(seed=0):
 def test_relevance_masking_picks_the_top_tokens_of_a_float64_brute_force():
     tokens = _captions()
     zimg = _unit(np.random.default_rng(1).normal(size=(B, D)))
-    got = np.asarray(token_relevance(toy_encode, jnp.asarray(zimg, jnp.float32), tokens))
+    relevance = jax.jit(lambda z, t: token_relevance(toy_encode, z, t))
+    got = np.asarray(relevance(zimg.astype(np.float32), tokens))
     brute = brute_relevance(zimg, tokens)
     np.testing.assert_allclose(got, brute, rtol=1e-3, atol=1e-5)
+
+    @jax.jit(static_argnums=2)
+    def mask(tokens, scores, ratio):
+        masked_tokens, masked = mask_top_tokens(tokens, scores, ratio)
+        return masked_tokens, masked, masked_fraction(tokens, masked)
+
     for ratio in (0.3, 0.5, 1.0):
-        masked_tokens, masked = mask_top_tokens(jnp.asarray(tokens), jnp.asarray(got), ratio)
+        masked_tokens, masked, fraction = mask(tokens, got, ratio)
         want = brute_top_k(tokens, brute, ratio)
         np.testing.assert_array_equal(np.asarray(masked), want)
         np.testing.assert_array_equal(np.asarray(masked_tokens), np.where(want, UNK_ID, tokens))
         n = np.sum((tokens != EOS_ID) & (tokens != PAD_ID), axis=1)
-        fraction = np.asarray(masked_fraction(jnp.asarray(tokens), masked))
+        fraction = np.asarray(fraction)
         np.testing.assert_allclose(fraction, want.sum(1) / np.maximum(n, 1), rtol=1e-6)
     assert not np.any(np.asarray(masked)[-1]) and fraction[-1] == 0.0  # no piece: nothing
 
@@ -192,7 +199,7 @@ def test_masking_never_touches_eos_or_pad_even_when_they_score_highest():
     tokens = _captions(2)
     scores = np.where((tokens == EOS_ID) | (tokens == PAD_ID), 1e9, 0.0)
     scores += np.random.default_rng(3).uniform(size=tokens.shape)
-    masked_tokens, masked = mask_top_tokens(jnp.asarray(tokens), jnp.asarray(scores), 0.5)
+    masked_tokens, masked = jax.jit(mask_top_tokens, static_argnums=2)(tokens, scores, 0.5)
     masked, masked_tokens = np.asarray(masked), np.asarray(masked_tokens)
     assert not np.any(masked & ((tokens == EOS_ID) | (tokens == PAD_ID)))
     np.testing.assert_array_equal(masked, brute_top_k(tokens, scores, 0.5))
@@ -201,11 +208,12 @@ def test_masking_never_touches_eos_or_pad_even_when_they_score_highest():
 
 
 def test_random_masking_is_deterministic_per_key():
-    tokens = jnp.asarray(np.tile(_captions(4), (4, 1)))
+    tokens = np.tile(_captions(4), (4, 1))
+    masked_by = jax.jit(lambda key: mask_top_tokens(tokens, random_scores(key, tokens), 0.5)[1])
     key = jax.random.key(0)
-    first = mask_top_tokens(tokens, random_scores(key, tokens), 0.5)[1]
-    again = mask_top_tokens(tokens, random_scores(key, tokens), 0.5)[1]
-    other = mask_top_tokens(tokens, random_scores(jax.random.key(1), tokens), 0.5)[1]
+    first = masked_by(key)
+    again = masked_by(key)
+    other = masked_by(jax.random.key(1))
     np.testing.assert_array_equal(np.asarray(first), np.asarray(again))
     assert np.any(np.asarray(first) != np.asarray(other))
 
@@ -234,11 +242,11 @@ def test_tpm_cl_term_in_the_train_step_loss(masking):
     assert np.isfinite(float(metrics["loss/tpm_cl"])) and float(metrics["loss/tpm_cl"]) >= 0
     total = float(metrics["loss/contrastive"]) + float(metrics["loss/tpm_cl"])
     np.testing.assert_allclose(float(loss), total, rtol=1e-6)
-    v = {"params": state.params}
-    plain = parts.model.apply(v, batch["tokens"], method="encode_texts")
-    gated = parts.model.apply(
-        v, batch["tokens"], method="encode_texts", token_gates=jnp.ones((n, length))
+    encode = jax.jit(
+        lambda p, t, g: parts.model.apply({"params": p}, t, method="encode_texts", token_gates=g)
     )
+    plain = encode(state.params, batch["tokens"], None)
+    gated = encode(state.params, batch["tokens"], jnp.ones((n, length)))
     np.testing.assert_array_equal(np.asarray(plain), np.asarray(gated))
 
 

@@ -18,10 +18,11 @@ from vljax.models.video_clip import reverse_frames
 
 
 def test_reverse_frames_reverses_only_each_clips_real_frames():
-    frames = jnp.arange(2 * 4, dtype=jnp.float32).reshape(2, 4, 1)
-    got = reverse_frames(frames, jnp.array([4, 2], jnp.int32))[..., 0]
+    frames = np.arange(2 * 4, dtype=np.float32).reshape(2, 4, 1)
+    reverse = jax.jit(reverse_frames)  # one program, not one per op
+    got = reverse(frames, np.array([4, 2], np.int32))[..., 0]
     np.testing.assert_array_equal(got, [[3, 2, 1, 0], [5, 4, 6, 7]])
-    np.testing.assert_array_equal(reverse_frames(frames)[..., 0], [[3, 2, 1, 0], [7, 6, 5, 4]])
+    np.testing.assert_array_equal(reverse(frames)[..., 0], [[3, 2, 1, 0], [7, 6, 5, 4]])
 
 
 @functools.cache
@@ -39,15 +40,19 @@ def test_reversed_embedding_is_the_clip_played_backwards():
     mean pooling has no such output (a clip backwards embeds the same)."""
     config, model, params = tiny_model("transformer")
     size, t = config.image.image_size, config.video.frames
-    video = jax.random.uniform(jax.random.key(1), (2, t, size, size, 3), minval=-1, maxval=1)
-    counts = jnp.array([t, 2], jnp.int32)
-    tokens = jnp.ones((2, config.text.max_len), jnp.int32)
+    shape = (2, t, size, size, 3)
+    video = np.asarray(jax.random.uniform(jax.random.key(1), shape, minval=-1, maxval=1))
+    counts = np.array([t, 2], np.int32)
+    tokens = np.ones((2, config.text.max_len), np.int32)
     batch = {"video": video, "video_frames": counts, "tokens": tokens}
     out = jax.jit(lambda p, b: model.apply({"params": p}, b))(params, batch)
-    backwards = jnp.stack([video[0, ::-1], jnp.concatenate([video[1, 1::-1], video[1, 2:]])])
-    want = model.apply({"params": params}, backwards, counts=counts, method="encode_videos")
+    backwards = np.stack([video[0, ::-1], np.concatenate([video[1, 1::-1], video[1, 2:]])])
+    encode = jax.jit(
+        lambda p, x, c: model.apply({"params": p}, x, counts=c, method="encode_videos")
+    )
+    want = encode(params, backwards, counts)
     np.testing.assert_allclose(out["img/emb_reversed"], want, atol=1e-5)
-    assert np.abs(out["img/emb_reversed"] - out["img/emb"]).max() > 1e-3
+    assert np.abs(np.asarray(out["img/emb_reversed"]) - np.asarray(out["img/emb"])).max() > 1e-3
 
     config, model, params = tiny_model("mean")
     out = jax.jit(lambda p, b: model.apply({"params": p}, b))(params, batch)
@@ -72,7 +77,8 @@ def test_time_order_term_matches_float64_reference():
         "txt/emb": jnp.asarray(t, jnp.float32),
         "scale": jnp.float32(scale),
     }
-    value, metrics = time_order_term(outputs, {"video_frames": jnp.asarray(counts)}, None)
+    term = jax.jit(lambda o, b: time_order_term(o, b, None))  # one program, not one per op
+    value, metrics = term(outputs, {"video_frames": counts})
     gap = scale * np.sum(t * (rev - v), axis=-1)
     keep = counts > 1
     want = np.mean(np.log1p(np.exp(gap[keep])))

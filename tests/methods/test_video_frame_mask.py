@@ -21,12 +21,17 @@ RECIPES = {
 }
 
 
+@jax.jit
+def shifted(a, key, scale):
+    return a + scale * jax.random.normal(key, a.shape, a.dtype)
+
+
 def perturbed(params, scale=0.3):
+    """Leaf by leaf: one small program per leaf shape, shared by the tests. (One program for
+    the whole tree compiles a random normal per leaf, and slowly: 4 to 6 s here.)"""
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.key(7), len(leaves))
-    return tree.unflatten(
-        [a + scale * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)]
-    )
+    return tree.unflatten([shifted(a, k, scale) for a, k in zip(leaves, keys)])
 
 
 @pytest.mark.parametrize("temporal", RECIPES)
@@ -53,12 +58,15 @@ def test_an_image_among_clips_embeds_as_its_one_frame_video(temporal):
             return scores[0], out["txt/emb"]
         return out["img/emb"][0], None
 
+    @jax.jit
+    def one_frame_row(params, image, texts):
+        one_frame = model.apply(params, image, method="encode_images")  # [1, 1, H, W, 3] inside
+        if temporal == "xpool":
+            return model.apply(params, one_frame, texts, method="score_pairs")[0]
+        return one_frame[0]
+
     got, texts = jax.jit(image_row)(jnp.array([1, t], jnp.int32))
-    one_frame = model.apply(params, image, method="encode_images")  # [1, 1, H, W, 3] inside
-    if temporal == "xpool":
-        want = model.apply(params, one_frame, texts, method="score_pairs")[0]
-    else:
-        want = one_frame[0]
+    want = one_frame_row(params, image, texts)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     if temporal in ("transformer", "space_time"):  # the T copies counted as real differ
         all_real, _ = jax.jit(image_row)(jnp.array([t, t], jnp.int32))

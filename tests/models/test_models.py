@@ -269,7 +269,8 @@ def test_patch_dropout_keeps_a_random_ordered_subset_and_the_cls_token():
     n, width = 16, 2
     # token t of image b holds (b, t): what was kept can be read off the output.
     x = np.stack(np.meshgrid(np.arange(3), np.arange(n + 1), indexing="ij"), -1)
-    out = np.asarray(drop_patches(jnp.asarray(x, jnp.float32), 0.75, jax.random.key(0), True))
+    drop = jax.jit(drop_patches, static_argnums=(1, 3))  # one program, not one per op
+    out = np.asarray(drop(x.astype(np.float32), 0.75, jax.random.key(0), True))
     assert out.shape == (3, 1 + 4, width)
     kept = [out[b, :, 1].astype(int).tolist() for b in range(3)]
     for b, tokens in enumerate(kept):
@@ -277,7 +278,7 @@ def test_patch_dropout_keeps_a_random_ordered_subset_and_the_cls_token():
         assert tokens[1:] == sorted(set(tokens[1:])) and all(1 <= t <= n for t in tokens[1:])
         assert (out[b, :, 0] == b).all()
     assert len({tuple(t) for t in kept}) > 1  # images draw their own masks
-    again = drop_patches(jnp.asarray(x, jnp.float32), 0.75, jax.random.key(0), True)
+    again = drop(x.astype(np.float32), 0.75, jax.random.key(0), True)
     np.testing.assert_array_equal(out, np.asarray(again))
 
 

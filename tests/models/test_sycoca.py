@@ -93,11 +93,15 @@ def reference_scores(params, image_tokens, txt_emb):
         e = e / jnp.linalg.norm(e, axis=-1, keepdims=True)
         return jnp.sum(e * txt_emb)
 
+    # One compiled program: eagerly, every float64 op and its gradient compile on their own.
+    @jax.jit
+    def relevance_of(tokens, pool, proj):
+        return jnp.linalg.norm(jax.grad(similarity)(tokens, pool, proj), axis=-1)
+
     with jax.enable_x64(True):
-        pool = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params["contrastive_pool"])
-        proj = jnp.asarray(params["img_proj"]["kernel"], jnp.float64)
-        grads = jax.grad(similarity)(jnp.asarray(image_tokens, jnp.float64), pool, proj)
-        relevance = np.asarray(jnp.linalg.norm(grads, axis=-1))
+        pool = jax.tree.map(lambda a: np.asarray(a, np.float64), params["contrastive_pool"])
+        proj = np.asarray(params["img_proj"]["kernel"], np.float64)
+        relevance = np.asarray(relevance_of(np.asarray(image_tokens, np.float64), pool, proj))
     return relevance / relevance.sum(-1, keepdims=True)
 
 
@@ -187,8 +191,9 @@ def test_reconstruction_never_sees_the_masked_pixels(attentive):
         visible = m._image_tokens(jnp.where(pix, 0.0, imgs), True)
         return m.mim(visible, masked, x, mask[:, 0, -1, :])
 
-    a = jax.jit(lambda v, x: model.apply(v, x, method=pred))(v, IMAGES)
-    b = jax.jit(lambda v, x: model.apply(v, x, method=pred))(v, images)
+    predict = jax.jit(lambda v, x: model.apply(v, x, method=pred))
+    a = predict(v, IMAGES)
+    b = predict(v, images)
     np.testing.assert_array_equal(a, b)
     got = np.take_along_axis(np.asarray(a), index[:, :, None], axis=1)
     np.testing.assert_allclose(out["mim/pred"], got, atol=1e-6)
