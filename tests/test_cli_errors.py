@@ -48,6 +48,14 @@ def test_bad_values_are_refused_before_any_work(tmp_path, capsys, changes, expec
     assert left <= {LOCK_FILE, "checkpoints"}, left
 
 
+def test_a_procedural_dataset_refuses_images_too_small_to_draw(tmp_path, capsys):
+    """Found when the data source is built (after the tokenizer): a config error naming the
+    fix, not a traceback."""
+    code, text = run(tiny_argv(tmp_path / "w") + ["--config.model.image.image_size=16"], capsys)
+    assert code == EXIT_CONFIG, text
+    assert "--config.model.image.image_size=32 or more" in text and "Traceback" not in text
+
+
 def test_config_file_errors(tmp_path, capsys, syntax_error_config):
     code, text = run(["train", "--config", syntax_error_config, "--workdir", "w"], capsys)
     assert code == EXIT_CONFIG and "broken.py:2: syntax error" in text

@@ -41,6 +41,7 @@ from vljax.data.shapes import (
     MARGIN_PX,
     SHAPE_NAMES,
     SMALL_PX,
+    check_image_size,
     describe,
     draw_shape,
 )
@@ -102,8 +103,7 @@ class MovingShapesSource:
     ):
         if split not in SPLITS:
             raise ValueError(f"moving_shapes split must be one of {list(SPLITS)}, got {split!r}")
-        if image_size < 32:
-            raise ValueError(f"moving_shapes frames need image_size >= 32, got {image_size}")
+        check_image_size(image_size, "moving_shapes")
         if frames < 4:
             raise ValueError(
                 f"moving_shapes clips need at least 4 frames to show an event in order, got "

@@ -31,6 +31,8 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vljax.errors import ConfigError
+
 COLOURS = {  # name -> (RGB, Chinese)
     "red": ((220, 30, 30), "红色"),
     "green": ((30, 180, 50), "绿色"),
@@ -139,6 +141,19 @@ def _retrieval_descriptors(seed: int, n: int, split: str) -> list[tuple]:
     return scenes[:n] if split == "retrieval" else scenes[::-1][:n]
 
 
+MIN_IMAGE_SIZE = 32  # pixels: below it the small shapes are a few pixels and unreadable
+
+
+def check_image_size(image_size: int, dataset: str) -> None:
+    """Refuses a procedural dataset's image size below MIN_IMAGE_SIZE, naming the fix."""
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(
+            f"the {dataset} dataset draws images of at least {MIN_IMAGE_SIZE} px; got "
+            f"model.image.image_size={image_size}: set --config.model.image.image_size="
+            f"{MIN_IMAGE_SIZE} or more"
+        )
+
+
 class ShapesSource:
     """grain RandomAccessDataSource of procedural shapes images with en/zh captions."""
 
@@ -147,8 +162,7 @@ class ShapesSource:
     ):
         if split not in SPLITS:
             raise ValueError(f"shapes split must be one of {list(SPLITS)}, got {split!r}")
-        if image_size < 32:
-            raise ValueError(f"shapes images need image_size >= 32, got {image_size}")
+        check_image_size(image_size, "shapes")
         self.split = split
         self.size = int(size if size is not None else DEFAULT_SIZES[split])
         self.seed = int(seed)

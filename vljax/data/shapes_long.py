@@ -41,6 +41,7 @@ from vljax.data.shapes import (
     SHAPE_NAMES,
     SIZES,
     SMALL_PX,
+    check_image_size,
     draw_shape,
     short_caption,
 )
@@ -73,8 +74,7 @@ class ShapesLongSource:
     def __init__(self, split="train", size=None, seed=0, image_size=64, sentences=False):
         if split not in SPLITS:
             raise ValueError(f"shapes_long split must be one of {list(SPLITS)}, got {split!r}")
-        if image_size < 32:
-            raise ValueError(f"shapes images need image_size >= 32, got {image_size}")
+        check_image_size(image_size, "shapes_long")
         self.split, self.seed, self.image_size = split, int(seed), int(image_size)
         self.size = int(size if size is not None else DEFAULT_SIZES[split])
         self.sentences = bool(sentences)

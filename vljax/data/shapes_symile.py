@@ -39,6 +39,7 @@ from vljax.data.shapes import (
     MARGIN_PX,
     SHAPE_NAMES,
     SMALL_PX,
+    check_image_size,
     draw_shape,
 )
 from vljax.data.third_modality import spell
@@ -64,8 +65,7 @@ class ShapesSymileSource:
     def __init__(self, split="train", size=None, seed=0, image_size=64):
         if split not in SPLITS:
             raise ValueError(f"shapes_symile split must be one of {list(SPLITS)}, got {split!r}")
-        if image_size < 32:
-            raise ValueError(f"shapes images need image_size >= 32, got {image_size}")
+        check_image_size(image_size, "shapes_symile")
         self.split, self.seed, self.image_size = split, int(seed), int(image_size)
         self.size = int(size if size is not None else DEFAULT_SIZES[split])
 
