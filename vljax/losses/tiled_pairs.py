@@ -19,7 +19,13 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from vljax.losses._sharded import F32, devices_per_batch, num_tiles, pspec_batch
+from vljax.losses._sharded import (
+    F32,
+    check_batch_axes,
+    devices_per_batch,
+    num_tiles,
+    pspec_batch,
+)
 
 TILE_BYTES = 2**24  # the default tile: its largest float32 interaction stays <= 16 MiB
 
@@ -101,9 +107,7 @@ def scored_pair_loss(
         [T, D] per text).
 
     Returns the scalar float32 loss."""
-    if isinstance(batch_axes, str):
-        batch_axes = (batch_axes,)
-    batch_axes = tuple(batch_axes)
+    batch_axes = check_batch_axes(mesh, batch_axes)
     batch = rows.shape[0]
     if texts.ndim != 2 or texts.shape[0] != batch:
         raise ValueError(f"texts {texts.shape} must be [B, D] with rows' B = {batch}")
