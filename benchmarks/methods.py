@@ -47,6 +47,8 @@ DEMOS = {
     "multi_positive_one_sentence": "configs/multi_positive.py:demo_one_sentence",
     "video_clip": "configs/video_clip.py:demo",
     "video_clip_temporal": "configs/video_clip.py:demo_temporal",
+    "video_clip_early": "configs/video_clip.py:demo_early",
+    "video_clip_early_128": "configs/video_clip.py:demo_early_128",
     "snp_s3": "configs/snp_s3.py:demo",
     "xpool": "configs/xpool.py:demo",
     "frozen_in_time": "configs/frozen_in_time.py:demo",

@@ -38,8 +38,9 @@ METHODS = (
 )
 # Video models' temporal modelling (vljax/models/video_clip.py): mean | transformer pool the
 # frame embeddings; space_time is Frozen in Time's divided attention inside the ViT; xpool
-# pools the frames per text (X-Pool; trained and scored by method xpool).
-VIDEO_TEMPORALS = ("mean", "transformer", "space_time", "xpool")
+# pools the frames per text (X-Pool; trained and scored by method xpool); early stacks the
+# frames on the channel axis for one ViT pass per clip (early fusion).
+VIDEO_TEMPORALS = ("mean", "transformer", "space_time", "xpool", "early")
 # `vljax prepare --from-video-manifest --sampling`: which frames of a clip are stored
 # (vljax/data/video_frames.py).
 VIDEO_SAMPLINGS = ("uniform", "fps", "random_segment")

@@ -14,6 +14,7 @@ from configs.video_clip import TINY_EVAL_CLIPS
 from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 from vljax.config import build_config
 from vljax.methods import clip, video_clip
+from vljax.models.video_clip import fuse_frames
 
 
 @functools.cache
@@ -43,9 +44,11 @@ def test_tiny_recipe_trains_with_a_finite_falling_loss_and_scores_video_retrieva
 def test_negnce_and_tpm_cl_train_on_clips(tmp_path):
     """The hard-negative terms (NegNCE, TPM-CL: docs/methods.md) are selectable for video as
     for images: they read the pooled clip embedding `img/emb` and re-embed masked captions
-    with the text tower; each is logged and the total falls."""
+    with the text tower; each is logged and the total falls. Under early fusion, which this
+    run also trains (one ViT pass per clip: the cheapest of the temporal options)."""
     terms = '--config.loss.terms={"contrastive": 1.0, "negnce": 1.0, "tpm_cl": 1.0}'
-    assert smoke_train("video_clip", tmp_path, "--config.evals={}", terms) == 0
+    early = "--config.model.video.temporal=early"
+    assert smoke_train("video_clip", tmp_path, "--config.evals={}", terms, early) == 0
     assert_trained_smoke_steps(tmp_path)
     with open(tmp_path / "metrics.jsonl") as f:
         logged = [json.loads(line) for line in f]
@@ -97,3 +100,43 @@ def test_frame_order_matters_only_through_temporal_positions(temporal):
     assert order_change(params) > 1e-3
     zeroed = {**params, "temporal": {**params["temporal"], "pos_embedding": jnp.zeros_like(pe)}}
     assert order_change(zeroed) < 1e-5
+
+
+def test_fuse_frames_stacks_each_clips_frames_and_repeats_its_last_real_one():
+    """Early fusion's input against numpy indexing: frame k's channels at 3k, in order; a clip
+    of 2 real frames continues with its second, an image (t = 1) is its still clip."""
+    rng = np.random.default_rng(0)
+    video = rng.uniform(-1, 1, (2, 4, 5, 6, 3)).astype(np.float32)
+    fused = np.asarray(jax.jit(fuse_frames, static_argnums=1)(video, 4, jnp.array([4, 2])))
+    assert fused.shape == (2, 5, 6, 12)
+    for i, frames in enumerate([[0, 1, 2, 3], [0, 1, 1, 1]]):
+        want = np.concatenate([video[i, k] for k in frames], axis=-1)
+        np.testing.assert_array_equal(fused[i], want)
+    image = video[:, :1]
+    still = np.asarray(jax.jit(fuse_frames, static_argnums=1)(image, 4))
+    np.testing.assert_array_equal(still, np.concatenate([image[:, 0]] * 4, axis=-1))
+
+
+def test_early_fusion_ignores_padding_frames_and_sees_frame_order():
+    """Under `early` a clip embeds from its real frames only (its padding, noise here, never
+    reaches the model) and its frames' order changes the embedding at init: the stem reads
+    each frame's pixels on its own channels."""
+    config, model, params = tiny_model("early")
+    video = clips(config)
+    noise = clips(config, seed=2)
+    counts = jnp.array([config.video.frames, 2, 1], jnp.int32)
+    real = (
+        jnp.arange(config.video.frames)[None, :, None, None, None]
+        < counts[:, None, None, None, None]
+    )
+    last = jnp.take_along_axis(video, (counts - 1)[:, None, None, None, None], axis=1)
+
+    @jax.jit
+    def embed(p, v, counts=None):
+        return model.apply({"params": p}, v, counts=counts, method="encode_videos")
+
+    padded = jnp.where(real, video, noise)
+    repeated = jnp.where(real, video, last)
+    np.testing.assert_allclose(embed(params, padded, counts), embed(params, repeated), atol=1e-6)
+    order = jnp.array([2, 0, 3, 1])
+    assert np.abs(embed(params, video) - embed(params, video[:, order])).max() > 1e-3

@@ -18,6 +18,7 @@ RECIPES = {
     "transformer": ("video_clip", {"model.video.temporal": "transformer"}),
     "space_time": ("frozen_in_time", {}),
     "xpool": ("xpool", {}),
+    "early": ("video_clip", {"model.video.temporal": "early"}),
 }
 
 

@@ -21,6 +21,13 @@ the text it is compared with. `encode_videos` gives the projected frame embeddin
 [B, T, D]; `score_pairs` pools them per text (`XPool`) and gives the cosine of every
 text-clip pair. Trained by method xpool (term pair_contrastive) and scored by it in evals.
 
+`early`: early fusion (Karpathy et al., CVPR 2014; ViViT's tubelet embedding with the whole
+clip as its temporal extent, arXiv 2103.15691): a clip's T frames are stacked on the channel
+axis, [H, W, 3T] in frame order (`fuse_frames`), and the ViT embeds the clip in one pass, its
+first layer (the stem) reading every frame's pixels at each place; so a clip costs about one
+image's FLOPs instead of T. The frame embeddings are one row [B, 1, D]. The stem's kernel has
+3T input channels, so image weights do not load into it.
+
 Real frames: batch field `video_frames` (int32 [B]) counts the real frames at the start of
 each clip; the rest are padding. A mixture's image is a clip of T copies of itself with one
 real frame (vljax/data/pipeline.py), so under every temporal module it embeds exactly as the
@@ -30,6 +37,7 @@ frames only, and the mean runs over real frames. Without the field every frame i
 
 import math
 
+import einops
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -51,6 +59,18 @@ def frame_validity(counts, frames: int):
     if counts is None:
         return None
     return jnp.arange(frames)[None, :] < counts[:, None]
+
+
+def fuse_frames(video, frames: int, counts=None):
+    """Early fusion's input: [B, t, H, W, C] -> [B, H, W, frames * C], frame k's channels at
+    k * C. Each clip's frames after its real ones (`counts`, None = all t) repeat its last
+    real frame, so an image (t = 1) is its still clip and padding never reaches the model."""
+    b, t = video.shape[:2]
+    lengths = jnp.full((b, 1), t) if counts is None else counts[:, None]
+    index = jnp.minimum(jnp.arange(frames)[None, :], jnp.maximum(lengths, 1) - 1)
+    index = jnp.minimum(index, t - 1).reshape(b, frames, 1, 1, 1)
+    clip = jnp.take_along_axis(video, index, axis=1)  # [B, frames, H, W, C]
+    return einops.rearrange(clip, "b t h w c -> b h w (t c)")
 
 
 def mean_over_frames(x, valid):
@@ -199,9 +219,13 @@ class VideoTwoTower(TwoTower):
 
     def encode_frames(self, video, train: bool = False, counts=None):
         """[B, T, H, W, 3] -> the projected frame embeddings [B, T, D] (under `space_time`
-        the ViT attends across each clip's real frames; `counts`: batch field
-        `video_frames`, None = every frame real)."""
+        the ViT attends across each clip's real frames; under `early` one embedding of the
+        fused clip, [B, 1, D]; `counts`: batch field `video_frames`, None = every frame
+        real)."""
         b, t = video.shape[:2]
+        if self.config["video"]["temporal"] == "early":
+            fused = fuse_frames(video, self.config["video"]["frames"], counts)
+            return self.img(fused, train=train)[:, None]
         valid = frame_validity(counts, t)
         frames = self.img(
             video.reshape(b * t, *video.shape[2:]), train=train, frames=t, frame_valid=valid

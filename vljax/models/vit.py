@@ -139,6 +139,9 @@ class VisionTransformer(nn.Module):
     # (the rows of the temporal position table, zero at init); 0: the image ViT. Frames are
     # rows of `images`, `frames` consecutive ones a clip (`__call__`).
     temporal_frames: int = 0
+    # Channels of the input: 3 (RGB), or 3 x frames for a clip fused early (its frames
+    # stacked on the channel axis, `model.video.temporal = "early"`).
+    in_channels: int = 3
 
     def _conv_stem(self, x):
         """3x3 convolutions down to patch resolution, halving it log2(patch_size) times.
@@ -212,8 +215,10 @@ class VisionTransformer(nn.Module):
         With `temporal_frames`, each `frames` consecutive rows are one clip's frames, of which
         `frame_valid` (bool [clips, frames], default all) marks the real ones for the temporal
         attention; the outputs stay per frame."""
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
+        if images.ndim != 4 or images.shape[-1] != self.in_channels:
+            raise ValueError(
+                f"images must be [N, H, W, {self.in_channels}], got shape {images.shape}"
+            )
         p = self.patch_size
         x = images.astype(self.dtype)
         if self.stem in ("conv", "conv_pool"):
@@ -310,6 +315,7 @@ def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionT
     # Video models' divided space-time attention is a ViT option (image weights load into it).
     video = c.get("video") or {}
     temporal_frames = video["frames"] if video.get("temporal") == "space_time" else 0
+    in_channels = 3 * video["frames"] if video.get("temporal") == "early" else 3
     return VisionTransformer(
         image_size=i["image_size"],
         patch_size=i["patch_size"],
@@ -326,5 +332,6 @@ def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionT
         proj=proj,
         proj_dim=proj_dim,
         temporal_frames=temporal_frames,
+        in_channels=in_channels,
         **encoder_options(c),
     )
