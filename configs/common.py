@@ -109,8 +109,11 @@ def base_config():
     )
     # SNP-S3 (configs/snp_s3.py): the shared network over the projected text and frame
     # features (depth, heads dividing model.embed_dim, MLP width) and the significant pieces
-    # per caption that masked language modelling hides (vljax/models/snp_s3.py).
-    c.model.snp = ml_collections.ConfigDict(dict(depth=2, heads=4, mlp_dim=512, mask_words=2))
+    # per caption that masked language modelling hides (vljax/models/snp_s3.py); the S3 tasks
+    # (mlm, matching) run on every `s3_every`-th example of the batch (1: all).
+    c.model.snp = ml_collections.ConfigDict(
+        dict(depth=2, heads=4, mlp_dim=512, mask_words=2, s3_every=1)
+    )
     c.model.activation = "gelu"  # gelu (exact) | gelu_tanh | quick_gelu
     c.model.ln_eps = 1e-5
     c.model.dtype = "float32"  # compute dtype; params are always float32

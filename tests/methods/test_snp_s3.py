@@ -127,6 +127,33 @@ def test_training_outputs_embed_as_retrieval_does():
     assert out["match/logits"].shape == (4, 2) and bool(out["match/valid"].all())
 
 
+def test_s3_tasks_on_every_kth_example_are_those_rows_of_the_whole_batchs():
+    """`model.snp.s3_every = 2`: the S3 outputs are rows 0, 2, 4 of the whole batch's (the
+    masks and swaps still read all 5 captions), and the embeddings are unchanged, with the
+    same params (the option changes which rows run, not the model)."""
+    config, model, params = tiny_model()
+    every_2 = snp_s3.build_model(
+        build_config("configs/snp_s3.py:tiny", [("model.snp.s3_every", 2)]).model
+    )
+    size, t = config.image.image_size, config.video.frames
+    video = jax.random.uniform(jax.random.key(1), (5, t, size, size, 3), minval=-1, maxval=1)
+    captions = [*CAPTIONS, "a blue square moves left"]
+    tokens = jnp.zeros((5, config.text.max_len), jnp.int32).at[:, :LENGTH].set(encode(captions))
+
+    @jax.jit
+    def both(video, tokens):
+        batch = {"video": video, "tokens": tokens}
+        return model.apply({"params": params}, batch), every_2.apply({"params": params}, batch)
+
+    whole, rows = both(video, tokens)
+    for key in ("mlm/logits", "mlm/masked", "mlm/targets", "match/logits", "match/valid"):
+        assert rows[key].shape[0] == 3, key
+        np.testing.assert_allclose(rows[key], whole[key][::2], atol=1e-5, err_msg=key)
+    assert bool(whole["match/valid"][:, 1].any())  # some hard negatives to compare
+    for key in ("img/emb", "txt/emb"):
+        np.testing.assert_allclose(rows[key], whole[key], atol=1e-6, err_msg=key)
+
+
 def test_xpool_pooling_is_refused_by_name():
     """X-Pool pools each clip per text: no one clip embedding for the contrastive term."""
     config = build_config("configs/snp_s3.py:tiny", [("model.video.temporal", "xpool")]).model
@@ -157,7 +184,7 @@ def test_the_s3_terms_score_only_masked_pieces_and_scored_pairs():
     logits = jnp.zeros((1, 4, 6)).at[0, 0, 3].set(50.0)  # piece 0 right; piece 1 uniform
     masked = jnp.array([[True, True, False, False]])
     value, metrics = TERMS["mlm"](
-        {"mlm/logits": logits, "mlm/masked": masked}, {"tokens": tokens}, None
+        {"mlm/logits": logits, "mlm/masked": masked, "mlm/targets": tokens}, {}, None
     )
     np.testing.assert_allclose(value, np.log(6) / 2, rtol=1e-5)  # the mean over the 2 masked
     assert float(metrics["mlm/accuracy"]) == 0.5

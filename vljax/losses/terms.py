@@ -117,11 +117,12 @@ def caption_term(outputs, batch, ctx):
 
 
 def mlm_term(outputs, batch, ctx):
-    """SNP-S3's significant-word masking: token cross-entropy of `mlm/logits` [B, L, V]
-    against the caption's own tokens at the masked positions `mlm/masked` (the most
-    significant pieces, vljax/models/significant_words.py), averaged over the global batch's
-    masked pieces. Logs `mlm/accuracy` (argmax right at masked pieces)."""
-    targets = batch["tokens"]
+    """SNP-S3's significant-word masking: token cross-entropy of `mlm/logits` [N, L, V]
+    against the caption's own tokens `mlm/targets` at the masked positions `mlm/masked` (the
+    most significant pieces, vljax/models/significant_words.py), averaged over the masked
+    pieces of the N captions (the global batch's, or every `model.snp.s3_every`-th). Logs
+    `mlm/accuracy` (argmax right at masked pieces)."""
+    targets = outputs["mlm/targets"]
     masked = outputs["mlm/masked"].astype(jnp.float32)
     logits = outputs["mlm/logits"].astype(jnp.float32)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)

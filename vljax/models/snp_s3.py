@@ -15,11 +15,15 @@ at width `embed_dim`, then a LayerNorm) runs in two modes, with the same params:
 Training (`__call__`) builds the S3 inputs from the batch (vljax/models/significant_words.py):
 each caption's `model.snp.mask_words` most significant pieces (in-batch tf-idf) are replaced
 by UNK_ID for masked language modelling, and the caption with its most significant swappable
-piece swapped for one of the same kind is the matching's hard negative. One text-tower pass
-and one cross-modal pass run on [masked; true; negative] captions (3B), each beside its
-clip's frames. Outputs beside video_clip's: `mlm/logits` [B, L, vocab] (float32),
-`mlm/masked` [B, L], `match/logits` [B, 2] (true caption, hard negative), `match/valid`
-[B, 2] (a caption with nothing to swap has no negative).
+piece swapped for one of the same kind is the matching's hard negative. The S3 tasks run on
+every `model.snp.s3_every`-th example (N = ceil(B / s3_every) rows; 1: all B), while the
+significance and the swaps read the whole batch's captions and the contrastive term takes
+every example: one text-tower pass on [masked (N); true (B); negative (N)] captions and one
+cross-modal pass on the N examples' [masked; true; negative] captions (3N), each beside its
+clip's frames. Outputs beside video_clip's: `mlm/logits` [N, L, vocab] (float32),
+`mlm/masked` [N, L], `mlm/targets` [N, L] (the true tokens), `match/logits` [N, 2] (true
+caption, hard negative), `match/valid` [N, 2] (a caption with nothing to swap has no
+negative).
 """
 
 import flax.linen as nn
@@ -48,7 +52,7 @@ TEXT_TYPE, VIDEO_TYPE = 0, 1
 # The model.video.temporal values that pool a clip's projected frame embeddings into one
 # (VideoTwoTower.pool_frames, which encode_videos and the contrastive term both use);
 # xpool pools per text, so a clip has no one embedding for the contrastive term.
-POOLED_TEMPORALS = ("mean", "transformer", "space_time")
+POOLED_TEMPORALS = ("mean", "transformer", "space_time", "early")
 
 
 def _dense(features, axes, dtype, bias=True):
@@ -64,7 +68,7 @@ def _dense(features, axes, dtype, bias=True):
 
 class SNPS3(VideoTwoTower):
     """`config` is `config.model`: video_clip's keys plus `snp` (depth, heads, mlp_dim,
-    mask_words)."""
+    mask_words, s3_every)."""
 
     def setup(self):
         super().setup()
@@ -86,6 +90,12 @@ class SNPS3(VideoTwoTower):
             )
         if s["mask_words"] < 1:
             raise ConfigError(f"model.snp.mask_words={s['mask_words']}: expected >= 1")
+        # A run saved before the key existed ran the S3 tasks on every example.
+        self.s3_every = int(s.get("s3_every", 1))
+        if self.s3_every < 1:
+            raise ConfigError(
+                f"model.snp.s3_every={self.s3_every}: expected >= 1 (1: every example)"
+            )
         dtype = compute_dtype(c["dtype"])
         self.snp_dtype = dtype
         self.pad_id = c["text"].get("pad_id", PAD_ID)
@@ -173,23 +183,32 @@ class SNPS3(VideoTwoTower):
         scores = tfidf_scores(tokens, self.config["text"]["vocab_size"])
         masked = significant_words(tokens, scores, int(s["mask_words"]))
         negatives, _, has_negative = swap_significant_words(tokens, masked, scores)
+        # The S3 tasks' rows: every `s3_every`-th example (significance and swaps still read
+        # the whole batch); the contrastive term keeps every example.
+        s3 = slice(None, None, self.s3_every)
+        s3_tokens, s3_masked, s3_frames = tokens[s3], masked[s3], frames[s3]
+        n = s3_tokens.shape[0]
         captions = jnp.concatenate(
-            [jnp.where(masked, UNK_ID, tokens).astype(tokens.dtype), tokens, negatives]
+            [jnp.where(s3_masked, UNK_ID, s3_tokens).astype(tokens.dtype), tokens, negatives[s3]]
         )
         _, features = self.txt(captions, return_tokens=True)
+        true_features = features[n : n + b]
+        s3_features = jnp.concatenate([features[:n], true_features[s3], features[n + b :]])
+        s3_captions = jnp.concatenate([captions[:n], s3_tokens, captions[n + b :]])
+        s3_valid = None if frame_valid is None else jnp.concatenate([frame_valid[s3]] * 3)
         cls, text = self._cross_modal(
-            captions, features, jnp.concatenate([frames] * 3),
-            None if frame_valid is None else jnp.concatenate([frame_valid] * 3),
-        )  # fmt: skip
-        match = self.match_head(cls[b:])[:, 0].astype(jnp.float32).reshape(2, b).T
+            s3_captions, s3_features, jnp.concatenate([s3_frames] * 3), s3_valid
+        )
+        match = self.match_head(cls[n:])[:, 0].astype(jnp.float32).reshape(2, n).T
         return {
             "img/emb": self.pool_frames(frames, counts),
             **self.order_outputs(frames, counts),
-            "txt/emb": self._text_mode(tokens, features[b : 2 * b]),
-            "mlm/logits": self._mlm_logits(text[:b]),
-            "mlm/masked": masked,
+            "txt/emb": self._text_mode(tokens, true_features),
+            "mlm/logits": self._mlm_logits(text[:n]),
+            "mlm/masked": s3_masked,
+            "mlm/targets": s3_tokens,
             "match/logits": match,
-            "match/valid": jnp.stack([jnp.ones((b,), bool), has_negative], axis=1),
+            "match/valid": jnp.stack([jnp.ones((n,), bool), has_negative[s3]], axis=1),
             "scale": jnp.exp(self.log_scale),
             "bias": self.bias,
         }
