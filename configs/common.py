@@ -103,7 +103,8 @@ def base_config():
     # must divide model.embed_dim and mlp_dim is its MLP width) |
     # space_time (Frozen in Time's divided attention in the ViT, then the mean;
     # configs/frozen_in_time.py) | xpool (method xpool: frames pooled per text by `heads`-head
-    # cross-attention; configs/xpool.py).
+    # cross-attention; configs/xpool.py) | early (the frames stacked on the channel axis, one
+    # ViT pass per clip).
     c.model.video = ml_collections.ConfigDict(
         dict(frames=8, temporal="mean", depth=1, heads=4, mlp_dim=512)
     )

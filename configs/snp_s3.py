@@ -26,7 +26,7 @@ def get_config(arg=None):
         return c
     # Early fusion's one ViT pass per clip is what lets batch 128 x 400 steps fit in the
     # 10 minutes. The S3 tasks' text-tower and cross-modal passes on every clip trained 53
-    # clips/s (on every 4th, 82; on every 8th, 114), so they run on 16 of the 128 (the
+    # clips/s (on every 4th, 88; on every 8th, 109), so they run on 16 of the 128 (the
     # contrastive term on all), and at weight 0.5 they leave the shared network more to the
     # contrastive term: on every 4th at weight 1, R@1 was 0.457 / 0.484 (docs/methods.md).
     c.model.snp.update(depth=2, heads=4, mlp_dim=512, mask_words=2, s3_every=8)
