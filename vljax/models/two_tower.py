@@ -26,7 +26,9 @@ class TwoTower(nn.Module):
                 f"model.embed_dim ({c['embed_dim']}) must equal model.image.width ({i['width']}); "
                 "set image.proj='linear' or make them equal"
             )
-        self.img = image_tower(c, proj=img_proj, proj_dim=c["embed_dim"])
+        self.img = image_tower(
+            c, proj=img_proj, proj_dim=c["embed_dim"], in_channels=self.image_channels()
+        )
         self.txt = TextTransformer(
             vocab_size=t["vocab_size"],
             max_len=t["max_len"],
@@ -55,6 +57,10 @@ class TwoTower(nn.Module):
             )
         else:
             self.bias = None
+
+    def image_channels(self) -> int:
+        """Channels of what the image tower reads: RGB."""
+        return 3
 
     def encode_images(self, images, train: bool = False):
         return l2_normalize(self.img(images, train=train))

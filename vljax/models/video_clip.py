@@ -217,6 +217,11 @@ class VideoTwoTower(TwoTower):
                 attention=c.get("attention", "xla"),
             )
 
+    def image_channels(self) -> int:
+        """RGB, or under early fusion a clip's frames stacked on the channel axis."""
+        v = self.config["video"]
+        return 3 * v["frames"] if v["temporal"] == "early" else 3
+
     def encode_frames(self, video, train: bool = False, counts=None):
         """[B, T, H, W, 3] -> the projected frame embeddings [B, T, D] (under `space_time`
         the ViT attends across each clip's real frames; under `early` one embedding of the

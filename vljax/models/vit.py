@@ -308,14 +308,15 @@ class VisionTransformer(nn.Module):
         return (head(x), head(tokens)) if return_tokens else head(x)
 
 
-def image_tower(model_config, proj: str, proj_dim: int | None = None) -> VisionTransformer:
+def image_tower(
+    model_config, proj: str, proj_dim: int | None = None, in_channels: int = 3
+) -> VisionTransformer:
     """The ViT of `config.model` (a frozen dict), with the given projection. Keys that an
     imported Hugging Face config lacks take the defaults of a plain ViT."""
     c, i = model_config, model_config["image"]
     # Video models' divided space-time attention is a ViT option (image weights load into it).
     video = c.get("video") or {}
     temporal_frames = video["frames"] if video.get("temporal") == "space_time" else 0
-    in_channels = 3 * video["frames"] if video.get("temporal") == "early" else 3
     return VisionTransformer(
         image_size=i["image_size"],
         patch_size=i["patch_size"],
