@@ -79,9 +79,11 @@ def main(argv=None):
         os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
 
     import jax
+    import ml_collections
     import numpy as np
 
     from vljax import sharding as shd
+    from vljax.methods import get_method
     from vljax.train.aot import build_train_step, compiled_flops
     from vljax.train.state import init_state, num_params
 
@@ -92,14 +94,24 @@ def main(argv=None):
     parts, mesh, step_fn = built.parts, built.mesh, built.step
     state = init_state(parts, config.model, 0)
 
+    # The method's batch fields (built.batch: images and clips uint8, as the loader ships
+    # them): random pixels, random token ids below every tower's vocabulary, the rest (clip
+    # lengths) as the method's example batch has them.
     rng = np.random.default_rng(0)
-    size, length = config.model.image.image_size, config.model.text.max_len
-    local = {
-        "image": rng.integers(0, 256, (config.batch_size, size, size, 3), dtype=np.uint8),
-        "tokens": rng.integers(3, config.model.text.vocab_size, (config.batch_size, length)).astype(
-            np.int32
-        ),
-    }
+    example = get_method(config.method).example_batch(config.model, config.batch_size)
+    vocab = min(
+        sub.vocab_size
+        for sub in config.model.values()
+        if isinstance(sub, ml_collections.ConfigDict) and "vocab_size" in sub
+    )
+    local = {}
+    for name, field in built.batch.items():
+        if field.dtype == np.uint8:
+            local[name] = rng.integers(0, 256, field.shape, dtype=np.uint8)
+        elif name.endswith("tokens"):
+            local[name] = rng.integers(3, vocab, field.shape).astype(field.dtype)
+        else:
+            local[name] = np.asarray(example[name])
     batch = shd.global_batch(local, mesh, config.sharding)
     compiled = step_fn.lower(state, batch).compile()
     flops = compiled_flops(compiled)
