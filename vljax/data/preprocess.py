@@ -135,31 +135,33 @@ def crop_box(rng: np.random.Generator, w: int, h: int, aug: Augment):
 
 def train_image(img, rng: np.random.Generator, size: int, aug: Augment, flip_ok: bool):
     """PIL image or uint8 array -> augmented uint8 [size, size, 3] (`normalize` on device)."""
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img)
-    w, h = img.size
-    box = crop_box(rng, w, h, aug)
-    out = img.resize((size, size), resample=Image.BILINEAR, box=box)
-    return jitter_flip(out, rng, aug, flip_ok)
+    return augment_frames([img], rng, size, aug, flip_ok)[0]
 
 
 def train_video(frames, rng: np.random.Generator, size: int, aug: Augment, flip_ok: bool):
     """uint8 [T, H, W, 3] clip (or T PIL images of one size) -> augmented uint8
     [T, size, size, 3]: every frame gets the crop box, jitter factors and flip of one
-    generator seeded from `rng` (drawn as `train_image` draws them for one image), so motion
-    and colour changes between frames stay what the caption says. The contrast pivots on each
-    frame's own mean, as for images. The draws are made once and the jitter applied to the
-    whole clip at once: 3x faster than augmenting each frame as an image, the same pixels."""
+    generator seeded from `rng`, each frame what `train_image` gives it from that generator,
+    so motion and colour changes between frames stay what the caption says. The contrast
+    pivots on each frame's own mean, as for images."""
     draws = np.random.default_rng(int(rng.integers(2**63)))
+    return augment_frames(frames, draws, size, aug, flip_ok)
+
+
+def augment_frames(frames, rng: np.random.Generator, size: int, aug: Augment, flip_ok: bool):
+    """Images of one size (uint8 [H, W, 3] arrays or PIL images) -> uint8 [N, size, size, 3],
+    with one draw from `rng` of the crop box, then the jitter factors and the flip, for all of
+    them. The jitter runs on all the frames at once: a clip augments 3x faster than frame by
+    frame as images."""
     first = frames[0]
     w, h = first.size if isinstance(first, Image.Image) else (first.shape[1], first.shape[0])
-    box = crop_box(draws, w, h, aug)
-    brightness, contrast, flip = jitter_draws(draws, aug, flip_ok)
+    box = crop_box(rng, w, h, aug)
+    brightness, contrast, flip = jitter_draws(rng, aug, flip_ok)
     if box == (0, 0, size, size) and all(is_rgb_array(f) for f in frames):
-        # The whole frame at its own size (procedural clips, no crop): PIL's resize would
+        # The whole frame at its own size (procedural data, no crop): PIL's resize would
         # return a copy, so the arrays go straight to the flip and jitter.
-        clip = np.stack(frames)
-        return jitter(clip[:, :, ::-1] if flip else clip, brightness, contrast)
+        stacked = np.stack(frames)
+        return jitter(stacked[:, :, ::-1] if flip else stacked, brightness, contrast)
     frames = [Image.fromarray(f) if isinstance(f, np.ndarray) else f for f in frames]
     resized = [f.resize((size, size), resample=Image.BILINEAR, box=box) for f in frames]
     if flip:

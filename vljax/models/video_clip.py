@@ -67,8 +67,8 @@ def fuse_frames(video, frames: int, counts=None):
     real frame, so an image (t = 1) is its still clip and padding never reaches the model."""
     b, t = video.shape[:2]
     lengths = jnp.full((b, 1), t) if counts is None else counts[:, None]
-    index = jnp.minimum(jnp.arange(frames)[None, :], jnp.maximum(lengths, 1) - 1)
-    index = jnp.minimum(index, t - 1).reshape(b, frames, 1, 1, 1)
+    last = jnp.clip(lengths, 1, t) - 1  # each clip's last real frame
+    index = jnp.minimum(jnp.arange(frames)[None, :], last).reshape(b, frames, 1, 1, 1)
     clip = jnp.take_along_axis(video, index, axis=1)  # [B, frames, H, W, C]
     return einops.rearrange(clip, "b t h w c -> b h w (t c)")
 
