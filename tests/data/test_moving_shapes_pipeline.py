@@ -1,14 +1,12 @@
 """The training pipeline reads moving_shapes: batch field video, tokens of the English
 caption, one augmentation per clip; images in a mixture with clips train as still clips."""
 
-import functools
-
-import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
 from tests.data.conftest import small_config
+from tests.random_params import random_variables
 from vljax.config import build_config
 from vljax.data import pipeline, preprocess
 from vljax.data.moving_shapes import MovingShapesSource
@@ -92,8 +90,9 @@ def test_images_in_a_mixed_batch_embed_as_one_frame_videos_under_mean_pooling(sh
     np.testing.assert_array_equal(batch["video_frames"], np.where(still, 1, 4))
 
     model = video_clip.build_model(c.model)
-    init = jax.jit(functools.partial(model.init, method="encode_videos"))
-    params = nn.unbox(init(jax.random.key(0), video_clip.example_batch(c.model, 1)["video"]))
+    params = random_variables(
+        model, video_clip.example_batch(c.model, 1)["video"], method="encode_videos"
+    )
     pixels = preprocess.normalize(video[still])
 
     counts = batch["video_frames"][still]

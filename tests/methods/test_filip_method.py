@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tests.losses.loss_reference import filip_scores_loops
+from tests.random_params import random_variables
 from vljax.config import load_config
 from vljax.evals import metrics
 from vljax.methods import filip, get_method
@@ -65,7 +66,7 @@ def test_model_adds_tokens_to_the_two_tower_outputs():
     batch = method.example_batch(config.model, 2)
     batch["image"] = jax.random.normal(jax.random.key(0), batch["image"].shape)
     batch["tokens"] = jnp.array([[5, 6, 1] + [0] * 13, [7, 1] + [0] * 14], jnp.int32)
-    params = jax.jit(model.init)(jax.random.key(1), batch)["params"]
+    params = random_variables(model, batch, seed=1)["params"]
     out = jax.jit(model.apply)({"params": params}, batch)
     n_patches = (config.model.image.image_size // config.model.image.patch_size) ** 2
     assert out["img/tokens"].shape == (2, n_patches, config.model.embed_dim)

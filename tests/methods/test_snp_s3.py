@@ -5,13 +5,13 @@ embeddings that retrieval computes; the :tiny recipe trains with each term logge
 import functools
 import json
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from tests.methods.runs import SMOKE_STEPS, assert_trained_smoke_steps, smoke_train
+from tests.random_params import random_variables
 from vljax.config import build_config
 from vljax.errors import ConfigError
 from vljax.losses.terms import TERMS
@@ -98,7 +98,7 @@ def tiny_model():
     config = build_config("configs/snp_s3.py:tiny", []).model
     model = snp_s3.build_model(config)
     batch = snp_s3.METHOD.example_batch(config, 2)
-    params = nn.unbox(jax.jit(model.init)(jax.random.key(0), batch))["params"]
+    params = random_variables(model, batch)["params"]
     return config, model, params
 
 

@@ -4,12 +4,12 @@ the clip reversed in pixels, the term against a float64 numpy formula."""
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.random_params import random_variables
 from vljax.config import build_config
 from vljax.errors import ConfigError
 from vljax.losses.terms import time_order_term
@@ -29,8 +29,7 @@ def test_reverse_frames_reverses_only_each_clips_real_frames():
 def tiny_model(temporal):
     config = build_config("configs/video_clip.py:tiny", [("model.video.temporal", temporal)]).model
     model = video_clip.build_model(config)
-    init = jax.jit(functools.partial(model.init, train=False))
-    params = nn.unbox(init(jax.random.key(0), video_clip.example_batch(config, 1)))
+    params = random_variables(model, video_clip.example_batch(config, 1), train=False)
     return config, model, params["params"]
 
 

@@ -4,7 +4,6 @@ image path; what frame order can and cannot change."""
 import functools
 import json
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 
 from configs.video_clip import TINY_EVAL_CLIPS
 from tests.methods.runs import assert_trained_smoke_steps, smoke_train
+from tests.random_params import random_variables
 from vljax.config import build_config
 from vljax.methods import clip, video_clip
 from vljax.models.video_clip import fuse_frames
@@ -21,8 +21,9 @@ from vljax.models.video_clip import fuse_frames
 def tiny_model(temporal):
     config = build_config("configs/video_clip.py:tiny", [("model.video.temporal", temporal)]).model
     model = video_clip.build_model(config)
-    init = jax.jit(functools.partial(model.init, method="encode_videos"))
-    params = nn.unbox(init(jax.random.key(0), video_clip.example_batch(config, 1)["video"]))
+    params = random_variables(
+        model, video_clip.example_batch(config, 1)["video"], method="encode_videos"
+    )
     return config, model, params["params"]
 
 

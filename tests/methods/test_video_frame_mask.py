@@ -4,12 +4,12 @@ temporal module, with params far from their init (the temporal positions and the
 zero-initialised projections perturbed, so that T copies and one frame differ unless the
 padding frames are left out)."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.random_params import random_variables
 from vljax.config import build_config
 from vljax.methods import video_clip, xpool
 
@@ -42,8 +42,8 @@ def test_an_image_among_clips_embeds_as_its_one_frame_video(temporal):
     method = xpool if recipe == "xpool" else video_clip
     model = method.METHOD.build_model(config)
     t, size = config.video.frames, config.image.image_size
-    init = jax.jit(model.init)(jax.random.key(0), video_clip.example_batch(config, 1))
-    params = {"params": perturbed(nn.unbox(init)["params"])}
+    init = random_variables(model, video_clip.example_batch(config, 1))
+    params = {"params": perturbed(init["params"])}
     keys = jax.random.split(jax.random.key(1), 3)
     image = jax.random.uniform(keys[0], (1, size, size, 3), minval=-1, maxval=1)
     clip = jax.random.uniform(keys[1], (1, t, size, size, 3), minval=-1, maxval=1)

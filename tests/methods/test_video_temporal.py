@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 
 from configs.video_clip import TINY_EVAL_CLIPS
 from tests.methods.runs import assert_trained_smoke_steps, smoke_train
+from tests.random_params import random_variables
 from vljax.config import build_config
 from vljax.errors import ConfigError
 from vljax.losses.tiled_pairs import scored_pair_loss
@@ -145,7 +146,7 @@ def test_space_time_attention_with_image_weights_is_the_image_vit_per_frame():
     assert image_config.video.temporal == "mean"
     two_tower = clip.build_model(image_config)
     example = clip.METHOD.example_batch(image_config, 1)
-    image_params = nn.unbox(jax.jit(two_tower.init)(jax.random.key(7), example))["params"]
+    image_params = random_variables(two_tower, example, seed=7)["params"]
     assert "time_embedding" not in image_params["img"]  # the plain image ViT
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     include = [rf"^(?!.*({TEMPORAL_PARAMS}))"]

@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from tests.random_params import random_variables
 from vljax.errors import ConfigError
 from vljax.losses.masked_image import masked_image_term
 from vljax.models.coca import CoCa, greedy_decode
@@ -62,7 +63,7 @@ def build(**over):
 @pytest.fixture(scope="module")
 def attentive():
     model = build()
-    v = nn.unbox(jax.jit(model.init)(jax.random.key(0), BATCH))
+    v = random_variables(model, BATCH)
     apply = jax.jit(model.apply, static_argnames=("method", "train"))
     out = apply(v, BATCH, train=True, rngs={"mask": jax.random.key(1)})
     return model, v, apply, out

@@ -4,12 +4,11 @@ each equal to the run's own eval, in one markdown table (and JSON)."""
 import dataclasses
 import json
 
-import flax.linen as nn
 import jax
-import numpy as np
 import pytest
 
 from tests.export.helpers import tiny_config
+from tests.random_params import random_variables
 from tests.train.tiny import tiny_evals
 from vljax import cli
 from vljax.data.tokenizer import Tokenizer
@@ -21,20 +20,12 @@ from vljax.methods import clip
 
 
 def random_params(config, seed=0):
-    """Random params of the config's shapes (traced, not run: model.init costs seconds), with
-    layer-norm scales near 1 and no patch-embedding bias, so that the export imports exactly."""
+    """Random params of the config's shapes (tests/random_params.py) without the patch
+    embedding's bias, so that the export imports exactly."""
     model = clip.build_model(config.model)
-    shapes = nn.unbox(
-        jax.eval_shape(model.init, jax.random.key(0), clip.example_batch(config.model))
-    )
-    rs = np.random.RandomState(seed)
-    leaves, tree = jax.tree_util.tree_flatten_with_path(shapes["params"])
-    values = []
-    for path, leaf in leaves:
-        x = 0.1 * rs.standard_normal(leaf.shape).astype(np.float32)
-        name = jax.tree_util.keystr(path)
-        values.append(x + 1 if "scale" in name else 0 * x if "embedding']['bias" in name else x)
-    return jax.tree_util.tree_unflatten(tree, values)
+    params = random_variables(model, clip.example_batch(config.model), seed=seed)["params"]
+    no_bias = lambda path, x: 0 * x if "embedding']['bias" in jax.tree_util.keystr(path) else x
+    return jax.tree_util.tree_map_with_path(no_bias, params)
 
 
 def write_evals(path, evals):
