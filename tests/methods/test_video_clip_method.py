@@ -82,7 +82,7 @@ def test_a_one_frame_video_embeds_as_the_two_tower_model_embeds_its_image():
 def test_frame_order_matters_only_through_temporal_positions(temporal):
     """Mean pooling ignores frame order, and so does the temporal transformer with its
     temporal positions zeroed (self-attention and the MLP are permutation-equivariant, the
-    mean then invariant); its initial positions (random, not zero) make order count."""
+    mean then invariant); its positions (random, not zero) make order count."""
     config, model, params = tiny_model(temporal)
     video = clips(config)
     order = jnp.array([2, 0, 3, 1])
@@ -120,7 +120,7 @@ def test_fuse_frames_stacks_each_clips_frames_and_repeats_its_last_real_one():
 
 def test_early_fusion_ignores_padding_frames_and_sees_frame_order():
     """Under `early` a clip embeds from its real frames only (its padding, noise here, never
-    reaches the model) and its frames' order changes the embedding at init: the stem reads
+    reaches the model) and its frames' order changes the embedding (random params): the stem reads
     each frame's pixels on its own channels."""
     config, model, params = tiny_model("early")
     video = clips(config)

@@ -1,8 +1,8 @@
 """Batch field `video_frames` (vljax/models/video_clip.py): a mixture's image, a clip of T
 copies of itself with one real frame, embeds exactly as the 1-frame video under every
-temporal module, with params far from their init (the temporal positions and the
-zero-initialised projections perturbed, so that T copies and one frame differ unless the
-padding frames are left out)."""
+temporal module, with random params (tests/random_params.py; the temporal positions and
+the projections, zero at init, perturbed further), so that T copies and one frame differ
+unless the padding frames are left out."""
 
 import jax
 import jax.numpy as jnp
