@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.random_params import random_variables
 from vljax.models.layers import attend
 from vljax.models.text import TextTransformer
 from vljax.models.vit import VisionTransformer
@@ -76,9 +77,11 @@ def test_bfloat16_implementations_agree():
 
 
 def tower_outputs_and_grads(module, inputs):
-    params = module.init(jax.random.key(0), inputs)
+    """The tower's output and the gradient of its sum of squares, each one compiled program (op
+    by op, the backward pass compiled hundreds), at params of the tower's shapes."""
+    params = random_variables(module, inputs)
     f = lambda p: jnp.sum(module.apply(p, inputs) ** 2)
-    return module.apply(params, inputs), jax.grad(f)(params)
+    return jax.jit(module.apply)(params, inputs), jax.jit(jax.grad(f))(params)
 
 
 @pytest.mark.parametrize("tower", ["vit", "text_causal", "text_bidirectional", "text_no_pad_id"])
