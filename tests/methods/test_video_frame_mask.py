@@ -42,8 +42,8 @@ def test_an_image_among_clips_embeds_as_its_one_frame_video(temporal):
     method = xpool if recipe == "xpool" else video_clip
     model = method.METHOD.build_model(config)
     t, size = config.video.frames, config.image.image_size
-    init = random_variables(model, video_clip.example_batch(config, 1))
-    params = {"params": perturbed(init["params"])}
+    random = random_variables(model, video_clip.example_batch(config, 1))["params"]
+    params = {"params": perturbed(random)}
     keys = jax.random.split(jax.random.key(1), 3)
     image = jax.random.uniform(keys[0], (1, size, size, 3), minval=-1, maxval=1)
     clip = jax.random.uniform(keys[1], (1, t, size, size, 3), minval=-1, maxval=1)
