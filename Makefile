@@ -1,39 +1,47 @@
 # Quickstart: `make demo` and `make test` each create .venv on first use.
 # `make demo` installs the package alone; `make test` installs it with the test and export
-# extras (torch, transformers: the larger part of the install) in one pip run. Each install
-# runs again only when pyproject.toml changes, and says how long it took.
-# pip installs without byte-compiling (`--no-compile`): compiling every module of torch,
-# transformers and jax took about half the install (157 s -> 81 s with the extras on a 2-core
-# AMD EPYC); Python writes the bytecode of the modules a run imports the first time it
-# imports them (about 16 s once for `make test`'s imports): make clears PYTHONDONTWRITEBYTECODE
-# for its commands, or every process would compile those modules again.
+# extras (torch, transformers: the larger part of the install) in one run. Each install runs
+# again only when pyproject.toml changes, and says how long it took.
+# The installs use uv (put into the venv by pip): it resolves and unpacks in parallel, so the
+# test extras install in about 30 s where pip took 81 s (2-core AMD EPYC, a cold uv cache). uv reads neither
+# pip.conf nor PIP_* variables: launch/with_pip_sources.py passes the machine's pip sources on
+# (local wheels such as a CPU build of torch). Neither byte-compiles what it installs; Python
+# writes the bytecode of the modules a run imports the first time it imports them (about 16 s
+# once for `make test`'s imports): make clears PYTHONDONTWRITEBYTECODE for its commands, or
+# every process would compile those modules again.
 PY ?= python3
 export PYTHONDONTWRITEBYTECODE :=
 VENV := .venv
 BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 FULL := $(VENV)/.installed-test
+UV_VERSION := 0.13.9
+UV_INSTALL := $(PY) launch/with_pip_sources.py $(BIN)/uv pip install --quiet --python $(BIN)/python
+# The venv starts without pip (ensurepip alone took 7 s) and the machine's pip puts uv in it;
+# uv then installs pip too, for users' own `.venv/bin/pip install`s.
+NEW_VENV := $(PY) -m venv --without-pip $(VENV) && \
+	$(PY) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check --no-compile \
+		uv==$(UV_VERSION)
 
 $(BASE): pyproject.toml
 	@start=$$(date +%s); \
 	echo "vljax: installing the package into $(VENV) ..."; \
-	$(PY) -m venv $(VENV) && \
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e . && \
+	$(NEW_VENV) && \
+	$(UV_INSTALL) pip -e . && \
 	touch $@ && \
 	echo "vljax: install took $$(( $$(date +%s) - start )) s"
 
-# One pip run for the package and its extras (not the base install first and the extras after:
-# each pip run resolves and checks every dependency again); the base is then up to date too.
+# One install for the package and its extras (not the base install first and the extras after:
+# each install resolves and checks every dependency again); the base is then up to date too.
 # open_clip (the `open_clip` extra, for tests/export/test_open_clip.py) goes in without its
 # dependencies: they pull torchvision, which has no CPU wheel here and brings CUDA torch (GBs);
 # its other dependencies are already installed, and the tests give it a torchvision stand-in.
 $(FULL): pyproject.toml
 	@start=$$(date +%s); \
 	echo "vljax: installing the package with its test and export extras into $(VENV) ..."; \
-	$(PY) -m venv $(VENV) && \
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e ".[test,export]" && \
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps \
-		open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 && \
+	$(NEW_VENV) && \
+	$(UV_INSTALL) pip -e ".[test,export]" && \
+	$(UV_INSTALL) --no-deps open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 && \
 	touch $(BASE) $@ && \
 	echo "vljax: install took $$(( $$(date +%s) - start )) s"
 

@@ -3,6 +3,7 @@ VLJAX_* environment; a path with spaces and an override holding JSON survive eve
 quoting (srun's bash -c, the TPU workers' ssh --command)."""
 
 import os
+import runpy
 import shlex
 import subprocess
 import sys
@@ -160,3 +161,30 @@ def test_xpk_dry_run():
     ]
     bad = subprocess.run([*xpk, "delete", "Run_1"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "at most 40 of a-z, 0-9 and '-'" in bad.stderr
+
+
+def test_pip_sources_become_uv_options_once_each():
+    listing = (
+        ":env:.find-links='/opt/wheels'\n"
+        "global.cert='/etc/ssl/certs/ca-certificates.crt'\n"
+        "global.constraint='/etc/pip/constraints.txt'\n"
+        "global.extra-index-url='file:///a/simple file:///b/simple'\n"
+        "global.find-links='/opt/wheels'\n"
+    )
+    uv_arguments = runpy.run_path(os.path.join(ROOT, "launch/with_pip_sources.py"))["uv_arguments"]
+    assert uv_arguments(listing) == [
+        "--find-links", "/opt/wheels", "--constraint", "/etc/pip/constraints.txt",
+        "--extra-index-url", "file:///a/simple", "--extra-index-url", "file:///b/simple",
+        "--index-strategy", "unsafe-best-match",
+    ]  # fmt: skip
+    assert uv_arguments(":env:.find-links='/w'\n") == ["--find-links", "/w"]
+    assert uv_arguments("") == []
+
+
+def test_with_pip_sources_runs_the_command_with_pips_environment_sources():
+    # PIP_CONFIG_FILE=/dev/null: pip reads no config file, only the PIP_* variables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "/x /y"}
+    assert run([sys.executable, "launch/with_pip_sources.py", "/bin/echo", "uv"], env) == [
+        "uv --find-links /x --find-links /y"
+    ]
