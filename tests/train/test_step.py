@@ -39,6 +39,27 @@ def _train(config, steps, batch_seed=0):
     return losses, jax.tree.map(np.asarray, state.params)
 
 
+def test_runs_that_differ_only_in_seed_share_one_compiled_init():
+    """The seed's keys are arguments of the init program, not constants baked into it: a seed
+    sweep's later runs take the first one's compiled init from the persistent compilation
+    cache (tests/conftest.py sets one up), and still get params of their own."""
+    config = build_config("configs/demo.py", tiny_overrides())
+    mesh, parts = _setup(config)
+    first = init_state(parts, config.model, 0)
+    events = []
+    on_event = lambda event, **kwargs: events.append(event)
+    jax.monitoring.register_event_listener(on_event)
+    try:
+        second = init_state(parts, config.model, 12345)
+    finally:
+        jax.monitoring.unregister_event_listener(on_event)
+    assert "/jax/compilation_cache/cache_hits" in events
+    assert "/jax/compilation_cache/cache_misses" not in events
+    for name in ("params", "rng"):
+        pairs = zip(jax.tree.leaves(getattr(first, name)), jax.tree.leaves(getattr(second, name)))
+        assert not all(np.array_equal(a, b) for a, b in pairs), name
+
+
 def test_accumulated_step_equals_mean_of_microbatch_gradients():
     """accum_steps=2 (GradCache) gives the loss and the updated params of accum_steps=1 on the
     same batch: the loss sees every negative, not each microbatch its own. With SigLIP's

@@ -96,24 +96,25 @@ def init_state(parts, model_config, seed, init_params=None, include=()):
     """Creates the state directly in its shardings (params never materialise on one device)."""
     method, model, tx, shardings = parts.method, parts.model, parts.tx, parts.shardings
 
-    def fresh(params):
+    def fresh(params, rng):
         return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            opt_state=tx.init(params),
-            rng=run_key(seed),
+            step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng
         )
 
     # Init traces the model without the activation rules bound (vljax.sharding.
     # activation_sharding): its forward on a one-example batch is dead code once the params
     # are made (XLA drops it), and one example would not divide over the batch axes.
-    def init(key):
-        return fresh(nn.unbox(model.init(key, method.example_batch(model_config))["params"]))
+    def init(key, rng):
+        params = model.init(key, method.example_batch(model_config))["params"]
+        return fresh(nn.unbox(params), rng)
 
-    state = jax.jit(init, out_shardings=shardings)(jax.random.key(seed))
+    # The keys are arguments, not constants: runs that differ only in seed compile one init
+    # (the persistent compilation cache then serves a seed sweep's later runs).
+    rng = run_key(seed)
+    state = jax.jit(init, out_shardings=shardings)(jax.random.key(seed), rng)
     if init_params is not None:
         params = load_into(state.params, init_params, shardings.params, include)
-        state = jax.jit(fresh, out_shardings=shardings)(params)
+        state = jax.jit(fresh, out_shardings=shardings)(params, rng)
     return state
 
 
