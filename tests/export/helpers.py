@@ -6,11 +6,11 @@ import os
 import random
 import sys
 
-import flax.linen as nn
 import jax
 import numpy as np
 
 from configs import demo
+from tests.random_params import random_variables
 from vljax.methods import clip
 
 
@@ -82,14 +82,11 @@ def tiny_config(family, vocab_size):
 
 
 def random_params(config, seed=0):
-    """Initialised params plus noise, so biases, norms and the conv bias are all non-trivial."""
+    """The model and random params of its shapes (tests/random_params.py: drawn on the host, so
+    biases, norms and the conv bias are all non-trivial and nothing compiles)."""
     model = clip.build_model(config.model)
-    v = model.init(jax.random.key(seed), clip.example_batch(config.model))
-    params = jax.tree.map(np.asarray, nn.unbox(v["params"]))
-    rs = np.random.RandomState(seed)
-    return model, jax.tree.map(
-        lambda x: (x + 0.05 * rs.standard_normal(x.shape)).astype(np.float32), params
-    )
+    variables = random_variables(model, clip.example_batch(config.model), seed=seed)
+    return model, jax.tree.map(lambda x: np.asarray(x, np.float32), variables["params"])
 
 
 TEXTS = [

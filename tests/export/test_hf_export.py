@@ -62,8 +62,10 @@ def test_embeddings_match_transformers(exported):
     dt = np.abs(zt - enc.encode_texts(TEXTS)).max()
     print(f"{family}: max |image diff| {di:.2e}, max |text diff| {dt:.2e}")
     assert di < 1e-4 and dt < 1e-4
-    # Logit scale and bias carried over.
-    np.testing.assert_allclose(model.logit_scale.exp().item(), config.model.scale_init, rtol=0.2)
+    # Logit scale and bias carried over (the params' own, random values).
+    np.testing.assert_allclose(model.logit_scale.item(), enc.params["log_scale"], rtol=1e-6)
+    if family == "siglip":
+        np.testing.assert_allclose(model.logit_bias.item(), enc.params["bias"], rtol=1e-6)
 
 
 def test_folder_contents(exported):
