@@ -3,12 +3,12 @@
 # extras (torch, transformers: the larger part of the install) in one run. Each install runs
 # again only when pyproject.toml changes, and says how long it took.
 # The installs use uv (put into the venv by pip): it resolves and unpacks in parallel, so the
-# test extras install in about 30 s where pip took 81 s (2-core AMD EPYC, a cold uv cache). uv reads neither
-# pip.conf nor PIP_* variables: launch/with_pip_sources.py passes the machine's pip sources on
-# (local wheels such as a CPU build of torch). Neither byte-compiles what it installs; Python
-# writes the bytecode of the modules a run imports the first time it imports them (about 16 s
-# once for `make test`'s imports): make clears PYTHONDONTWRITEBYTECODE for its commands, or
-# every process would compile those modules again.
+# test extras install in 22-30 s where pip took 82-88 s (2-core AMD EPYC, a cold uv cache).
+# uv reads neither pip.conf nor PIP_* variables: launch/with_pip_sources.py passes the
+# machine's pip sources on (local wheels such as a CPU build of torch). Neither byte-compiles
+# what it installs; Python writes the bytecode of the modules a run imports the first time it
+# imports them (about 16 s once for `make test`'s imports): make clears
+# PYTHONDONTWRITEBYTECODE for its commands, or every process would compile those modules again.
 PY ?= python3
 export PYTHONDONTWRITEBYTECODE :=
 VENV := .venv
