@@ -13,13 +13,9 @@ import os
 import subprocess
 import sys
 
-# pip config key -> uv option; one value may hold several whitespace-separated entries.
-UV_OPTION = {
-    "index-url": "--index-url",
-    "extra-index-url": "--extra-index-url",
-    "find-links": "--find-links",
-    "constraint": "--constraint",
-}
+# pip config keys that uv takes as options of the same name; one value may hold several
+# whitespace-separated entries.
+SOURCE_KEYS = ("index-url", "extra-index-url", "find-links", "constraint")
 
 
 def pip_config_listing():
@@ -35,8 +31,8 @@ def uv_arguments(listing):
     for line in listing.splitlines():
         name, _, quoted = line.partition("=")
         key, value = name.rpartition(".")[2], quoted.strip("'\"")
-        option = UV_OPTION.get(key)
-        for entry in value.split() if option else ():
+        option = f"--{key}"
+        for entry in value.split() if key in SOURCE_KEYS else ():
             if (option, entry) not in seen:
                 seen.add((option, entry))
                 arguments += [option, entry]

@@ -1,7 +1,7 @@
 """Random model variables drawn on the host, for tests that need some params of a model's
 shapes but not its init's distribution (equalities that hold for any params).
 
-A jitted `model.init` compiles its random draws: about 30 ms of XLA CPU compile per param
+A jitted `model.init` compiles its random draws: 30-100 ms of XLA CPU compile per param
 leaf on 2 cores, 3-7 s for a tiny model (docs/benchmarks.md); `jax.eval_shape` only traces it."""
 
 import functools
