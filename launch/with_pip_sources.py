@@ -42,5 +42,7 @@ def uv_arguments(listing):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python3 launch/with_pip_sources.py UV_COMMAND... (see the docstring)")
     command = sys.argv[1:] + uv_arguments(pip_config_listing())
     os.execv(command[0], command)
