@@ -16,6 +16,7 @@ from vljax.train.state import build_parts, init_state
 from vljax.train.step import (
     make_cached_accumulation,
     make_forward,
+    make_loss_fn,
     make_outputs_loss,
     make_train_step,
 )
@@ -79,34 +80,57 @@ def test_accumulated_step_equals_mean_of_microbatch_gradients():
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-7)
 
 
+def _whole_batch_and_cached(impl, with_whole_batch=True, **extra):
+    """The loss and gradients of one synthetic batch of 32 under `loss.impl=impl`: taken
+    directly (the step of accum_steps=1; None when not `with_whole_batch`) and by the cached
+    accumulation of accum_steps=4, each as (loss, grads)."""
+    overrides = tiny_overrides(
+        batch_size=32, model__image__stem="patch", optimizer__accum_steps=4, loss__impl=impl,
+        **extra,
+    )  # fmt: skip
+    config = build_config("configs/demo.py", overrides)
+    mesh, parts = _setup(config)
+    method, model = parts.method, parts.model
+    params = init_state(parts, config.model, 0).params
+    batch = shd.global_batch(synthetic_batch(config, config.batch_size), mesh, config.sharding)
+    key, step = jax.random.key_data(jax.random.key(3)), jnp.int32(0)
+    (loss, _), grads = jax.jit(make_cached_accumulation(method, model, config, mesh))(
+        params, batch, key, step
+    )
+    cached = (float(loss), grads)
+    if not with_whole_batch:
+        return None, cached
+    whole = jax.jit(jax.value_and_grad(make_loss_fn(method, model, config, mesh), has_aux=True))
+    (loss, _), grads = whole(params, batch, method.rngs(key, step))
+    return (float(loss), grads), cached
+
+
+def _assert_same_loss_and_grads(got, want, what):
+    """Equal but for float32 rounding: the loss within 1e-5 relative, every gradient within
+    1e-5 of the largest."""
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, err_msg=what)
+    scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want[1]))
+    for g, w in zip(jax.tree.leaves(got[1]), jax.tree.leaves(want[1]), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=what)
+
+
 @pytest.mark.heavy
-def test_cached_accumulation_trains_like_the_whole_batch_for_every_loss_impl():
-    """8 tiny-demo steps with accum_steps=4 have the losses of accum_steps=1 within 1e-5
-    relative, for each loss impl (a wrong accumulation shows from the first step; the five
-    compiles, not the steps, are this test's time). ring is exact, so its runs share
-    all_gather's reference (tests/losses/test_loss_in_training.py compiles the same one);
-    grouped (groups of 2 of the 8 devices, sigmoid) is another objective, with its own. On synthetic
-    batches through the train step, with the ViT's patch embedding for the demo's conv stem:
-    the data pipeline, tokenizer and stem add nothing here but seconds of the suite."""
-
-    def losses(impl, accum, **extra):
-        overrides = tiny_overrides(
-            batch_size=32,
-            model__image__stem="patch",
-            optimizer__accum_steps=accum,
-            loss__impl=impl,
-            **extra,
-        )
-        return _train(build_config("configs/demo.py", overrides), steps=8)[0]
-
-    whole_batch = losses("all_gather", 1)
-    assert whole_batch[-1] < whole_batch[0]
-    for impl in ("all_gather", "ring"):
-        np.testing.assert_allclose(losses(impl, 4), whole_batch, rtol=1e-5, err_msg=impl)
-    # Sigmoid with its bias: the program of test_loss_in_training.py's grouped run.
+def test_cached_accumulation_gives_the_whole_batch_loss_and_gradients_for_every_loss_impl():
+    """accum_steps=4 (GradCache) gives the loss and every gradient of the whole batch taken
+    directly, for each loss impl: a microbatch that saw only its own negatives, or a scalar
+    output (scale, bias) pulled back whole by every microbatch, shows in both. ring is exact,
+    so all_gather's direct gradient is its reference too; grouped (groups of 2 of the 8
+    devices, sigmoid with its bias) is another objective, with its own. The gradient programs
+    without the optimizer: the train step with accumulation, updates included, is
+    test_accumulated_step_equals_mean_of_microbatch_gradients'. With the ViT's patch
+    embedding for the demo's conv stem: the stem adds nothing here but seconds."""
+    whole_batch, cached = _whole_batch_and_cached("all_gather")
+    _assert_same_loss_and_grads(cached, whole_batch, "all_gather")
+    _, cached = _whole_batch_and_cached("ring", with_whole_batch=False)
+    _assert_same_loss_and_grads(cached, whole_batch, "ring")
     sigmoid = dict(loss__kind="sigmoid", model__bias_init=-10.0, loss__group_size=2)
-    grouped = {accum: losses("grouped", accum, **sigmoid) for accum in (1, 4)}
-    np.testing.assert_allclose(grouped[4], grouped[1], rtol=1e-5, err_msg="grouped")
+    whole_batch, cached = _whole_batch_and_cached("grouped", **sigmoid)
+    _assert_same_loss_and_grads(cached, whole_batch, "grouped")
 
 
 def test_cached_accumulation_redraws_each_microbatchs_masks_in_its_backward_pass():
