@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from vljax.config import build_config
 from vljax.models.flops import train_flops_per_image
-from vljax.train.aot import build_train_step, compiled_flops
+from vljax.train.aot import build_train_step
 from vljax.train.flops import step_flops
 
 MATMUL = 2 * 4 * 8 * 16  # [4, 8] @ [8, 16]
@@ -61,12 +61,14 @@ SMALL_B16 = {
 
 def test_model_flops_agree_with_xla_cost_analysis():
     """The analytic count (vljax/models/flops.py, what MFU is quoted in) against XLA's count
-    of the compiled step (elementwise work included) and the jaxpr's matmuls. SigLIP's towers
+    of the step's HLO (its cost analysis, elementwise work included: 1.019 of the analytic
+    count on the lowered step, 1.021 on the compiled one, which takes 9 s more to get) and the
+    jaxpr's matmuls. SigLIP's towers
     have every term (MAP head, text projection with bias); tests/test_gpu_benchmark.py checks
     a tiny CLIP's count by hand."""
     config = build_config("configs/siglip_vit_b16.py", list(SMALL_B16.items()))
     built = build_train_step(config, jax.devices()[:1])
     traced = built.step.trace(built.parts.abstract, built.batch)
     model = 32 * train_flops_per_image(config.model.to_dict(), 32)["total"]
-    assert abs(compiled_flops(traced.lower().compile()) / model - 1) < 0.05
+    assert abs(traced.lower().cost_analysis()["flops"] / model - 1) < 0.05
     assert abs(step_flops(traced) / model - 1) < 1e-3
