@@ -63,9 +63,8 @@ def test_model_flops_agree_with_xla_cost_analysis():
     """The analytic count (vljax/models/flops.py, what MFU is quoted in) against XLA's count
     of the step's HLO (its cost analysis, elementwise work included: 1.019 of the analytic
     count on the lowered step, 1.021 on the compiled one, which takes 9 s more to get) and the
-    jaxpr's matmuls. SigLIP's towers
-    have every term (MAP head, text projection with bias); tests/test_gpu_benchmark.py checks
-    a tiny CLIP's count by hand."""
+    jaxpr's matmuls. SigLIP's towers have every term (MAP head, text projection with bias);
+    tests/test_gpu_benchmark.py checks a tiny CLIP's count by hand."""
     config = build_config("configs/siglip_vit_b16.py", list(SMALL_B16.items()))
     built = build_train_step(config, jax.devices()[:1])
     traced = built.step.trace(built.parts.abstract, built.batch)

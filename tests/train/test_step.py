@@ -105,13 +105,17 @@ def _whole_batch_and_cached(impl, with_whole_batch=True, **extra):
     return (float(loss), grads), cached
 
 
-def _assert_same_loss_and_grads(got, want, what):
-    """Equal but for float32 rounding: the loss within 1e-5 relative, every gradient within
-    1e-5 of the largest."""
-    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, err_msg=what)
-    scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want[1]))
-    for g, w in zip(jax.tree.leaves(got[1]), jax.tree.leaves(want[1]), strict=True):
+def _assert_same_grads(got, want, what=""):
+    """Equal gradients but for float32 rounding: each within 1e-5 of the largest."""
+    scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want))
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=what)
+
+
+def _assert_same_loss_and_grads(got, want, what):
+    """(loss, grads) pairs equal but for float32 rounding: the loss within 1e-5 relative."""
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, err_msg=what)
+    _assert_same_grads(got[1], want[1], what)
 
 
 @pytest.mark.heavy
@@ -166,10 +170,7 @@ def test_cached_accumulation_redraws_each_microbatchs_masks_in_its_backward_pass
     cached = jax.jit(make_cached_accumulation(method, parts.model, config, mesh))
     (loss, _), grads = cached(params, batch, key, step)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
-    # Rounding, not another mask: within 1e-5 of the largest gradient.
-    scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want))
-    for got, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(want), strict=True):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * scale)
+    _assert_same_grads(grads, want)  # rounding, not another mask
 
 
 def test_accumulation_refuses_terms_that_need_the_whole_batch():
