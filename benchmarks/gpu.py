@@ -294,7 +294,7 @@ def train_step_figures(recipe, batch_size, overrides, prof, peak_tflops, *, dona
         return row
     row["fits"] = True
 
-    state = init_state(parts, config.model, 0)
+    state = init_state(parts, 0)
     host = synthetic_batch(config, batch_size)
     batch = shd.global_batch(host, mesh, config.sharding)
     for _ in range(prof["warmup"]):

@@ -92,7 +92,7 @@ def main(argv=None):
         config.batch_size = args.batch_size
     built = build_train_step(config)
     parts, mesh, step_fn = built.parts, built.mesh, built.step
-    state = init_state(parts, config.model, 0)
+    state = init_state(parts, 0)
 
     # The method's batch fields (built.batch: images and clips uint8, as the loader ships
     # them): random pixels, random token ids below every tower's vocabulary, the rest (clip

@@ -47,7 +47,7 @@ def figures(frames: int, batches: int, steps: int, workdir: str) -> dict:
     step = make_train_step(parts, config, mesh)
     local = next(make_train_iterator(config, tokenizer, seed=0, fields=fields))
     batch = shd.global_batch(local, mesh, config.sharding)
-    state = init_state(parts, config.model, 0)
+    state = init_state(parts, 0)
     compiled = step.lower(state, batch).compile()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)

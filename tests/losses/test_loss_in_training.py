@@ -30,7 +30,7 @@ def train_losses(kind, impl, **loss):
     config = build_config("configs/demo.py", tiny_overrides(**changes))
     mesh = shd.make_mesh(config.mesh)
     parts = build_parts(config, mesh)
-    state = init_state(parts, config.model, 0)
+    state = init_state(parts, 0)
     step = make_train_step(parts, config, mesh)
     rng = np.random.default_rng(0)
     size, length = config.model.image.image_size, config.model.text.max_len

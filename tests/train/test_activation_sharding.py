@@ -147,7 +147,7 @@ def test_tensor_parallel_trains_like_data_parallel(tensor_parallel):
     }
     losses = {}
     for name, (cfg, mesh, prts, step) in runs.items():
-        state = init_state(prts, cfg.model, 0)
+        state = init_state(prts, 0)
         losses[name] = []
         for i in range(8):
             batch = shd.global_batch(synthetic_batch(cfg, cfg.batch_size, i), mesh, cfg.sharding)
@@ -172,7 +172,7 @@ def test_eval_encoder_binds_the_rules_on_the_params_mesh_and_pads_the_batch():
     config = build_config("configs/demo.py", tiny_overrides(mesh__data=4, mesh__tensor=2))
     mesh = shd.make_mesh(config.mesh)
     parts = build_parts(config, mesh)
-    params = init_state(parts, config.model, 0).params
+    params = init_state(parts, 0).params
     tokens = synthetic_batch(config, 5)["tokens"]
 
     class Tokens:  # the encoder's tokenizer: these texts are their token rows already

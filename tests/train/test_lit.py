@@ -46,7 +46,7 @@ def test_locked_tower_is_unchanged_and_its_backward_pass_is_gone():
     print(f"step FLOPs: locked {flops_locked:.4g}, trained {flops_free:.4g}")
     assert flops_locked < 0.8 * flops_free, (flops_locked, flops_free)
 
-    state = init_state(parts, locked.model, 0)
+    state = init_state(parts, 0)
     before = jax.tree.map(np.asarray, state.params)
     for _ in range(2):
         state, metrics = step(state, batch)
@@ -69,7 +69,7 @@ def test_init_from_a_run_takes_only_the_included_tower(full_run):
     ]
     config = build_config(str(full_run / "config.json"), overrides)
     parts = build_parts(config, shd.make_mesh(config.mesh))
-    state = init_state(parts, config.model, 7, initial_params(config), config.init_from_include)
+    state = init_state(parts, 7, initial_params(config), config.init_from_include)
     run = load_run(str(full_run)).params
     for a, b in zip(jax.tree.leaves(run["img"]), jax.tree.leaves(state.params["img"]), strict=True):
         np.testing.assert_array_equal(a, np.asarray(b))

@@ -10,6 +10,7 @@ from tests.train.tiny import synthetic_batch, tiny_overrides
 from vljax import sharding as shd
 from vljax.config import build_config
 from vljax.errors import ConfigError
+from vljax.methods import get_method
 from vljax.methods.method import LOSS_RNG
 from vljax.train.aot import build_train_step
 from vljax.train.state import build_parts, init_state
@@ -30,7 +31,7 @@ def _setup(config):
 def _train(config, steps, batch_seed=0):
     """`steps` train steps of `config` on synthetic batches -> (losses, final params)."""
     mesh, parts = _setup(config)
-    state = init_state(parts, config.model, 0)
+    state = init_state(parts, 0)
     step = make_train_step(parts, config, mesh)
     losses = []
     for i in range(steps):
@@ -40,22 +41,31 @@ def _train(config, steps, batch_seed=0):
     return losses, jax.tree.map(np.asarray, state.params)
 
 
-def test_runs_that_differ_only_in_seed_share_one_compiled_init():
+def test_runs_that_differ_only_in_seed_share_one_compiled_init_and_one_model_trace(
+    monkeypatch,
+):
     """The seed's keys are arguments of the init program, not constants baked into it: a seed
     sweep's later runs take the first one's compiled init from the persistent compilation
-    cache (tests/conftest.py sets one up), and still get params of their own."""
+    cache (tests/conftest.py sets one up), and still get params of their own. The model is
+    traced once for the abstract shapes and both inits (flax calls the module's __call__ once
+    per trace of its init)."""
     config = build_config("configs/demo.py", tiny_overrides())
+    model_class = type(get_method(config.method).build_model(config.model))
+    traces = []
+    call = model_class.__call__
+    monkeypatch.setattr(model_class, "__call__", lambda *a, **k: traces.append(1) or call(*a, **k))
     mesh, parts = _setup(config)
-    first = init_state(parts, config.model, 0)
+    first = init_state(parts, 0)
     events = []
     on_event = lambda event, **kwargs: events.append(event)
     jax.monitoring.register_event_listener(on_event)
     try:
-        second = init_state(parts, config.model, 12345)
+        second = init_state(parts, 12345)
     finally:
         jax.monitoring.unregister_event_listener(on_event)
     assert "/jax/compilation_cache/cache_hits" in events
     assert "/jax/compilation_cache/cache_misses" not in events
+    assert len(traces) == 1
     for name in ("params", "rng"):
         pairs = zip(jax.tree.leaves(getattr(first, name)), jax.tree.leaves(getattr(second, name)))
         assert not all(np.array_equal(a, b) for a, b in pairs), name
@@ -91,7 +101,7 @@ def _whole_batch_and_cached(impl, with_whole_batch=True, **extra):
     config = build_config("configs/demo.py", overrides)
     mesh, parts = _setup(config)
     method, model = parts.method, parts.model
-    params = init_state(parts, config.model, 0).params
+    params = init_state(parts, 0).params
     batch = shd.global_batch(synthetic_batch(config, config.batch_size), mesh, config.sharding)
     key, step = jax.random.key_data(jax.random.key(3)), jnp.int32(0)
     (loss, _), grads = jax.jit(make_cached_accumulation(method, model, config, mesh))(
@@ -147,7 +157,7 @@ def test_cached_accumulation_redraws_each_microbatchs_masks_in_its_backward_pass
     )
     mesh, parts = _setup(config)
     method, accum = parts.method, 2
-    params = init_state(parts, config.model, 0).params
+    params = init_state(parts, 0).params
     batch = shd.global_batch(synthetic_batch(config, config.batch_size), mesh, config.sharding)
     key, step = jax.random.key_data(jax.random.key(3)), jnp.int32(5)
     forward = make_forward(parts.model, config, mesh)

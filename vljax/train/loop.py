@@ -184,7 +184,7 @@ def _train(config, workdir):
         if init_params is not None and parts.method.adapt_init_params is not None:
             init_params = parts.method.adapt_init_params(init_params, config)
         include = list(config.init_from_include)
-        state = init_state(parts, config.model, int(config.seed), init_params, include)
+        state = init_state(parts, int(config.seed), init_params, include)
         start = 0
     # Written once the state is built: a run that fails before leaves no config to hold
     # the next attempt to (only checkpoints do, through check_resume_compatible).

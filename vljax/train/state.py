@@ -33,11 +33,18 @@ def run_key(seed: int) -> jax.Array:
     return jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 1))
 
 
-def abstract_boxed_params(method, model, model_config):
-    """Param shapes with their logical axis names, without allocating anything."""
-    batch = method.example_batch(model_config)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), batch))
-    return variables["params"]
+def boxed_params_init(method, model, model_config):
+    """key -> the model's params with their logical axis names, initialised on the method's
+    example batch. A jit, so its trace is cached: the abstract shapes (`build_parts`) and the
+    sharded init (`init_state`, which calls it inside its own jit) trace the model once."""
+    return jax.jit(lambda key: model.init(key, method.example_batch(model_config))["params"])
+
+
+def abstract_boxed_params(method, model, model_config, boxed_init=None):
+    """Param shapes with their logical axis names, without allocating anything.
+    `boxed_init`: the run's `boxed_params_init` (made here when not given)."""
+    boxed_init = boxed_init or boxed_params_init(method, model, model_config)
+    return jax.eval_shape(boxed_init, jax.random.key(0))
 
 
 def _dict_path(path) -> tuple[str, ...]:
@@ -67,9 +74,9 @@ def opt_state_shardings(opt_state_shapes, params_shardings, mesh):
     return jax.tree_util.tree_map_with_path(pick, opt_state_shapes)
 
 
-def state_shardings(method, model, model_config, tx, mesh, sharding_config):
-    """Returns (abstract state, state shardings) for jit's in/out shardings."""
-    boxed = abstract_boxed_params(method, model, model_config)
+def state_shardings(boxed, tx, mesh, sharding_config):
+    """Returns (abstract state, state shardings) for jit's in/out shardings, from the
+    abstract boxed params (`abstract_boxed_params`)."""
     params_shardings = shd.param_shardings(boxed, mesh, sharding_config)
     params_shapes = nn.unbox(boxed)
     opt_shapes = jax.eval_shape(tx.init, params_shapes)
@@ -92,9 +99,9 @@ def state_shardings(method, model, model_config, tx, mesh, sharding_config):
     return abstract, shardings
 
 
-def init_state(parts, model_config, seed, init_params=None, include=()):
+def init_state(parts, seed, init_params=None, include=()):
     """Creates the state directly in its shardings (params never materialise on one device)."""
-    method, model, tx, shardings = parts.method, parts.model, parts.tx, parts.shardings
+    tx, shardings = parts.tx, parts.shardings
 
     def fresh(params, rng):
         return TrainState(
@@ -105,8 +112,7 @@ def init_state(parts, model_config, seed, init_params=None, include=()):
     # activation_sharding): its forward on a one-example batch is dead code once the params
     # are made (XLA drops it), and one example would not divide over the batch axes.
     def init(key, rng):
-        params = model.init(key, method.example_batch(model_config))["params"]
-        return fresh(nn.unbox(params), rng)
+        return fresh(nn.unbox(parts.boxed_init(key)), rng)
 
     # The keys are arguments, not constants: runs that differ only in seed compile one init
     # (the persistent compilation cache then serves a seed sweep's later runs).
@@ -169,6 +175,7 @@ class RunParts:
     method: Method
     model: Any  # the method's flax Module
     tx: Any  # the optax optimizer
+    boxed_init: Any  # key -> params with their logical axis names (boxed_params_init)
     abstract: TrainState  # shapes with shardings: for restore and ahead-of-time compile
     shardings: TrainState
 
@@ -184,6 +191,8 @@ def build_parts(config, mesh) -> RunParts:
         shd.check_batch(config.batch_size // accum_steps, mesh, config.sharding, what)
     model = method.build_model(config.model)
     tx = build_optimizer(config.optimizer, config.total_steps)
-    abstract, shardings = state_shardings(method, model, config.model, tx, mesh, config.sharding)
+    boxed_init = boxed_params_init(method, model, config.model)
+    boxed = abstract_boxed_params(method, model, config.model, boxed_init)
+    abstract, shardings = state_shardings(boxed, tx, mesh, config.sharding)
     shd.check_param_shardings(abstract.params, shardings.params, mesh)
-    return RunParts(method, model, tx, abstract, shardings)
+    return RunParts(method, model, tx, boxed_init, abstract, shardings)
