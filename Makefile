@@ -55,8 +55,8 @@ test: $(FULL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@# Two workers: the suite is mostly single-threaded XLA compiles (1.4x faster on 2 cores);
-	@# whole files per worker, so a module's trained fixture runs once; the heavy files first
-	@# (tests/conftest.py). host_malloc: the glibc malloc settings `vljax` itself starts with
+	@# whole files per worker, so a module's trained fixture runs once; the longest files first
+	@# (tests/file_order.py). host_malloc: the glibc malloc settings `vljax` itself starts with
 	@# (no page faults on XLA's large buffers).
 	$(BIN)/python -m vljax.host_malloc $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 

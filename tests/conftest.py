@@ -25,6 +25,8 @@ import os
 import shutil
 import tempfile
 
+from tests.file_order import longest_first
+
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "")
     + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
@@ -41,12 +43,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
 
 def pytest_collection_modifyitems(items):
-    """Files with a test marked `heavy` (15 s or more on 2 cores) are collected first, and
-    `make test` keeps that order (`--no-loadscope-reorder`): pytest-xdist then hands them out
-    before the many short files, so the two workers finish together instead of one running a
-    long test alone at the end."""
-    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
-    items.sort(key=lambda item: item.path not in heavy)
+    """Test files in the order of tests/file_order.py (longest first): `make test` keeps it
+    (`--no-loadscope-reorder`), so pytest-xdist hands the long files out before the many
+    short ones and the two workers finish together."""
+    keys = longest_first({item.path for item in items})
+    items.sort(key=lambda item: keys[item.path])
 
 
 def pytest_collection_finish(session):

@@ -8,8 +8,6 @@ process): every device holds the whole state on any device count."""
 
 import json
 
-import pytest
-
 from vljax.cli import main
 
 B16 = ["compile", "--config", "configs/clip_vit_b16.py", "--config.batch_size=64"]
@@ -25,7 +23,6 @@ KEYS = (
 )
 
 
-@pytest.mark.heavy
 def test_fsdp_holds_one_64th_of_the_data_parallel_state_per_device(tmp_path):
     fsdp_json, dp_json = tmp_path / "fsdp.json", tmp_path / "dp.json"
     assert main([*B16, "--devices", "64", "--json", str(fsdp_json)]) == 0

@@ -331,7 +331,6 @@ def test_parallel_and_failures_do_not_stop_the_others(tmp_path, monkeypatch, cap
             assert f"run seed={s}" in f.read()
 
 
-@pytest.mark.heavy
 def test_real_local_sweep(tmp_path, capsys):
     """2 tiny runs (differing only in seed: the second reuses the first's compiled step
     from the session's XLA cache) and a refused one; then the summary. (A run the trainer

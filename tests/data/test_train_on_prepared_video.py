@@ -50,7 +50,6 @@ def prepared_clips(tmp_path) -> str:
     return data_dir
 
 
-@pytest.mark.heavy  # 17 s on the 2 shared cores: a :tiny train step, its eval and report
 def test_video_clip_trains_and_is_scored_on_a_prepared_video_set(tmp_path):
     data_dir = prepared_clips(tmp_path)
     src = TfdsSource("clips", "train", data_dir)

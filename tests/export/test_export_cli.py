@@ -29,7 +29,6 @@ def trained_run(bpe_tokenizer, tmp_path_factory):
     return str(workdir)
 
 
-@pytest.mark.heavy
 def test_export_cli_then_auto_classes_match_vljax(trained_run, tmp_path, capsys):
     from tests.export.test_hf_export import hf_embeddings
     from vljax.export.cli import export_cli

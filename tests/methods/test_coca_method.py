@@ -28,7 +28,6 @@ def coca_run(tmp_path_factory):
     return workdir
 
 
-@pytest.mark.heavy
 def test_both_terms_are_logged_and_fall(coca_run):
     rows = [json.loads(line) for line in open(coca_run / "metrics.jsonl")]
     rows = [r for r in rows if "loss" in r]

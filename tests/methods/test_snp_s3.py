@@ -162,7 +162,6 @@ def test_xpool_pooling_is_refused_by_name():
         snp_s3.build_model(config).init(jax.random.key(0), batch)
 
 
-@pytest.mark.heavy
 def test_tiny_recipe_trains_with_each_term_logged(tmp_path):
     assert smoke_train("snp_s3", tmp_path) == 0
     assert_trained_smoke_steps(tmp_path)

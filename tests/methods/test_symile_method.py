@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -121,7 +120,6 @@ def test_symile_learns_the_joint_task_and_pairwise_cannot():
     assert top1_accuracy(pairwise_sum_scores([img[c], txt[k]], third), labels) <= 1 / 3
 
 
-@pytest.mark.heavy
 def test_tiny_recipe_trains_60_steps_with_a_falling_loss_and_runs_its_eval(tmp_path):
     """configs/symile.py:tiny as it is, all 60 steps (not the other smoke runs' SMOKE_STEPS:
     Symile leaves its starting plateau, ln 256 = 5.545, only after 30-50 steps, docs/

@@ -8,7 +8,6 @@ import pytest
 from tests.methods.runs import assert_trained_smoke_steps, smoke_train
 
 
-@pytest.mark.heavy
 @pytest.mark.parametrize("recipe", ["sycoca", "long_clip"])
 def test_tiny_recipe_trains_with_a_finite_falling_loss(recipe, tmp_path):
     assert smoke_train(recipe, tmp_path) == 0

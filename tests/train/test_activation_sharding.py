@@ -128,7 +128,6 @@ def test_fsdp_shards_params_and_optimizer_and_gathers_weights_not_activations():
     assert not activations, activations
 
 
-@pytest.mark.heavy
 def test_tensor_parallel_trains_like_data_parallel(tensor_parallel):
     """tensor=2, fsdp=2, data=2 (the program compiled above) trains 8 tiny-demo steps with the
     losses of data=8 within 1e-5 relative: a wrong sharding shows from the first step."""

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests.train.tiny import tiny_argv
 from vljax import cli
@@ -24,7 +23,6 @@ def losses(workdir) -> dict:
     return {row["step"]: row["loss"] for row in rows if "loss" in row}
 
 
-@pytest.mark.heavy
 def test_two_processes_train_like_one_and_resume_on_one(full_run, tmp_path):
     two = tmp_path / "two"
     two.mkdir()

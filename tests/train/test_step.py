@@ -128,7 +128,6 @@ def _assert_same_loss_and_grads(got, want, what):
     _assert_same_grads(got[1], want[1], what)
 
 
-@pytest.mark.heavy
 def test_cached_accumulation_gives_the_whole_batch_loss_and_gradients_for_every_loss_impl():
     """accum_steps=4 (GradCache) gives the loss and every gradient of the whole batch taken
     directly, for each loss impl: a microbatch that saw only its own negatives, or a scalar

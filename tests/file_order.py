@@ -1,0 +1,36 @@
+"""The order in which pytest-xdist hands test files to the workers: longest first.
+
+`make test` runs whole files per worker (`--dist loadfile`) in collection order
+(`--no-loadscope-reorder`), each file to the first worker that is free. Longest first
+(`tests/file_seconds.json`, measured by `python benchmarks/test_suite.py
+--write-file-seconds`) leaves the short files for the end, so the two workers finish
+together instead of one running a long file alone while the other idles. A file the table
+does not know (a new one) goes first: if it is long, it is not the one left at the end.
+"""
+
+import json
+import math
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FILE_SECONDS = "tests/file_seconds.json"
+
+
+def file_seconds() -> dict[str, float]:
+    """{test file relative to the repository: its measured seconds}; {} without the table."""
+    path = ROOT / FILE_SECONDS
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())["seconds"]
+
+
+def longest_first(paths, seconds=None) -> dict:
+    """{path: sort key} for the test files `paths` (pathlib.Path): longest measured first,
+    unknown files before all of them; equal keys keep collection order (a stable sort).
+    `seconds`: the table (default: tests/file_seconds.json)."""
+    seconds = file_seconds() if seconds is None else seconds
+    keys = {}
+    for path in paths:
+        name = pathlib.Path(path).resolve().relative_to(ROOT).as_posix()
+        keys[path] = -seconds.get(name, math.inf)
+    return keys
