@@ -11,7 +11,7 @@ from vljax.choices import CHOICES
 from vljax.config import ConfigError, build_config
 from vljax.methods import clip
 from vljax.methods.clip import build_model
-from vljax.train.state import abstract_boxed_params
+from vljax.train.state import abstract_boxed_params, boxed_params_init
 
 
 def test_overrides_parse_with_the_existing_types():
@@ -90,5 +90,5 @@ def test_every_model_choice_builds_and_traces(key, value):
         changes["model.embed_dim"] = "32"  # the pooled output is the embedding
     config = build_config("configs/demo.py", tiny_overrides() + list(changes.items()))
     model = build_model(config.model)
-    boxed = abstract_boxed_params(clip.METHOD, model, config.model)
+    boxed = abstract_boxed_params(boxed_params_init(clip.METHOD, model, config.model))
     assert jax.tree.leaves(boxed)

@@ -18,7 +18,7 @@ from vljax.export.mapping import from_hf_state_dict, to_hf_state_dict
 from vljax.export.remote_code import refuse_remote_code
 from vljax.methods import clip
 from vljax.params_io import shape_mismatches, shapes_of
-from vljax.train.state import abstract_boxed_params
+from vljax.train.state import abstract_boxed_params, boxed_params_init
 
 # Buffers transformers may save that carry no weights.
 _IGNORED_SUFFIXES = ("position_ids",)
@@ -122,7 +122,7 @@ def check_shapes(params, model_config):
     model_config = ml_collections.ConfigDict(model_config.to_dict())
     model_config.scan = False
     model = clip.build_model(model_config)
-    abstract = abstract_boxed_params(clip.METHOD, model, model_config)
+    abstract = abstract_boxed_params(boxed_params_init(clip.METHOD, model, model_config))
     problems = shape_mismatches(shapes_of(nn.unbox(abstract)), shapes_of(params))
     if problems:
         raise ExportError(

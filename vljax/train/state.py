@@ -40,10 +40,9 @@ def boxed_params_init(method, model, model_config):
     return jax.jit(lambda key: model.init(key, method.example_batch(model_config))["params"])
 
 
-def abstract_boxed_params(method, model, model_config, boxed_init=None):
-    """Param shapes with their logical axis names, without allocating anything.
-    `boxed_init`: the run's `boxed_params_init` (made here when not given)."""
-    boxed_init = boxed_init or boxed_params_init(method, model, model_config)
+def abstract_boxed_params(boxed_init):
+    """Param shapes with their logical axis names, without allocating anything, from a
+    `boxed_params_init`."""
     return jax.eval_shape(boxed_init, jax.random.key(0))
 
 
@@ -192,7 +191,7 @@ def build_parts(config, mesh) -> RunParts:
     model = method.build_model(config.model)
     tx = build_optimizer(config.optimizer, config.total_steps)
     boxed_init = boxed_params_init(method, model, config.model)
-    boxed = abstract_boxed_params(method, model, config.model, boxed_init)
+    boxed = abstract_boxed_params(boxed_init)
     abstract, shardings = state_shardings(boxed, tx, mesh, config.sharding)
     shd.check_param_shardings(abstract.params, shardings.params, mesh)
     return RunParts(method, model, tx, boxed_init, abstract, shardings)
