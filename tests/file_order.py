@@ -16,12 +16,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FILE_SECONDS = "tests/file_seconds.json"
 
 
-def file_seconds() -> dict[str, float]:
+def file_seconds(path=ROOT / FILE_SECONDS) -> dict[str, float]:
     """{test file relative to the repository: its measured seconds}; {} without the table."""
-    path = ROOT / FILE_SECONDS
     if not path.exists():
         return {}
-    return json.loads(path.read_text())["seconds"]
+    try:
+        return dict(json.loads(path.read_text())["seconds"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{path} is not a table of test-file seconds ({err!r}): rewrite it with `python "
+            "benchmarks/test_suite.py --write-file-seconds`, or delete it (the files then run "
+            "in collection order)"
+        ) from err
 
 
 def longest_first(paths, seconds=None) -> dict:

@@ -3,8 +3,10 @@ benchmarks/test_suite.py writes puts the longest files first and unknown files b
 
 import json
 
+import pytest
+
 from benchmarks.test_suite import DURATION, write_file_seconds
-from tests.file_order import ROOT, longest_first
+from tests.file_order import ROOT, file_seconds, longest_first
 
 # Lines of `pytest --durations=0`, as the benchmark parses them.
 DURATIONS = """\
@@ -38,3 +40,14 @@ def test_longest_measured_file_first_and_unknown_files_before_them(tmp_path):
         "tests/test_mid.py",
         "tests/test_short.py",
     ]
+
+
+def test_a_damaged_table_names_the_fix(tmp_path):
+    table = tmp_path / "file_seconds.json"
+    assert file_seconds(table) == {}
+    table.write_text('{"machine": "x"')
+    with pytest.raises(ValueError, match="--write-file-seconds`, or delete it"):
+        file_seconds(table)
+    table.write_text('{"machine": "x"}')
+    with pytest.raises(ValueError, match="not a table of test-file seconds"):
+        file_seconds(table)
