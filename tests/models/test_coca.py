@@ -1,5 +1,7 @@
 """CoCa: shapes, causality of the captioning logits, greedy decoding, padding invariance."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -57,9 +59,18 @@ BATCH = {"image": IMAGES, "tokens": TOKENS}
 
 def init(cfg, seed=0):
     model = build(cfg)
-    return model, nn.unbox(jax.jit(model.init)(jax.random.key(seed), BATCH))
+    return model, nn.unbox(jitted_init(model)(jax.random.key(seed), BATCH))
 
 
+# One jitted init and apply per model (equal configs give equal, hashable modules): the tests
+# of one config share their traces and compiled programs, where a jit per test traced, lowered
+# and read each from the persistent cache again (about a second per test).
+@functools.cache
+def jitted_init(model):
+    return jax.jit(model.init)
+
+
+@functools.cache
 def jitted(model):
     """`model.apply`, compiled: one program per shape beats op-by-op dispatch here."""
     return jax.jit(model.apply, static_argnames=("method", "train"))
