@@ -51,8 +51,7 @@ def get_config(arg=None):
     c.model.video.update(dict(heads=4, mlp_dim=256, depth=1))
     if arg == "tiny":
         demo.tiny(c)
-        # A patch stem compiles and runs faster than the demo's conv stem on 64 frames a step.
-        c.model.image.update(stem="patch", patch_size=8)
+        c.model.image.patch_size = 8
         c.model.video.update(frames=4, heads=2, mlp_dim=64)
         c.model.text.max_len = 24
         c.batch_size = 16

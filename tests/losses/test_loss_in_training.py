@@ -2,7 +2,7 @@
 all_gather, grouped with one group of every device too, and grouped with small groups (a
 different objective) trains to finite losses. Uses the trainer's own jitted step.
 
-Batch 32 and the ViT's patch stem: all_gather's and grouped's steps are the programs of
+Batch 32: all_gather's and grouped's steps are the programs of
 tests/train/test_step.py's accum_steps=1 references, read from the session's compile cache
 when that heavy test ran first."""
 
@@ -23,7 +23,6 @@ STEPS = 3
 @functools.cache
 def train_losses(kind, impl, **loss):
     changes = {"loss__kind": kind, "loss__impl": impl, "batch_size": 32}
-    changes["model__image__stem"] = "patch"
     changes.update({f"loss__{k}": v for k, v in loss.items()})
     if kind == "sigmoid":
         changes["model__bias_init"] = -10.0

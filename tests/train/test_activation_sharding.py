@@ -84,11 +84,9 @@ def test_fsdp_shards_params_and_optimizer_and_gathers_weights_not_activations():
     the pooled [B, D] embeddings the all_gather loss gathers by design), never of per-token
     activations [B, L, ...]."""
     batch_size = 24  # no param dim is 24: an all-gather of a batch-sized dim is an activation
-    # The ViT's patch embedding: the demo's conv stem has no logical axes (replicated, 30% of
-    # the tiny model's params).
-    overrides = tiny_overrides(
-        mesh__data=1, mesh__fsdp=8, batch_size=batch_size, model__image__stem="patch"
-    )
+    # TINY's patch stem: the demo's conv stem has no logical axes (replicated, 30% of the tiny
+    # model's params).
+    overrides = tiny_overrides(mesh__data=1, mesh__fsdp=8, batch_size=batch_size)
     config = build_config("configs/demo.py", overrides)
     parts, batch, _, compiled = _compiled_step(config)
     state = jax.tree.leaves((parts.abstract, batch))

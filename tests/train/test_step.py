@@ -94,10 +94,7 @@ def _whole_batch_and_cached(impl, with_whole_batch=True, **extra):
     """The loss and gradients of one synthetic batch of 32 under `loss.impl=impl`: taken
     directly (the step of accum_steps=1; None when not `with_whole_batch`) and by the cached
     accumulation of accum_steps=4, each as (loss, grads)."""
-    overrides = tiny_overrides(
-        batch_size=32, model__image__stem="patch", optimizer__accum_steps=4, loss__impl=impl,
-        **extra,
-    )  # fmt: skip
+    overrides = tiny_overrides(batch_size=32, optimizer__accum_steps=4, loss__impl=impl, **extra)
     config = build_config("configs/demo.py", overrides)
     mesh, parts = _setup(config)
     method, model = parts.method, parts.model
@@ -135,8 +132,7 @@ def test_cached_accumulation_gives_the_whole_batch_loss_and_gradients_for_every_
     so all_gather's direct gradient is its reference too; grouped (groups of 2 of the 8
     devices, sigmoid with its bias) is another objective, with its own. The gradient programs
     without the optimizer: the train step with accumulation, updates included, is
-    test_accumulated_step_equals_mean_of_microbatch_gradients'. With the ViT's patch
-    embedding for the demo's conv stem: the stem adds nothing here but seconds."""
+    test_accumulated_step_equals_mean_of_microbatch_gradients'."""
     whole_batch, cached = _whole_batch_and_cached("all_gather")
     _assert_same_loss_and_grads(cached, whole_batch, "all_gather")
     _, cached = _whole_batch_and_cached("ring", with_whole_batch=False)
