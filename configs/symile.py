@@ -62,7 +62,7 @@ def get_config(arg=None):
         # The demo's conv stem, not demo.tiny's patch stem: with the patch stem seed 1 stays on
         # the plateau through the 60 steps (lr 1e-3 to 3e-3, 10 or 30 warm-up steps; docs/
         # benchmarks.md).
-        c.model.image.update(stem="conv_pool", stem_width=8)
+        c.model.image.stem = "conv_pool"
         c.optimizer.update(learning_rate=1e-3, warmup_steps=30)
         c.model.text.update(vocab_size=64, max_len=8)
         c.tokenizer.vocab_size = 64

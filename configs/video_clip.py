@@ -51,7 +51,6 @@ def get_config(arg=None):
     c.model.video.update(dict(heads=4, mlp_dim=256, depth=1))
     if arg == "tiny":
         demo.tiny(c)
-        c.model.image.patch_size = 8
         c.model.video.update(frames=4, heads=2, mlp_dim=64)
         c.model.text.max_len = 24
         c.batch_size = 16
