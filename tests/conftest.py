@@ -5,7 +5,11 @@ Tests compile far more than they run, so XLA's CPU backend optimises less
 on a 2-core AMD EPYC) and with XLA's older loop emitters and one codegen thread per compile
 (`--xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1`: the CoCa
 tiny run's compiles took 9.9 s instead of 20.6; the two pytest workers already use both
-cores); the programs compute the same functions.
+cores), under XLA's compile-time preset (`--xla_cpu_opt_preset=FAST_COMPILE`), and with no
+Python source lines in the programs' debug locations (`JAX_TRACEBACK_IN_LOCATIONS_LIMIT=0`:
+less metadata for every XLA pass to carry); the programs compute the same functions. The
+last two: about 4% of the suite's CPU seconds (docs/benchmarks.md, "Test suite levers
+(2026-12-05, ninth session)").
 
 Compiled programs that took 0.5 s or more to compile go to a persistent cache shared by the
 whole session (and the `vljax` processes tests start, through the environment): many tests
@@ -31,8 +35,10 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "")
     + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
     " --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
+    " --xla_cpu_opt_preset=FAST_COMPILE"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_TRACEBACK_IN_LOCATIONS_LIMIT", "0")
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="vljax-test-jax-cache-")
