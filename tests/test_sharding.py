@@ -14,8 +14,21 @@ def test_mesh_fills_the_free_axis():
 
 
 def test_mesh_that_does_not_fit_the_devices_is_explained():
-    with pytest.raises(ValueError, match="needs 6 devices but 8"):
+    with pytest.raises(ValueError, match="needs 6 devices but the run has 8"):
         shd.make_mesh(ml_collections.ConfigDict(dict(data=3, fsdp=2, tensor=1)))
+
+
+def test_mesh_on_fewer_devices_takes_the_first_only_when_asked():
+    config = ml_collections.ConfigDict(dict(data=2, fsdp=1, tensor=1))
+    mesh = shd.make_mesh(config, fewer_devices=True)
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 1, "tensor": 1}
+    assert list(mesh.devices.flat) == jax.devices()[:2]
+    with pytest.raises(ValueError, match="needs 2 devices but the run has 8; set one axis to -1"):
+        shd.make_mesh(config)
+    with pytest.raises(ValueError, match="needs 16 devices but 8 are available"):
+        shd.make_mesh(
+            ml_collections.ConfigDict(dict(data=16, fsdp=1, tensor=1)), fewer_devices=True
+        )
 
 
 def test_batch_not_divisible_by_data_parallel_size_names_both_numbers():

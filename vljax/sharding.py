@@ -13,8 +13,14 @@ from vljax.choices import MESH_AXES
 from vljax.errors import ConfigError
 
 
-def make_mesh(mesh_config, devices=None, *, stand_in_granules: bool = False) -> Mesh:
+def make_mesh(
+    mesh_config, devices=None, *, stand_in_granules: bool = False, fewer_devices: bool = False
+) -> Mesh:
     """Builds a (data, fsdp, tensor) mesh; one axis may be -1 (= the rest of the devices).
+
+    The mesh takes every device, except with `fewer_devices` (`vljax train` in one process):
+    then fixed axes that need fewer devices than there are take the first of them, e.g.
+    `--config.mesh.data=2` for a quick run on 2 devices of a machine.
 
     `mesh_config.dcn_data` = K > 1 makes it a hybrid mesh (`create_hybrid_device_mesh`): the
     `data` axis is split K ways over the slow network between granules (TPU slices when the
@@ -39,10 +45,17 @@ def make_mesh(mesh_config, devices=None, *, stand_in_granules: bool = False) -> 
             )
         sizes[free[0]] = len(devices) // known
     total = math.prod(sizes.values())
-    if total != len(devices):
+    if fewer_devices and total < len(devices):
+        devices = devices[:total]
+    if total > len(devices):
         raise ConfigError(
             f"config.mesh {sizes} needs {total} devices but {len(devices)} are available; "
             "set one axis to -1 to use the rest"
+        )
+    if total < len(devices):
+        raise ConfigError(
+            f"config.mesh {sizes} needs {total} devices but the run has {len(devices)}; set "
+            "one axis to -1 to use them all (a mesh on part of the devices is for one process)"
         )
     shape = tuple(sizes[axis] for axis in MESH_AXES)
     dcn_data = int(mesh_config.get("dcn_data", 1))

@@ -151,7 +151,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _train(config, workdir):
 
     # Everything that can be refused is checked before the tokenizer costs any time.
-    mesh = shd.make_mesh(config.mesh)
+    mesh = shd.make_mesh(config.mesh, fewer_devices=jax.process_count() == 1)
     shd.check_batch(config.batch_size, mesh, config.sharding)
     parts = build_parts(config, mesh)
     missing = [f for f in parts.method.batch_fields if f not in BATCH_FIELDS]
@@ -190,8 +190,11 @@ def _train(config, workdir):
     # the next attempt to (only checkpoints do, through check_resume_compatible).
     if jax.process_index() == 0:
         save_config(config, os.path.join(workdir, "config.json"))
+    part = (
+        f" on {mesh.size} of {jax.device_count()} devices" if mesh.size < jax.device_count() else ""
+    )
     say(
-        f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}; "
+        f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}{part}; "
         f"global batch {config.batch_size}; steps {start} -> {config.total_steps}"
         + (f"; {jax.process_count()} processes." if jax.process_count() > 1 else ".")
     )
