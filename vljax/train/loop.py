@@ -190,11 +190,11 @@ def _train(config, workdir):
     # the next attempt to (only checkpoints do, through check_resume_compatible).
     if jax.process_index() == 0:
         save_config(config, os.path.join(workdir, "config.json"))
-    part = (
+    subset = (
         f" on {mesh.size} of {jax.device_count()} devices" if mesh.size < jax.device_count() else ""
     )
     say(
-        f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}{part}; "
+        f"Model: {num_params(state.params) / 1e6:.2f}M params; mesh {dict(mesh.shape)}{subset}; "
         f"global batch {config.batch_size}; steps {start} -> {config.total_steps}"
         + (f"; {jax.process_count()} processes." if jax.process_count() > 1 else ".")
     )
