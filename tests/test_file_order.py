@@ -1,12 +1,13 @@
 """The workers' file order (tests/file_order.py): the measured table that
-benchmarks/test_suite.py writes puts the longest files first and unknown files before them."""
+benchmarks/test_suite.py writes puts the longest files first and unknown files before them;
+the files that import torch go to one worker, placed by their sum."""
 
 import json
 
 import pytest
 
 from benchmarks.test_suite import DURATION, write_file_seconds
-from tests.file_order import ROOT, file_seconds, longest_first
+from tests.file_order import ROOT, file_seconds, longest_first, scope
 
 # Lines of `pytest --durations=0`, as the benchmark parses them.
 DURATIONS = """\
@@ -37,6 +38,23 @@ def test_longest_measured_file_first_and_unknown_files_before_them(tmp_path):
         "tests/new.py",
         "tests/also_new.py",
         "tests/a/test_long.py",
+        "tests/test_mid.py",
+        "tests/test_short.py",
+    ]
+
+
+def test_the_torch_files_are_one_unit_placed_by_their_sum():
+    assert scope("tests/export/test_hf_import.py") == scope("tests/train/test_eval_model.py")
+    assert scope("tests/exporting/test_x.py") == "tests/exporting/test_x.py"
+    assert scope("tests/train/test_loop.py") == "tests/train/test_loop.py"
+    seconds = {"tests/export/test_a.py": 4.0, "tests/test_mid.py": 6.0,
+               "tests/train/test_eval_model.py": 3.0, "tests/test_short.py": 0.5}  # fmt: skip
+    collected = [ROOT / p for p in seconds]
+    keys = longest_first(collected, seconds)
+    ordered = sorted(collected, key=lambda p: keys[p])
+    assert [p.relative_to(ROOT).as_posix() for p in ordered] == [
+        "tests/export/test_a.py",  # 4 + 3 s together, before the 6 s file
+        "tests/train/test_eval_model.py",
         "tests/test_mid.py",
         "tests/test_short.py",
     ]

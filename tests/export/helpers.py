@@ -23,6 +23,10 @@ class LazyModule:
         self._name = name
 
     def __getattr__(self, attr):
+        # pytest's collection probes every module-level name for private attributes (a mock's
+        # `_mock_name`, `__wrapped__`): those must not import the module.
+        if attr.startswith("_"):
+            raise AttributeError(attr)
         return getattr(importlib.import_module(self._name), attr)
 
 

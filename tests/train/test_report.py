@@ -8,9 +8,8 @@ import struct
 
 import numpy as np
 import pytest
-from tensorboardX.proto.event_pb2 import Event
 
-from vljax.train.report import MetricsWriter, write_report
+from vljax.train.report import MetricsWriter, summary_writer_class, write_report
 
 
 def read_rows(workdir):
@@ -20,6 +19,11 @@ def read_rows(workdir):
 
 def read_tb_scalars(workdir):
     """(tag, step, value) from the TFRecord event files, parsed by hand."""
+    # tensorboardX as vljax imports it, without torch, then its protos (imported at the top,
+    # they imported torch at collection: about a second in each pytest worker).
+    summary_writer_class()
+    from tensorboardX.proto.event_pb2 import Event
+
     out = []
     for path in sorted(glob.glob(os.path.join(workdir, "tensorboard", "events.*"))):
         data = open(path, "rb").read()
