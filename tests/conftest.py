@@ -17,10 +17,14 @@ train the same tiny config, and on 2 CPU cores compiling a sharded train step co
 than running it. Smaller programs are not written: their hits saved less than reading them
 cost, and writing the 1,900 compiles of a run took about 15 s.
 
-Python's garbage collector runs less: what collection imported (jax, torch, transformers)
+Python's garbage collector runs less: what collection imported (jax, flax, orbax, grain)
 is frozen out of its scans (`gc.freeze`), and a collection starts after 20,000 net
 allocations instead of 700 (tracing allocates many short-lived objects): in a suite run the
-collector took 37 s of 588 CPU s before either.
+collector took 37 s of 588 CPU s before either. At the end everything is frozen again, so
+pytest's last collection has nothing to scan.
+
+pytest-xdist's `--dist loadfile` (`make test`) hands the files that import torch to one
+worker as one unit (tests/file_order.py).
 """
 
 import atexit
@@ -60,7 +64,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: a run without xdist ignores it
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with the export tests' files as one unit (tests/file_order.py)."""
+    """`--dist loadfile` with the files that import torch as one unit (tests/file_order.py)."""
     return FileScheduling(config, log) if config.getoption("dist") == "loadfile" else None
 
 

@@ -9,7 +9,7 @@ does not know (a new one) goes first: if it is long, it is not the one left at t
 
 The files of TORCH_FILES run together, on one worker (`make test` schedules with
 `FileScheduling`): they alone import torch, transformers and open_clip (through the export
-code), about 5 CPU s in each process that does, so the other worker never imports them.
+code), 3.8-4.0 CPU s in each process that does, so the other worker never imports them.
 """
 
 import json
@@ -30,7 +30,8 @@ def scope(name: str) -> str:
 
 
 class FileScheduling(LoadFileScheduling):
-    """pytest-xdist's `--dist loadfile`, with the files of TORCH_FILES as one unit."""
+    """pytest-xdist's `--dist loadfile`, with the files of TORCH_FILES as one unit (a unit is
+    what `_split_scope` returns, the method xdist's own loadfile and loadgroup override)."""
 
     def _split_scope(self, nodeid: str) -> str:
         return scope(super()._split_scope(nodeid))
