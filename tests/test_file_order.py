@@ -1,13 +1,15 @@
 """The workers' file order (tests/file_order.py): the measured table that
 benchmarks/test_suite.py writes puts the longest files first and unknown files before them;
-the files that import torch go to one worker, placed by their sum."""
+the files that import torch go to one worker, placed by their sum, and every test module
+that imports torch is one of them."""
 
+import ast
 import json
 
 import pytest
 
 from benchmarks.test_suite import DURATION, write_file_seconds
-from tests.file_order import ROOT, file_seconds, longest_first, scope
+from tests.file_order import ROOT, TORCH_FILES, file_seconds, longest_first, scope
 
 # Lines of `pytest --durations=0`, as the benchmark parses them.
 DURATIONS = """\
@@ -58,6 +60,42 @@ def test_the_torch_files_are_one_unit_placed_by_their_sum():
         "tests/test_mid.py",
         "tests/test_short.py",
     ]
+
+
+# What a test module imports when it uses torch, transformers or open_clip: the packages, the
+# export code (which imports transformers when it runs), or the export tests' lazy modules.
+TORCH_MODULES = ("torch", "transformers", "open_clip", "safetensors", "vljax.export")
+TORCH_HELPERS = {"torch", "transformers", "import_open_clip"}  # in tests/export/helpers.py
+
+
+def imports_torch(source: str) -> bool:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+            if node.module == "tests.export.helpers":
+                if TORCH_HELPERS & {alias.name for alias in node.names}:
+                    return True
+        else:
+            continue
+        if any(m == t or m.startswith(t + ".") for m in modules for t in TORCH_MODULES):
+            return True
+    return False
+
+
+def test_every_test_module_that_imports_torch_is_one_of_the_torch_files():
+    assert imports_torch("from vljax.export.hf_export import export_params")
+    assert imports_torch("from tests.export.helpers import torch, tiny_config")
+    assert not imports_torch("from tests.export.helpers import tiny_config\nimport torchvision")
+    found = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if imports_torch(path.read_text())
+    }
+    assert "tests/train/test_eval_model.py" in found
+    outside = sorted(name for name in found if scope(name) != scope(TORCH_FILES[0]))
+    assert not outside, f"add {outside} to TORCH_FILES in tests/file_order.py (torch on one worker)"
 
 
 def test_a_damaged_table_names_the_fix(tmp_path):
