@@ -10,6 +10,8 @@ does not know (a new one) goes first: if it is long, it is not the one left at t
 The files of TORCH_FILES run together, on one worker (`make test` schedules with
 `FileScheduling`): they alone import torch, transformers and open_clip (through the export
 code), 3.8-4.0 CPU s in each process that does, so the other worker never imports them.
+tests/test_file_order.py fails, naming the file, when a test module outside them imports
+torch, transformers, open_clip or the export code.
 """
 
 import json
