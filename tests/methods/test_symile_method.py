@@ -75,7 +75,8 @@ def test_symile_term_is_symile_loss_with_the_configured_negatives():
     ctx = _ctx(mesh, symile_negatives=negatives)
     total, metrics = jax.jit(lambda o: method.loss(o, {}, ctx))(out)  # the default term
     zs = [out[n] for n in NAMES]
-    want = symile_loss(zs, scale=7.0, mesh=mesh, negatives=negatives)
+    # Jitted: eagerly, its shard_map would compile each of its ops alone (112 programs).
+    want = jax.jit(lambda zs: symile_loss(zs, scale=7.0, mesh=mesh, negatives=negatives))(zs)
     np.testing.assert_allclose(float(total), float(want), rtol=1e-6)
     assert float(metrics["loss/symile"]) == float(total)
 
