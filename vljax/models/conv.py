@@ -1,12 +1,14 @@
-"""Convolution stem pieces written as matmuls, because that is what XLA runs fast on CPU.
+"""Convolution stem pieces written as matmuls, which XLA runs faster on the slower CPU kind.
 
-XLA's CPU convolution and the select-and-scatter that differentiates `reduce_window` max
-pooling are several times slower than a matmul of the same FLOPs on the demo's small
-channel counts (on a 2-core AMD EPYC, the 16 -> 32 channel 3x3 conv at 32 x 32 px took 461 ms
-fwd+bwd as `conv_general_dilated` and 211 ms as im2col + matmul; 2x2 pooling 179 ms as
-`reduce_window` and 76 ms as reshape + max; benchmarks/stem.py). Both compute the same
-function as `nn.Conv(padding="SAME")` and `nn.max_pool((2, 2), strides=(2, 2))`, and keep
-`nn.Conv`'s parameter names and shapes, so checkpoints do not depend on which is used.
+On the slower 2-core kind (AMD EPYC, AVX2), where `make demo`'s time budget is set, XLA's
+CPU convolution and the select-and-scatter that differentiates `reduce_window` max pooling
+are slower than a matmul of the same FLOPs on the demo's small channel counts (the 16 -> 32
+channel 3x3 conv at 32 x 32 px: 520 ms fwd+bwd as `conv_general_dilated`, 215 ms as im2col +
+matmul; its 2x2 pooling 91 ms as `reduce_window`, 14 ms as reshape + max; benchmarks/stem.py,
+docs/benchmarks.md "Conv stem on CPU"). On the AVX-512 kind XLA's convolution is the faster
+one at 32 and 16 px, the slower at 64 px. Both forms compute the same function as
+`nn.Conv(padding="SAME")` and `nn.max_pool((2, 2), strides=(2, 2))`, and keep `nn.Conv`'s
+parameter names and shapes, so checkpoints do not depend on which is used.
 """
 
 import flax.linen as nn
