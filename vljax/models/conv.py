@@ -2,11 +2,9 @@
 
 On the slower 2-core kind (AMD EPYC, AVX2), where `make demo`'s time budget is set, XLA's
 CPU convolution and the select-and-scatter that differentiates `reduce_window` max pooling
-are slower than a matmul of the same FLOPs on the demo's small channel counts (the 16 -> 32
-channel 3x3 conv at 32 x 32 px: 520 ms fwd+bwd as `conv_general_dilated`, 215 ms as im2col +
-matmul; its 2x2 pooling 91 ms as `reduce_window`, 14 ms as reshape + max; benchmarks/stem.py,
-docs/benchmarks.md "Conv stem on CPU"). On the AVX-512 kind XLA's convolution is the faster
-one at 32 and 16 px, the slower at 64 px. Both forms compute the same function as
+are slower than a matmul of the same FLOPs on the demo's small channel counts; on the
+AVX-512 kind the convolution is faster at 32 and 16 px (the figures: benchmarks/stem.py,
+docs/benchmarks.md "Conv stem on CPU"). Both forms compute the same function as
 `nn.Conv(padding="SAME")` and `nn.max_pool((2, 2), strides=(2, 2))`, and keep `nn.Conv`'s
 parameter names and shapes, so checkpoints do not depend on which is used.
 """
