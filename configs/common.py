@@ -167,6 +167,9 @@ def base_config():
     c.optimizer.accum_steps = 1
     c.optimizer.frozen = []  # regexes over "/"-joined param paths, e.g. ["^img/"] for LiT
     c.optimizer.max_nonfinite_in_a_row = 10
+    # Clip and AdamW on one vector per group of params (decayed or not): a smaller compiled
+    # step for many small params (the :tiny recipes); replicated params only (optimizer.py).
+    c.optimizer.flatten = False
 
     c.tokenizer = ml_collections.ConfigDict()
     c.tokenizer.model = ml_collections.config_dict.placeholder(str)  # None = train one

@@ -1,4 +1,5 @@
-"""Every test sees 8 fake CPU devices; the flags must be set before jax is imported.
+"""Every test sees 8 fake CPU devices; the flags (tests/xla_flags.py) must be set before jax
+is imported.
 
 Tests compile far more than they run, so XLA's CPU backend optimises less
 (`--xla_backend_optimization_level=0`: the tiny train step compiles in 5.6 s instead of 10.2
@@ -36,13 +37,9 @@ import tempfile
 import pytest
 
 from tests.file_order import FileScheduling, longest_first
+from tests.xla_flags import TEST_XLA_FLAGS
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
-    " --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
-    " --xla_cpu_opt_preset=FAST_COMPILE"
-).strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_TRACEBACK_IN_LOCATIONS_LIMIT", "0")
 

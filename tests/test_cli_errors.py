@@ -36,6 +36,7 @@ def syntax_error_config(tmp_path):
         ({"model.activaton": "gelu"}, "did you mean 'activation'"),
         ({"batch_size": "12"}, "not divisible by the data-parallel size 8"),
         ({"loss.kind": "sigmoid", "model.bias_init": "none"}, "needs a learnable bias"),
+        ({"mesh.data": "4", "mesh.fsdp": "2"}, "set optimizer.flatten=False"),
     ],
 )
 def test_bad_values_are_refused_before_any_work(tmp_path, capsys, changes, expect):

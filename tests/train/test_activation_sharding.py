@@ -47,7 +47,12 @@ def _mlp_config(**mesh):
     changes = {f"mesh__{axis}": size for axis, size in mesh.items()}
     return build_config(
         "configs/demo.py",
-        tiny_overrides(model__image__mlp_dim=MLP_DIM, model__text__mlp_dim=MLP_DIM, **changes),
+        tiny_overrides(
+            model__image__mlp_dim=MLP_DIM,
+            model__text__mlp_dim=MLP_DIM,
+            optimizer__flatten=False,  # the params are sharded
+            **changes,
+        ),
     )
 
 
@@ -86,7 +91,9 @@ def test_fsdp_shards_params_and_optimizer_and_gathers_weights_not_activations():
     batch_size = 24  # no param dim is 24: an all-gather of a batch-sized dim is an activation
     # TINY's patch stem: the demo's conv stem has no logical axes (replicated, 30% of the tiny
     # model's params).
-    overrides = tiny_overrides(mesh__data=1, mesh__fsdp=8, batch_size=batch_size)
+    overrides = tiny_overrides(
+        mesh__data=1, mesh__fsdp=8, batch_size=batch_size, optimizer__flatten=False
+    )
     config = build_config("configs/demo.py", overrides)
     parts, batch, _, compiled = _compiled_step(config)
     state = jax.tree.leaves((parts.abstract, batch))
@@ -166,7 +173,9 @@ def test_eval_encoder_binds_the_rules_on_the_params_mesh_and_pads_the_batch():
     """The Evaluator's encoder on live params sharded over data=4, tensor=2 embeds 5 texts (a
     batch that does not divide over the 4 data-parallel devices) like the same params on one
     device."""
-    config = build_config("configs/demo.py", tiny_overrides(mesh__data=4, mesh__tensor=2))
+    config = build_config(
+        "configs/demo.py", tiny_overrides(mesh__data=4, mesh__tensor=2, optimizer__flatten=False)
+    )
     mesh = shd.make_mesh(config.mesh)
     parts = build_parts(config, mesh)
     params = init_state(parts, 0).params
@@ -190,7 +199,10 @@ def test_caption_decoder_binds_the_rules_on_the_params_mesh():
     activation constraints reach the lowered module (none without a mesh). Lowered only (a
     compile costs seconds); Encoder.caption shares `_in_batches` with the encoders (padding,
     sharded batches: the test above)."""
-    config = build_config("configs/coca.py:tiny", tiny_overrides(mesh__data=4, mesh__tensor=2))
+    config = build_config(
+        "configs/coca.py:tiny",
+        tiny_overrides(mesh__data=4, mesh__tensor=2, optimizer__flatten=False),
+    )
     mesh = shd.make_mesh(config.mesh)
     parts = build_parts(config, mesh)
     size = config.model.image.image_size

@@ -71,16 +71,22 @@ def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsy
 
 
 def test_checkpoint_restores_onto_fewer_devices(full_run):
-    """Saved from an 8-device mesh, restored onto a 4-device mesh with the same values."""
+    """Saved from an 8-device data-parallel mesh, restored onto a 4-device mesh that splits
+    the params over fsdp, with the same values. The run's optimizer is flat (optimizer.
+    flatten, which a run refuses on an fsdp mesh): its vectors are restored replicated."""
     from vljax.train import checkpoint as ckpt
-    from vljax.train.state import build_parts
+    from vljax.train.state import abstract_boxed_params, build_parts, state_shardings
 
     config = build_config(str(full_run / "config.json"))
+    assert config.optimizer.flatten
     reference = ckpt.load_run(str(full_run)).params
     mesh4 = shd.make_mesh(
         ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=1)), jax.devices()[:4]
     )
-    abstract = build_parts(config, mesh4).abstract
+    parts = build_parts(config, shd.make_mesh(config.mesh))
+    boxed = abstract_boxed_params(parts.boxed_init)
+    abstract, _ = state_shardings(boxed, parts.tx, mesh4, config.sharding)
+    assert any(not p.sharding.is_fully_replicated for p in jax.tree.leaves(abstract.params))
     manager = ckpt.make_manager(str(full_run))
     state, data_state = ckpt.restore(manager, 12, abstract)
     manager.close()

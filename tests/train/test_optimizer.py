@@ -27,6 +27,7 @@ def opt_config(**overrides):
             accum_steps=1,
             frozen=[],
             max_nonfinite_in_a_row=10,
+            flatten=False,
         )
     )
     c.update(overrides)
@@ -106,11 +107,19 @@ def assert_trees_close(a, b, **kw):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **kw), a, b)
 
 
-def test_adamw_decays_kernels_only():
-    c = opt_config()
+# optimizer.flatten: the same optimizer on one vector per group of params (decayed or not).
+FLATTEN = pytest.mark.parametrize("flatten", [False, True], ids=["per_leaf", "flat"])
+
+
+@FLATTEN
+def test_adamw_decays_kernels_only(flatten):
+    c = opt_config(flatten=flatten)
     params = make_params()
     grads = random_grads(params, 3)
-    got, _ = run_optax(params, grads, c)
+    got, state = run_optax(params, grads, c)
+    if flatten:  # Adam's two moments, each a vector of the 20 decayed and the 62 other values
+        vectors = [x.size for x in jax.tree.leaves(state) if np.ndim(x) == 1]
+        assert sorted(vectors) == [20, 20, 62, 62]
     want = numpy_adamw(params, grads, c, lambda t: c.learning_rate)
     assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
     # Sanity: the reference is sensitive to the mask (decaying everything gives another answer).
@@ -121,8 +130,9 @@ def test_adamw_decays_kernels_only():
     )
 
 
-def test_clipping_matches_numpy():
-    c = opt_config(grad_clip_norm=1.0, weight_decay=0.0)
+@FLATTEN
+def test_clipping_matches_numpy(flatten):
+    c = opt_config(grad_clip_norm=1.0, weight_decay=0.0, flatten=flatten)
     params = make_params()
     # Gradient scales vary, so clipping changes Adam's moment ratios (not just a rescale).
     grads = random_grads(params, 3, scales=[50.0, 0.01, 5.0])
@@ -177,8 +187,9 @@ def count_state_leaves(state):
     return [np.shape(x) for x in jax.tree_util.tree_leaves(state)]
 
 
-def test_frozen_params_unchanged_and_stateless():
-    c = opt_config(frozen=["^img/", "^log_scale$"])
+@FLATTEN
+def test_frozen_params_unchanged_and_stateless(flatten):
+    c = opt_config(frozen=["^img/", "^log_scale$"], flatten=flatten)
     params = make_params()
     grads = random_grads(params, 3)
     got, state = run_optax(params, grads, c)
@@ -190,7 +201,7 @@ def test_frozen_params_unchanged_and_stateless():
     want = numpy_adamw(trainable, sub_grads, c, lambda t: c.learning_rate)
     assert_trees_close({k: got[k] for k in ("txt", "bias")}, want, rtol=1e-5, atol=1e-6)
     # No optimizer state for frozen leaves: same leaves as an optimizer over the rest alone.
-    _, ref_state = run_optax(trainable, sub_grads[:1], opt_config())
+    _, ref_state = run_optax(trainable, sub_grads[:1], opt_config(flatten=flatten))
     assert sorted(count_state_leaves(state)) == sorted(count_state_leaves(ref_state))
     shapes = count_state_leaves(state)
     assert (1, 5, 4) not in shapes and (3, 4) not in shapes
@@ -209,8 +220,9 @@ def test_frozen_pattern_typo_is_an_error():
         tx.init(make_params())
 
 
-def test_nonfinite_update_is_skipped_and_counted():
-    c = opt_config()
+@FLATTEN
+def test_nonfinite_update_is_skipped_and_counted(flatten):
+    c = opt_config(flatten=flatten)
     params = make_params()
     tx = build_optimizer(c, 100)
     state = tx.init(params)
@@ -237,5 +249,5 @@ def test_nonfinite_update_is_skipped_and_counted():
     want = numpy_adamw(make_params(), [good[0]], c, lambda t: c.learning_rate)
     assert_trees_close(params, want, rtol=1e-5, atol=1e-6)
     # The counters are also reachable through the multi_transform state.
-    frozen_tx = build_optimizer(opt_config(frozen=["^img/"]), 10)
+    frozen_tx = build_optimizer(opt_config(frozen=["^img/"], flatten=flatten), 10)
     assert int(nonfinite_counts(frozen_tx.init(make_params()))["consecutive"]) == 0

@@ -34,6 +34,7 @@ TINY = {
     "tokenizer.vocab_size": "256",
     "optimizer.warmup_steps": "2",
     "optimizer.learning_rate": "0.003",
+    "optimizer.flatten": "True",  # as the :tiny recipes (configs/demo.py tiny)
     "data.train.size": "2000",
     "evals": "{}",
 }

@@ -15,7 +15,7 @@ from vljax import sharding as shd
 from vljax.errors import ConfigError
 from vljax.methods import Method, get_method
 from vljax.params_io import shape_mismatches
-from vljax.train.optimizer import build_optimizer
+from vljax.train.optimizer import build_optimizer, check_flatten
 
 
 @flax.struct.dataclass
@@ -194,4 +194,5 @@ def build_parts(config, mesh) -> RunParts:
     boxed = abstract_boxed_params(boxed_init)
     abstract, shardings = state_shardings(boxed, tx, mesh, config.sharding)
     shd.check_param_shardings(abstract.params, shardings.params, mesh)
+    check_flatten(config.optimizer, shardings.params)
     return RunParts(method, model, tx, boxed_init, abstract, shardings)
