@@ -9,7 +9,12 @@ import numpy as np
 import optax
 import pytest
 
-from vljax.train.optimizer import build_optimizer, learning_rate_schedule, nonfinite_counts
+from vljax.train.optimizer import (
+    build_optimizer,
+    global_norm,
+    learning_rate_schedule,
+    nonfinite_counts,
+)
 
 
 def opt_config(**overrides):
@@ -128,6 +133,15 @@ def test_adamw_decays_kernels_only(flatten):
     np.testing.assert_allclose(
         got["img"]["LayerNorm_0"]["scale"], no_decay["img"]["LayerNorm_0"]["scale"], rtol=1e-5
     )
+
+
+@FLATTEN
+def test_global_norm_is_the_norm_of_every_value(flatten):
+    """The step's logged grad_norm and param_norm, per leaf or over the concatenation."""
+    params = make_params()
+    squares = [np.sum(np.asarray(x, np.float64) ** 2) for x in jax.tree.leaves(params)]
+    norm = jax.jit(global_norm, static_argnums=1)(params, flatten)
+    assert float(norm) == pytest.approx(math.sqrt(sum(squares)), rel=1e-6)
 
 
 @FLATTEN

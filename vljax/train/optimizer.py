@@ -165,9 +165,22 @@ def flat_groups(inner: optax.GradientTransformation) -> optax.GradientTransforma
     return optax.GradientTransformation(init, update)
 
 
+def flattens(opt_config) -> bool:
+    """Whether `optimizer.flatten` is on (configs from before it have no key: off)."""
+    return bool(opt_config.get("flatten", False))
+
+
+def global_norm(tree, flatten: bool):
+    """The L2 norm of all the values in `tree`; with `flatten`, of their concatenation: one
+    reduction instead of one per leaf (for replicated trees only, like `flat_groups`)."""
+    if not flatten:
+        return optax.tree.norm(tree)
+    return jnp.linalg.norm(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)]))
+
+
 def check_flatten(opt_config, params_shardings):
     """`optimizer.flatten` concatenates the params: refused when any of them is sharded."""
-    if not opt_config.get("flatten", False):
+    if not flattens(opt_config):
         return
     flat = jax.tree_util.tree_flatten_with_path(params_shardings)[0]
     sharded = [path_str(path) for path, s in flat if not s.is_fully_replicated]
@@ -183,7 +196,7 @@ def build_optimizer(opt_config, total_steps) -> optax.GradientTransformation:
     """The optimizer for `config.optimizer`; see the module docstring."""
     clip = opt_config.get("grad_clip_norm", None)
     steps = [optax.clip_by_global_norm(float(clip))] if clip else []
-    flatten = bool(opt_config.get("flatten", False))
+    flatten = flattens(opt_config)
     steps.append(
         optax.adamw(
             learning_rate=learning_rate_schedule(opt_config, total_steps),

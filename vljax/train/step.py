@@ -223,6 +223,7 @@ def make_train_step(parts, config, mesh, *, donate: bool = True):
     accum_steps = int(config.optimizer.get("accum_steps", 1))
     accumulated_grad_fn = make_cached_accumulation(method, parts.model, config, mesh)
     schedule = opt_lib.learning_rate_schedule(config.optimizer, config.total_steps)
+    flatten = opt_lib.flattens(config.optimizer)
 
     def step(state: TrainState, batch):
         if accum_steps == 1:
@@ -237,8 +238,8 @@ def make_train_step(parts, config, mesh, *, donate: bool = True):
         skipped_before = opt_lib.nonfinite_counts(state.opt_state)["total"]
         metrics = {
             "loss": loss,
-            "grad_norm": optax.tree.norm(grads),
-            "param_norm": optax.tree.norm(params),
+            "grad_norm": opt_lib.global_norm(grads, flatten),
+            "param_norm": opt_lib.global_norm(params, flatten),
             "learning_rate": schedule(state.step - skipped_before),
             "nonfinite_in_a_row": counts["consecutive"],
             "nonfinite_total": counts["total"],
