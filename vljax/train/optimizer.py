@@ -86,11 +86,6 @@ def decay_mask(params):
     )
 
 
-def flat_decay_mask(groups):
-    """decay_mask for `flat_groups`' vectors: the DECAYED groups."""
-    return {name: name.startswith(f"{DECAYED}_") for name in groups}
-
-
 def frozen_labels(params, patterns):
     """Labels each leaf TRAINABLE or FROZEN; a FROZEN leaf matches one of `patterns`
     (re.search on its "/"-joined path). A pattern that matches nothing is an error: a typo
@@ -131,6 +126,11 @@ def flat_group_names(tree) -> list[str]:
         f"{DECAYED if d else 'other'}_{jnp.dtype(x.dtype).name}"
         for x, d in zip(jax.tree.leaves(tree), decayed, strict=True)
     ]
+
+
+def flat_decay_mask(groups):
+    """decay_mask for `flat_groups`' vectors: the DECAYED groups."""
+    return {name: name.startswith(f"{DECAYED}_") for name in groups}
 
 
 def flat_groups(inner: optax.GradientTransformation) -> optax.GradientTransformation:
@@ -186,9 +186,9 @@ def check_flatten(opt_config, params_shardings):
     sharded = [path_str(path) for path, s in flat if not s.is_fully_replicated]
     if sharded:
         raise ConfigError(
-            f"optimizer.flatten=True concatenates every param into one vector, but the mesh "
-            f"shards {len(sharded)} of them (e.g. {sharded[0]}); set optimizer.flatten=False, "
-            "or mesh.fsdp=1 and mesh.tensor=1 (data parallel only)"
+            "optimizer.flatten=True concatenates the params into one vector per group, but "
+            f"the mesh shards {len(sharded)} of them (e.g. {sharded[0]}); set "
+            "optimizer.flatten=False, or mesh.fsdp=1 and mesh.tensor=1 (data parallel only)"
         )
 
 
