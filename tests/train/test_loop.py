@@ -72,8 +72,9 @@ def test_resume_after_ctrl_c_is_bit_exact(full_run, tmp_path, monkeypatch, capsy
 
 def test_checkpoint_restores_onto_fewer_devices(full_run):
     """Saved from an 8-device data-parallel mesh, restored onto a 4-device mesh that splits
-    the params over fsdp, with the same values. The run's optimizer is flat (optimizer.
-    flatten, which a run refuses on an fsdp mesh): its vectors are restored replicated."""
+    the params over fsdp, with the same values. The run's optimizer is flat
+    (`optimizer.flatten`, which a run refuses on an fsdp mesh): its vectors are restored
+    replicated."""
     from vljax.train import checkpoint as ckpt
     from vljax.train.state import abstract_boxed_params, build_parts, state_shardings
 
